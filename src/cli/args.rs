@@ -1,0 +1,184 @@
+//! The command line, declared once with clap; completions and the man page are generated
+//! from these definitions.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Bring a whole stack of local processes up and down from procs.yaml.
+#[derive(Debug, Parser)]
+#[command(name = "procs", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args, Clone)]
+pub struct Global {
+    /// Use this config file instead of searching for procs.yaml upwards from here.
+    /// (Give it before the command: `procs -f x.yaml up`; `procs logs -f` means follow.)
+    #[arg(short = 'f', long = "file", value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// Machine-readable JSON output where it applies.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print less (only errors and final results).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Print more detail.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// No colours (also when NO_COLOR is set or output is not a terminal).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Reconcile and start the stack (or the named processes and their dependencies);
+    /// return once each is ready.
+    Up(UpArgs),
+    /// Stop processes in reverse dependency order, whole trees, verified; without names
+    /// the supervisor exits too.
+    Down(DownArgs),
+    /// One row per process: state, pid, uptime, restarts, CPU, memory, ports.
+    #[command(visible_alias = "ps")]
+    Status(NamesArgs),
+    /// Show process logs, prefixed with the process name.
+    Logs(LogsArgs),
+    /// Start stopped processes (dependencies are started first when needed).
+    Start(StartArgs),
+    /// Stop processes (their trees, verified) without stopping the supervisor.
+    Stop(StopArgs),
+    /// Stop then start processes.
+    Restart(StartArgs),
+    /// Validate the config and print it resolved (defaults filled, variables expanded).
+    Config,
+    /// Print the dependency graph.
+    Graph(GraphArgs),
+    /// Print the JSON Schema of procs.yaml.
+    Schema,
+    /// Print shell completions.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff).
+    #[command(name = "man")]
+    Man,
+    /// Run the supervisor (internal: started by `procs up`).
+    #[command(name = "__supervise", hide = true)]
+    Supervise(SuperviseArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Processes to start (with their dependencies); default: every process not disabled.
+    pub names: Vec<String>,
+    /// Stay in the foreground streaming logs; Ctrl-C brings the stack down.
+    #[arg(long)]
+    pub attach: bool,
+    /// Return once the supervisor accepted the request, without waiting for readiness.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// How long to wait for readiness.
+    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Start only the named processes, not their dependencies.
+    #[arg(long)]
+    pub no_deps: bool,
+    /// Stop foreign processes holding declared ports (SIGTERM, grace, SIGKILL).
+    #[arg(long)]
+    pub kill_port_owners: bool,
+    /// Print what would change and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Processes to stop; default: all, and the supervisor.
+    pub names: Vec<String>,
+    /// Override every `stop_timeout`.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Processes to stop.
+    #[arg(required = true)]
+    pub names: Vec<String>,
+    /// Override their `stop_timeout`.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Processes to start.
+    #[arg(required = true)]
+    pub names: Vec<String>,
+    /// How long to wait for readiness.
+    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct NamesArgs {
+    /// Only these processes.
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Processes whose logs to show; default: all.
+    pub names: Vec<String>,
+    /// Keep printing new output (across restarts and rotations).
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Lines to show from the end of each log.
+    #[arg(short = 'n', long, default_value_t = 100)]
+    pub lines: usize,
+    /// Only output written in this last duration (approximate: see docs).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub since: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
+    pub format: GraphFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum GraphFormat {
+    Text,
+    Dot,
+    Mermaid,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct SuperviseArgs {
+    #[arg(long)]
+    pub project_dir: PathBuf,
+    #[arg(long)]
+    pub state_dir: PathBuf,
+    #[arg(long)]
+    pub project: String,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(secs));
+    }
+    humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration ({e}); try 30s, 500ms, 2m"))
+}

@@ -1,0 +1,57 @@
+//! Commands that need no running process: `config`, `graph`, `schema`, `completions`, `man`.
+
+use std::io::Write;
+
+use clap::CommandFactory;
+
+use super::args::{Cli, Global, GraphFormat};
+use super::{Out, project};
+use crate::error::exit;
+use crate::graph::Graph;
+
+pub fn config(global: &Global, out: &Out) -> anyhow::Result<i32> {
+    let config = project::load(global)?;
+    if out.json {
+        println!("{}", serde_json::to_string_pretty(&config)?);
+    } else {
+        print!("{}", serde_saphyr::to_string(&config)?);
+    }
+    Ok(exit::OK)
+}
+
+pub fn graph(global: &Global, format: GraphFormat) -> anyhow::Result<i32> {
+    let config = project::load(global)?;
+    let graph = Graph::new(&config)?;
+    let text = match format {
+        GraphFormat::Text => graph.render_text(),
+        GraphFormat::Dot => graph.render_dot(),
+        GraphFormat::Mermaid => graph.render_mermaid(),
+    };
+    print!("{text}");
+    if !text.ends_with('\n') {
+        println!();
+    }
+    Ok(exit::OK)
+}
+
+pub fn schema() -> anyhow::Result<i32> {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&crate::config::json_schema())?
+    );
+    Ok(exit::OK)
+}
+
+pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<i32> {
+    let mut cmd = Cli::command();
+    clap_complete::generate(shell, &mut cmd, "procs", &mut std::io::stdout());
+    Ok(exit::OK)
+}
+
+pub fn man() -> anyhow::Result<i32> {
+    let cmd = Cli::command();
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(cmd).render(&mut buf)?;
+    std::io::stdout().write_all(&buf)?;
+    Ok(exit::OK)
+}

@@ -1,0 +1,230 @@
+//! `procs down` and `procs stop`: through the supervisor when one answers; otherwise
+//! the CLI takes the supervisor lock itself (so no supervisor can start meanwhile) and
+//! stops every verified recorded process and every process tagged with this project's
+//! id, with the same verified whole-tree stop the supervisor uses.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use super::args::Global;
+use super::{Out, launch, project, render};
+use crate::config::model::defaults;
+use crate::control::client::Connection;
+use crate::control::protocol::Request;
+use crate::error::{Failure, exit};
+use crate::graph::Graph;
+use crate::paths::Paths;
+use crate::platform;
+use crate::registry::{self, Loaded, ProcState, Registry};
+use crate::stop::{self, Scanner};
+
+pub fn down(
+    global: &Global,
+    out: &Out,
+    names: &[String],
+    timeout: Option<Duration>,
+    full: bool,
+) -> anyhow::Result<i32> {
+    let project = project::locate(global)?;
+    let paths = project.paths;
+    if launch::running(&paths) {
+        let timeout_ms = timeout.map(|t| t.as_millis() as u64);
+        let request = if full {
+            Request::Down {
+                names: names.to_vec(),
+                timeout_ms,
+            }
+        } else {
+            Request::Stop {
+                names: names.to_vec(),
+                timeout_ms,
+            }
+        };
+        let conn = Connection::send(&paths.socket, request)
+            .map_err(|e| super::up::cannot_reach(&paths, &e))?;
+        let response = render::follow_progress(conn, out)?;
+        return render::report(
+            &response,
+            out,
+            if full { "down" } else { "stop" },
+            Duration::ZERO,
+        );
+    }
+    without_supervisor(global, out, &paths, names, timeout)
+}
+
+/// Hold the supervisor lock for the duration of the work: the registry is ours to write.
+fn take_lock(paths: &Paths) -> anyhow::Result<File> {
+    paths.ensure_dirs()?;
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&paths.supervisor_lock)
+        .context("cannot open the supervisor lock")?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Failure::new(
+            exit::FAILED,
+            "a supervisor holds the lock but does not answer on its socket",
+        )
+        .hint("it may be starting; try again, or run `procs doctor`")
+        .into()),
+        Err(std::fs::TryLockError::Error(err)) => {
+            Err(err).context("cannot lock the supervisor lock")
+        }
+    }
+}
+
+struct LocalTarget {
+    name: String,
+    pid: Option<i32>,
+    signal: i32,
+    timeout: Duration,
+}
+
+fn without_supervisor(
+    global: &Global,
+    out: &Out,
+    paths: &Paths,
+    names: &[String],
+    timeout: Option<Duration>,
+) -> anyhow::Result<i32> {
+    let _lock = take_lock(paths)?;
+    let mut registry = match registry::load(&paths.state_file, true)? {
+        Loaded::Ok(reg) => Some(reg),
+        Loaded::Missing => None,
+        Loaded::Corrupt { kept, error } => {
+            eprintln!(
+                "warning: the registry was corrupt ({error}); kept as {}; stopping every process tagged with this project's id",
+                kept.display()
+            );
+            None
+        }
+    };
+    let config = project::load(global).ok();
+    let tagged = platform::tagged_processes(Some(&paths.project_id));
+    let mut all: BTreeSet<String> = tagged.iter().filter_map(|t| t.process.clone()).collect();
+    if let Some(reg) = &registry {
+        all.extend(reg.processes.keys().cloned());
+    }
+    let wanted: BTreeSet<String> = if names.is_empty() {
+        all.clone()
+    } else {
+        names.iter().cloned().collect()
+    };
+    let mut targets: BTreeMap<String, LocalTarget> = BTreeMap::new();
+    for name in &wanted {
+        let rec = registry.as_ref().and_then(|r| r.processes.get(name));
+        let spec = config.as_ref().and_then(|c| c.processes.get(name));
+        let signal = spec.map_or(nix::sys::signal::Signal::SIGTERM as i32, |s| {
+            s.stop_signal.number
+        });
+        let stop_timeout =
+            timeout.unwrap_or_else(|| spec.map_or(defaults::STOP_TIMEOUT, |s| s.stop_timeout));
+        targets.insert(
+            name.clone(),
+            LocalTarget {
+                name: name.clone(),
+                pid: rec.and_then(registry::ProcessRecord::verified),
+                signal,
+                timeout: stop_timeout,
+            },
+        );
+    }
+    let layers: Vec<Vec<String>> = match config.as_ref().map(Graph::new) {
+        Some(Ok(graph)) => {
+            let mut layers = graph.layers();
+            let placed: BTreeSet<String> = layers.iter().flatten().cloned().collect();
+            layers.push(
+                targets
+                    .keys()
+                    .filter(|n| !placed.contains(*n))
+                    .cloned()
+                    .collect(),
+            );
+            layers
+        }
+        _ => vec![targets.keys().cloned().collect()],
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let scanner = Arc::new(Scanner::default());
+    let project_id = paths.project_id.clone();
+    let mut survivors: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+    runtime.block_on(async {
+        for layer in layers.iter().rev() {
+            let mut tasks = Vec::new();
+            for name in layer {
+                let Some(t) = targets.get(name) else { continue };
+                let (name, pid, signal, timeout) = (t.name.clone(), t.pid, t.signal, t.timeout);
+                let scanner = Arc::clone(&scanner);
+                let project_id = project_id.clone();
+                tasks.push(tokio::spawn(async move {
+                    let target = stop::Target {
+                        project_id: &project_id,
+                        name: &name,
+                        pid,
+                        pgid: pid,
+                        signal: Some(signal),
+                        timeout,
+                    };
+                    let report = stop::stop_tree(&target, None, &scanner).await;
+                    (name.clone(), report.survivors)
+                }));
+            }
+            for task in tasks {
+                if let Ok((name, left)) = task.await
+                    && !left.is_empty()
+                {
+                    survivors.insert(name, left);
+                }
+            }
+        }
+    });
+    let reg = registry.get_or_insert_with(|| {
+        let project = config.as_ref().map_or_else(String::new, |c| c.name.clone());
+        Registry::new(&project, &paths.project_dir, &paths.project_id)
+    });
+    reg.supervisor = None;
+    for name in &wanted {
+        let _ = registry::write_pid_file(&paths.pid_file(name), None);
+        let rec = reg.processes.entry(name.clone()).or_insert_with(|| {
+            registry::ProcessRecord::new(ProcState::Stopped, paths.log_file(name))
+        });
+        rec.state = ProcState::Stopped;
+        rec.reason = survivors
+            .get(name)
+            .map(|p| format!("survived the stop: pids {p:?}"));
+        rec.pid = None;
+        rec.pgid = None;
+        rec.start_time = None;
+        rec.updated_at = Some(registry::now_rfc3339());
+    }
+    registry::save(&paths.state_file, reg).context("cannot write the registry")?;
+    if !survivors.is_empty() {
+        let list: Vec<String> = survivors
+            .iter()
+            .map(|(n, p)| format!("`{n}`: pids {p:?}"))
+            .collect();
+        return Err(
+            Failure::new(exit::FAILED, "some processes survived the stop")
+                .cause(list.join("; "))
+                .into(),
+        );
+    }
+    if !out.quiet && !out.json {
+        if wanted.is_empty() {
+            println!("nothing to stop");
+        } else {
+            let list: Vec<&str> = wanted.iter().map(String::as_str).collect();
+            println!("stopped (no supervisor was running): {}", list.join(", "));
+        }
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,91 @@
+//! Starting the supervisor when none answers: re-execute this binary as
+//! `procs __supervise`, detached (new session, stdin from /dev/null), and wait for its
+//! "ready" line on a pipe — no polling, no fixed sleep.
+//!
+//! Concurrent `procs up`s may all launch one; the supervisor lock lets exactly one win
+//! and the others answer "busy", after which their launchers connect to the winner.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+
+use crate::control::client;
+use crate::error::{Failure, exit};
+use crate::paths::Paths;
+use crate::platform;
+use crate::supervisor::{BUSY_LINE, READY_LINE};
+
+/// How long a launched supervisor may take to answer.
+const LAUNCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Is a supervisor answering on this project's socket?
+pub fn running(paths: &Paths) -> bool {
+    client::ping(&paths.socket).is_ok()
+}
+
+/// Make sure a supervisor serves this project; start one if needed.
+pub fn ensure(paths: &Paths, project: &str) -> anyhow::Result<()> {
+    if running(paths) {
+        return Ok(());
+    }
+    paths
+        .ensure_dirs()
+        .context("cannot create the state directory")?;
+    let exe = std::env::current_exe().context("cannot find the procs executable")?;
+    let log = crate::registry::atomic::open_append(&paths.supervisor_log)
+        .context("cannot open the supervisor log")?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("__supervise")
+        .arg("--project-dir")
+        .arg(&paths.project_dir)
+        .arg("--state-dir")
+        .arg(&paths.state_dir)
+        .arg("--project")
+        .arg(project)
+        .current_dir(&paths.project_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log);
+    platform::detach(&mut cmd);
+    let mut child = cmd.spawn().context("cannot start the supervisor")?;
+    let stdout = child.stdout.take().context("no pipe to the supervisor")?;
+    let mut line = String::new();
+    let read = BufReader::new(stdout).read_line(&mut line);
+    // The supervisor lives on in its own session; its exit status is not ours to wait for.
+    drop(child);
+    match (read, line.trim()) {
+        (Ok(_), READY_LINE) => Ok(()),
+        (Ok(_), BUSY_LINE) => wait_for_other(paths),
+        _ => {
+            let tail = crate::logs::tail_file(&paths.supervisor_log, 20).unwrap_or_default();
+            Err(Failure::new(exit::FAILED, "the supervisor did not start")
+                .hint(format!("see {}", paths.supervisor_log.display()))
+                .details(tail)
+                .into())
+        }
+    }
+}
+
+/// Another launcher's supervisor holds the lock: wait until it answers.
+fn wait_for_other(paths: &Paths) -> anyhow::Result<()> {
+    let deadline = Instant::now() + LAUNCH_TIMEOUT;
+    let mut pause = Duration::from_millis(2);
+    while Instant::now() < deadline {
+        if running(paths) {
+            return Ok(());
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+    Err(Failure::new(
+        exit::FAILED,
+        format!("another supervisor holds the lock but did not answer within {LAUNCH_TIMEOUT:?}"),
+    )
+    .hint(format!(
+        "see {} or run `procs doctor`",
+        paths.supervisor_log.display()
+    ))
+    .into())
+}

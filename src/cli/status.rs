@@ -1,0 +1,224 @@
+//! `procs status` (`ps`): the registry, verified against the live system.
+//!
+//! Works with or without a supervisor: it reads `state.json` and checks each recorded
+//! pid's identity (kernel start time, boot id). CPU and memory come from our own pids
+//! only; nothing scans the whole process table.
+
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use super::args::Global;
+use super::{Out, project, render};
+use crate::error::exit;
+use crate::platform;
+use crate::registry::{self, Loaded, ProcState, ProcessRecord, Registry};
+
+#[derive(Debug, Serialize)]
+struct SupervisorJson {
+    running: bool,
+    pid: Option<i32>,
+}
+
+#[derive(Debug, Serialize)]
+struct ProcessJson {
+    name: String,
+    state: ProcState,
+    reason: Option<String>,
+    pid: Option<i32>,
+    pgid: Option<i32>,
+    supervised: bool,
+    started_at: Option<String>,
+    restarts: u32,
+    exit_code: Option<i32>,
+    signal: Option<i32>,
+    ports: Vec<u16>,
+    cpu_percent: Option<f64>,
+    memory_bytes: Option<u64>,
+    log: String,
+    next_restart_at: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct StatusJson {
+    project: String,
+    project_dir: String,
+    project_id: String,
+    supervisor: SupervisorJson,
+    processes: Vec<ProcessJson>,
+}
+
+/// A record as it really is: a live state whose pid does not check out is not running.
+fn effective(rec: &ProcessRecord, supervised: bool) -> (ProcState, Option<String>, Option<i32>) {
+    let verified = rec.verified();
+    if rec.state.is_live() && verified.is_none() {
+        let reason = if supervised {
+            "not running (its exit was not recorded yet)"
+        } else {
+            "not running (it exited while no supervisor was watching)"
+        };
+        return (ProcState::Exited, Some(reason.to_owned()), None);
+    }
+    if !supervised
+        && matches!(
+            rec.state,
+            ProcState::Pending | ProcState::Backoff | ProcState::Starting
+        )
+    {
+        return (
+            ProcState::Stopped,
+            Some("the supervisor is not running".to_owned()),
+            None,
+        );
+    }
+    (rec.state, rec.reason.clone(), verified)
+}
+
+fn uptime(started_at: Option<&str>) -> String {
+    let Some(started) = started_at.and_then(|s| humantime::parse_rfc3339(s).ok()) else {
+        return "-".to_owned();
+    };
+    let secs = SystemTime::now()
+        .duration_since(started)
+        .map_or(0, |d| d.as_secs());
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{}s", s / 60, s % 60),
+        s if s < 86400 => format!("{}h{}m", s / 3600, (s % 3600) / 60),
+        s => format!("{}d{}h", s / 86400, (s % 86400) / 3600),
+    }
+}
+
+fn bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.1}G", n as f64 / f64::from(1u32 << 30)),
+        n if n >= 1 << 20 => format!("{:.1}M", n as f64 / f64::from(1u32 << 20)),
+        n => format!("{}K", n / 1024),
+    }
+}
+
+pub fn status(global: &Global, out: &Out, names: &[String]) -> anyhow::Result<i32> {
+    let project = project::locate(global)?;
+    let paths = project.paths;
+    let registry = match registry::load(&paths.state_file, false)? {
+        Loaded::Ok(reg) => reg,
+        Loaded::Missing => Registry::new(
+            paths
+                .project_dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+                .as_str(),
+            &paths.project_dir,
+            &paths.project_id,
+        ),
+        Loaded::Corrupt { error, .. } => {
+            eprintln!(
+                "warning: {} is corrupt ({error}); `procs up` or `procs down` will rebuild it",
+                paths.state_file.display()
+            );
+            Registry::new("", &paths.project_dir, &paths.project_id)
+        }
+    };
+    let supervisor_pid = registry
+        .supervisor
+        .as_ref()
+        .filter(|s| platform::is_alive_same(s.pid, s.start_time, &s.boot_id))
+        .map(|s| s.pid);
+    let supervised = supervisor_pid.is_some();
+    let mut rows = Vec::new();
+    for (name, rec) in &registry.processes {
+        if !names.is_empty() && !names.contains(name) {
+            continue;
+        }
+        let (state, reason, pid) = effective(rec, supervised);
+        let usage = pid.and_then(platform::usage);
+        rows.push(ProcessJson {
+            name: name.clone(),
+            state,
+            reason,
+            pid,
+            pgid: pid.and(rec.pgid),
+            supervised: supervised && pid.is_some(),
+            started_at: pid.and(rec.started_at.clone()),
+            restarts: rec.restarts,
+            exit_code: rec.exit_code,
+            signal: rec.signal,
+            ports: rec.ports.clone(),
+            cpu_percent: usage
+                .as_ref()
+                .map(|u| (u.cpu_percent * 10.0).round() / 10.0),
+            memory_bytes: usage.map(|u| u.memory_bytes),
+            log: rec.log.display().to_string(),
+            next_restart_at: rec
+                .next_restart_at
+                .clone()
+                .filter(|_| state == ProcState::Backoff),
+        });
+    }
+    if out.json {
+        let json = StatusJson {
+            project: registry.project.clone(),
+            project_dir: paths.project_dir.display().to_string(),
+            project_id: paths.project_id.clone(),
+            supervisor: SupervisorJson {
+                running: supervised,
+                pid: supervisor_pid,
+            },
+            processes: rows,
+        };
+        println!("{}", serde_json::to_string_pretty(&json)?);
+        return Ok(exit::OK);
+    }
+    if rows.is_empty() {
+        if !out.quiet {
+            println!("no processes recorded for this project; run `procs up`");
+        }
+        return Ok(exit::OK);
+    }
+    let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
+    let mut text = String::new();
+    text.push_str(&format!(
+        "{:<width$}  {:<10} {:>7} {:>7} {:>4} {:>6} {:>7}  {:<12} {}\n",
+        "NAME", "STATE", "PID", "UPTIME", "RST", "CPU%", "MEM", "PORTS", "REASON"
+    ));
+    for r in &rows {
+        let (c, reset) = if out.color {
+            (render::state_color(r.state), "\x1b[0m")
+        } else {
+            ("", "")
+        };
+        let ports: Vec<String> = r.ports.iter().map(ToString::to_string).collect();
+        let mut reason = r.reason.clone().unwrap_or_default();
+        if let Some(at) = &r.next_restart_at {
+            reason = format!("{reason} (next try {at})");
+        }
+        text.push_str(&format!(
+            "{:<width$}  {c}{:<10}{reset} {:>7} {:>7} {:>4} {:>6} {:>7}  {:<12} {}\n",
+            r.name,
+            r.state.as_str(),
+            r.pid.map_or("-".to_owned(), |p| p.to_string()),
+            if r.pid.is_some() {
+                uptime(r.started_at.as_deref())
+            } else {
+                "-".to_owned()
+            },
+            r.restarts,
+            r.cpu_percent.map_or("-".to_owned(), |c| format!("{c:.1}")),
+            r.memory_bytes.map_or("-".to_owned(), bytes),
+            if ports.is_empty() {
+                "-".to_owned()
+            } else {
+                ports.join(",")
+            },
+            reason,
+        ));
+    }
+    if !supervised && !out.quiet && rows.iter().any(|r| r.pid.is_some()) {
+        text.push_str(
+            "supervisor: not running (processes above are unsupervised; `procs up` adopts them)\n",
+        );
+    }
+    print!("{text}");
+    Ok(exit::OK)
+}

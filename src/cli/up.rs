@@ -1,0 +1,175 @@
+//! `procs up`, `procs start`, `procs restart`: ask the supervisor (starting one if
+//! needed) and report readiness truthfully.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use super::args::{Global, UpArgs};
+use super::{Out, launch, project, render};
+use crate::control::client::Connection;
+use crate::control::protocol::{Request, UpRequest};
+use crate::error::{Failure, exit};
+use crate::graph::Graph;
+use crate::paths::Paths;
+use crate::registry::{self, Loaded};
+
+fn check_names(config: &crate::config::Config, names: &[String]) -> anyhow::Result<()> {
+    for name in names {
+        if !config.processes.contains_key(name) {
+            let mut failure = Failure::new(
+                exit::USAGE,
+                format!("no process named `{name}` in {}", config.file.display()),
+            );
+            if let Some(best) = config
+                .processes
+                .keys()
+                .map(|k| (strsim::jaro_winkler(k, name), k))
+                .filter(|(score, _)| *score > 0.8)
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+            {
+                failure = failure.hint(format!("did you mean `{}`?", best.1));
+            }
+            return Err(failure.into());
+        }
+    }
+    Ok(())
+}
+
+pub fn up(global: &Global, out: &Out, args: &UpArgs) -> anyhow::Result<i32> {
+    let config = project::load(global)?;
+    check_names(&config, &args.names)?;
+    let paths = Paths::new(&config.project_dir);
+    if args.dry_run {
+        return dry_run(&config, &paths, args, out);
+    }
+    launch::ensure(&paths, &config.name)?;
+    let request = Request::Up(UpRequest {
+        config: config.clone(),
+        env: project::invoking_env(),
+        names: args.names.clone(),
+        no_deps: args.no_deps,
+        wait: !args.no_wait,
+        timeout_ms: args.timeout.as_millis() as u64,
+        kill_port_owners: args.kill_port_owners,
+    });
+    let conn = Connection::send(&paths.socket, request).map_err(|e| cannot_reach(&paths, &e))?;
+    let response = render::follow_progress(conn, out)?;
+    let code = render::report(&response, out, "up", args.timeout)?;
+    if args.attach && code == exit::OK {
+        return super::logs::attach(&paths, &config, out);
+    }
+    Ok(code)
+}
+
+pub fn start(
+    global: &Global,
+    out: &Out,
+    names: &[String],
+    timeout: Duration,
+    restart: bool,
+) -> anyhow::Result<i32> {
+    let config = project::load(global)?;
+    check_names(&config, names)?;
+    let paths = Paths::new(&config.project_dir);
+    if !launch::running(&paths) {
+        let args = UpArgs {
+            names: names.to_vec(),
+            attach: false,
+            no_wait: false,
+            timeout,
+            no_deps: false,
+            kill_port_owners: false,
+            dry_run: false,
+        };
+        return up(global, out, &args);
+    }
+    let timeout_ms = timeout.as_millis() as u64;
+    let request = if restart {
+        Request::Restart {
+            names: names.to_vec(),
+            timeout_ms,
+        }
+    } else {
+        Request::Start {
+            names: names.to_vec(),
+            timeout_ms,
+        }
+    };
+    let conn = Connection::send(&paths.socket, request).map_err(|e| cannot_reach(&paths, &e))?;
+    let response = render::follow_progress(conn, out)?;
+    render::report(
+        &response,
+        out,
+        if restart { "restart" } else { "start" },
+        timeout,
+    )
+}
+
+pub fn cannot_reach(paths: &Paths, err: &std::io::Error) -> anyhow::Error {
+    Failure::new(exit::FAILED, "cannot reach the supervisor")
+        .cause(format!("{}: {err}", paths.socket.display()))
+        .hint(format!("see {}", paths.supervisor_log.display()))
+        .into()
+}
+
+fn dry_run(
+    config: &crate::config::Config,
+    paths: &Paths,
+    args: &UpArgs,
+    out: &Out,
+) -> anyhow::Result<i32> {
+    let graph = Graph::new(config)?;
+    let mut selection: BTreeSet<String> = if args.names.is_empty() {
+        config
+            .processes
+            .values()
+            .filter(|p| !p.disabled)
+            .map(|p| p.name.clone())
+            .collect()
+    } else {
+        args.names.iter().cloned().collect()
+    };
+    if !args.no_deps {
+        let names: Vec<String> = selection.iter().cloned().collect();
+        selection = graph.closure(&names);
+    }
+    let registry = match registry::load(&paths.state_file, false)? {
+        Loaded::Ok(reg) => Some(reg),
+        _ => None,
+    };
+    let supervised = registry
+        .as_ref()
+        .and_then(|r| r.supervisor.as_ref())
+        .is_some_and(|s| crate::platform::is_alive_same(s.pid, s.start_time, &s.boot_id));
+    let registry = registry.map(|mut r| {
+        if !supervised {
+            r.supervisor = None;
+        }
+        r
+    });
+    let live = |name: &str| {
+        registry
+            .as_ref()
+            .and_then(|r| r.processes.get(name))
+            .is_some_and(|rec| rec.verified().is_some())
+    };
+    let actions = crate::plan::plan(
+        config,
+        registry.as_ref(),
+        &selection,
+        &graph.start_order(),
+        &live,
+    );
+    if out.json {
+        println!("{}", serde_json::json!({ "actions": actions }));
+    } else {
+        for a in &actions {
+            if a.reasons.is_empty() {
+                println!("{:<8} {}", a.action, a.name);
+            } else {
+                println!("{:<8} {} ({})", a.action, a.name, a.reasons.join(", "));
+            }
+        }
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,73 @@
+//! Configuration: from `procs.yaml` on disk to a validated, typed [`Config`].
+//!
+//! Owns: the whole of SPEC §1 — discovery, `procs.override.yaml`, env files,
+//! interpolation, defaults, validation with located errors, the JSON Schema.
+//! Pipeline (one concept per module):
+//! 1. [`load`](load.rs): find and read the files; read `.env` and the top-level
+//!    `env_file`s (a first, uninterpolated pass); parse each file with interpolation into a
+//!    located tree ([`tree`]) and merge the override on top.
+//! 2. [`validate`](validate.rs): tree → JSON → the serde mirror ([`raw`]) collecting every
+//!    problem → the typed [`model`] with defaults applied, paths resolved, and the
+//!    dependency graph checked (unknown names, cycles).
+//! 3. [`error`]: every problem rendered as `procs.yaml:LINE:COL: error: …` with a snippet.
+//!
+//! Must not: touch the process environment, start anything, or print.
+//! Invariants: [`load`] returns a `Config` only if the configuration has no problem at all;
+//! otherwise a [`ConfigError`] listing all of them (YAML syntax, duplicate keys and failed
+//! interpolation stop early, since the document cannot be read further). Loading never
+//! panics on any input.
+
+mod error;
+mod load;
+pub mod model;
+pub mod raw;
+mod tree;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub use error::{ConfigError, Problem};
+pub use load::{DOT_ENV, FILE_NAMES, OVERRIDE_FILE_NAME};
+pub use model::{
+    Backoff, Command, Condition, Config, Dependency, HealthCheck, LogPolicy, Port, Probe, Process,
+    RestartPolicy, Signal,
+};
+pub use raw::json_schema;
+
+/// What [`load`] needs to know about the invocation.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// `-f/--file`, relative to `cwd` unless absolute; `None` = discover.
+    pub file: Option<PathBuf>,
+    /// The directory procs was invoked in.
+    pub cwd: PathBuf,
+    /// The invoking environment (highest-priority interpolation source).
+    pub env: BTreeMap<String, String>,
+}
+
+impl LoadOptions {
+    /// Options for the current process: its working directory and environment.
+    pub fn from_process(file: Option<PathBuf>) -> std::io::Result<Self> {
+        Ok(Self {
+            file,
+            cwd: std::env::current_dir()?,
+            env: std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
+        })
+    }
+}
+
+/// Finds, reads, merges, interpolates and validates the configuration.
+pub fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
+    load::load(opts)
+}
+
+/// `procs.yaml` or `procs.yml` in `cwd` or its nearest ancestor.
+pub fn discover(cwd: &Path) -> Option<PathBuf> {
+    load::discover(cwd)
+}

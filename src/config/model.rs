@@ -1,0 +1,172 @@
+//! The typed, validated configuration: what every other module consumes.
+//!
+//! Owns: the `Config`/`Process` types after validation, with every default filled in,
+//! every string interpolated and every relative path made absolute.
+//! Invariants: process names are unique and valid; every `depends_on` names an existing
+//! process and the graph is acyclic; a healthcheck has exactly one probe. Values of this
+//! type are only produced by `config::load` (or deserialized from JSON that `load`
+//! produced, as the CLI sends it to the supervisor).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// A fully resolved `procs.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    /// Project name (`name:` or the project directory's name).
+    pub name: String,
+    /// Absolute, canonical project directory (the directory holding `procs.yaml`).
+    pub project_dir: PathBuf,
+    /// The configuration file that was loaded.
+    pub file: PathBuf,
+    /// `procs.override.yaml` when one was merged on top.
+    pub override_file: Option<PathBuf>,
+    /// Processes by name.
+    pub processes: BTreeMap<String, Process>,
+}
+
+/// One process of the stack, defaults applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Process {
+    pub name: String,
+    pub command: Command,
+    /// Absolute working directory.
+    pub cwd: PathBuf,
+    /// The declared environment, lowest to highest: top-level `env_file`s, top-level
+    /// `env`, process `env_file`s, process `env`. The invoking environment is *not* in
+    /// here (it is layered below at spawn time), nor are the `PROCS_*` tags.
+    pub env: BTreeMap<String, String>,
+    pub depends_on: Vec<Dependency>,
+    pub healthcheck: Option<HealthCheck>,
+    pub ports: Vec<Port>,
+    pub restart: RestartPolicy,
+    pub backoff: Backoff,
+    pub max_restarts: u32,
+    #[serde(with = "humantime_serde")]
+    pub min_uptime: Duration,
+    pub oneshot: bool,
+    pub success_exit_codes: Vec<i32>,
+    pub stop_signal: Signal,
+    #[serde(with = "humantime_serde")]
+    pub stop_timeout: Duration,
+    pub stop_command: Option<Command>,
+    pub disabled: bool,
+    pub logs: LogPolicy,
+}
+
+/// How to run something: a shell string or an argv list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Command {
+    /// Run through `/bin/sh -c`.
+    Shell(String),
+    /// Run directly, no shell; never empty.
+    Argv(Vec<String>),
+}
+
+/// `depends_on` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dependency {
+    pub name: String,
+    pub condition: Condition,
+}
+
+/// When a dependency counts as satisfied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    Started,
+    Healthy,
+    Completed,
+    CompletedSuccessfully,
+}
+
+/// A health check: exactly one probe plus its timing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthCheck {
+    pub probe: Probe,
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Consecutive failures that make a healthy process unhealthy.
+    pub retries: u32,
+    #[serde(with = "humantime_serde")]
+    pub start_timeout: Duration,
+}
+
+/// The one probe of a health check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Probe {
+    /// Run through `/bin/sh -c`; exit 0 = healthy.
+    Exec(String),
+    /// Connect to `host:port`.
+    Tcp { host: String, port: u16 },
+    /// GET the URL; healthy on 2xx/3xx, or exactly `status` when set.
+    Http { url: String, status: Option<u16> },
+    /// Healthy once a new output line matches the regular expression.
+    Log(String),
+}
+
+/// A declared TCP port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Port {
+    pub port: u16,
+    /// Bind address the process is expected to use; `None` = any.
+    pub host: Option<String>,
+}
+
+/// `restart:` policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    No,
+    OnFailure,
+    Always,
+}
+
+/// Exponential backoff between restarts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backoff {
+    #[serde(with = "humantime_serde")]
+    pub initial: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max: Duration,
+}
+
+/// A signal, kept as its number with its canonical name (`SIGTERM`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signal {
+    pub number: i32,
+    pub name: String,
+}
+
+/// Size-based log rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogPolicy {
+    /// Rotate once the log passes this many bytes.
+    pub max_size: u64,
+    /// Rotated files kept (`NAME.log.1` … `NAME.log.keep`).
+    pub keep: u32,
+}
+
+/// Defaults from SPEC §1, in one place.
+pub mod defaults {
+    use std::time::Duration;
+
+    pub const INTERVAL: Duration = Duration::from_secs(1);
+    pub const TIMEOUT: Duration = Duration::from_secs(1);
+    pub const RETRIES: u32 = 3;
+    pub const START_TIMEOUT: Duration = Duration::from_mins(1);
+    pub const BACKOFF_INITIAL: Duration = Duration::from_millis(500);
+    pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
+    pub const MAX_RESTARTS: u32 = 10;
+    pub const MIN_UPTIME: Duration = Duration::from_secs(10);
+    pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const LOG_MAX_SIZE: u64 = 10 * 1024 * 1024;
+    pub const LOG_KEEP: u32 = 3;
+}

@@ -1,0 +1,997 @@
+//! Loader tests: every error class with its exact location, and the positive rules.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+
+fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    dir
+}
+
+fn load_in(dir: &Path, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    load(&LoadOptions {
+        file: None,
+        cwd: dir.to_path_buf(),
+        env: env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    })
+}
+
+fn ok(yaml: &str) -> Config {
+    let dir = project(&[("procs.yaml", yaml)]);
+    match load_in(dir.path(), &[]) {
+        Ok(c) => c,
+        Err(e) => panic!("unexpected error:\n{e}"),
+    }
+}
+
+/// `(line, column, message)` of every problem.
+fn errors_in(dir: &Path, env: &[(&str, &str)]) -> Vec<(u64, u64, String)> {
+    let err = load_in(dir, env).expect_err("expected a config error");
+    err.problems()
+        .iter()
+        .map(|p| (p.line, p.column, p.message.clone()))
+        .collect()
+}
+
+fn errors(yaml: &str) -> Vec<(u64, u64, String)> {
+    let dir = project(&[("procs.yaml", yaml)]);
+    errors_in(dir.path(), &[])
+}
+
+fn one_error(yaml: &str) -> (u64, u64, String) {
+    let mut all = errors(yaml);
+    assert_eq!(all.len(), 1, "{all:?}");
+    all.remove(0)
+}
+
+fn e(line: u64, column: u64, message: &str) -> (u64, u64, String) {
+    (line, column, message.to_owned())
+}
+
+// ---------------------------------------------------------------- error classes
+
+#[test]
+fn unknown_top_level_key_suggests() {
+    assert_eq!(
+        one_error("proceses:\n  web: {command: x}\n"),
+        e(1, 1, "unknown key `proceses`, did you mean `processes`?")
+    );
+}
+
+#[test]
+fn unknown_process_key_suggests() {
+    assert_eq!(
+        one_error("processes:\n  web:\n    comand: run\n"),
+        e(3, 5, "unknown key `comand`, did you mean `command`?")
+    );
+}
+
+#[test]
+fn unknown_healthcheck_key_suggests() {
+    assert_eq!(
+        one_error(
+            "processes:\n  web:\n    command: run\n    healthcheck:\n      exec: x\n      intervl: 1s\n"
+        ),
+        e(6, 7, "unknown key `intervl`, did you mean `interval`?")
+    );
+}
+
+#[test]
+fn unknown_key_without_close_match_has_no_suggestion() {
+    assert_eq!(
+        one_error("processes:\n  web:\n    command: run\n    zzzzzz: 1\n"),
+        e(4, 5, "unknown key `zzzzzz`")
+    );
+}
+
+#[test]
+fn wrong_type() {
+    assert_eq!(
+        one_error("processes:\n  web:\n    command: run\n    max_restarts: lots\n"),
+        e(
+            4,
+            19,
+            "wrong type for `max_restarts`: expected a non-negative integer, found string `lots`"
+        )
+    );
+    assert_eq!(
+        one_error("processes:\n  web:\n    command: run\n    oneshot: yes\n"),
+        e(
+            4,
+            14,
+            "wrong type for `oneshot`: expected a boolean, found string `yes`"
+        )
+    );
+}
+
+#[test]
+fn bad_duration() {
+    let (line, col, msg) =
+        one_error("processes:\n  web:\n    command: run\n    stop_timeout: 10x\n");
+    assert_eq!((line, col), (4, 19));
+    assert!(
+        msg.starts_with("invalid duration `10x` for `stop_timeout`: unknown time unit"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn bad_size() {
+    assert_eq!(
+        one_error("logs: {max_size: 10 parsecs}\nprocesses: {}\n"),
+        e(
+            1,
+            18,
+            "invalid size `10 parsecs`: expected bytes or a number with a unit such as `10MiB`, `10MB`, `512KiB`"
+        )
+    );
+}
+
+#[test]
+fn bad_signal() {
+    assert_eq!(
+        one_error("processes:\n  web:\n    command: run\n    stop_signal: SIGTREM\n"),
+        e(4, 18, "unknown signal `SIGTREM`, did you mean `SIGTERM`?")
+    );
+    assert_eq!(
+        one_error("processes:\n  web:\n    command: run\n    stop_signal: 999\n"),
+        e(4, 18, "unknown signal number `999`")
+    );
+}
+
+#[test]
+fn unknown_dependency_suggests() {
+    assert_eq!(
+        one_error(
+            "processes:\n  db: {command: x}\n  web:\n    command: run\n    depends_on: [dbb]\n"
+        ),
+        e(
+            5,
+            18,
+            "`web` depends on `dbb`, which is not a defined process; did you mean `db`?"
+        )
+    );
+    assert_eq!(
+        one_error("processes:\n  web:\n    command: run\n    depends_on:\n      cache: healthy\n"),
+        e(
+            5,
+            7,
+            "`web` depends on `cache`, which is not a defined process"
+        )
+    );
+}
+
+#[test]
+fn cycle_is_printed() {
+    assert_eq!(
+        one_error(
+            "processes:\n  a:\n    command: x\n    depends_on: [b]\n  b:\n    command: x\n    depends_on: [a]\n"
+        ),
+        e(4, 18, "dependency cycle: a -> b -> a")
+    );
+    assert_eq!(
+        one_error("processes:\n  a:\n    command: x\n    depends_on: [a]\n"),
+        e(4, 18, "dependency cycle: a -> a")
+    );
+}
+
+#[test]
+fn unknown_condition_suggests() {
+    assert_eq!(
+        one_error(
+            "processes:\n  db: {command: x}\n  web:\n    command: run\n    depends_on: {db: helthy}\n"
+        ),
+        e(5, 22, "unknown condition `helthy`, did you mean `healthy`?")
+    );
+}
+
+#[test]
+fn two_probes_in_one_healthcheck() {
+    assert_eq!(
+        one_error(
+            "processes:\n  web:\n    command: run\n    healthcheck:\n      exec: x\n      http: http://localhost/\n"
+        ),
+        e(
+            6,
+            7,
+            "`healthcheck` has more than one probe (`exec`, `http`); use exactly one"
+        )
+    );
+    assert_eq!(
+        one_error("processes:\n  web:\n    command: run\n    healthcheck: {interval: 1s}\n"),
+        e(
+            4,
+            5,
+            "`healthcheck` needs exactly one probe: `exec`, `tcp`, `http` or `log`"
+        )
+    );
+}
+
+#[test]
+fn missing_command() {
+    assert_eq!(
+        one_error("processes:\n  web:\n    cwd: .\n"),
+        e(2, 3, "process `web` has no `command`")
+    );
+    assert_eq!(
+        one_error("processes:\n  web:\n"),
+        e(2, 3, "process `web` has no `command`")
+    );
+    assert_eq!(
+        one_error("processes:\n  web: {command: \"  \"}\n"),
+        e(2, 18, "`command` is empty")
+    );
+    assert_eq!(
+        one_error("processes:\n  web: {command: []}\n"),
+        e(2, 18, "`command` needs a program as its first item")
+    );
+}
+
+#[test]
+fn missing_listed_env_file() {
+    let dir = project(&[
+        (".env.local", "A=1\n"),
+        (
+            "procs.yaml",
+            "env_file: [.env.local, .env.missing]\nprocesses: {}\n",
+        ),
+    ]);
+    let all = errors_in(dir.path(), &[]);
+    assert_eq!(all.len(), 1, "{all:?}");
+    let (line, col, msg) = all[0].clone();
+    assert_eq!((line, col), (1, 24));
+    assert!(
+        msg.starts_with("env file `") && msg.ends_with(".env.missing` not found"),
+        "{msg}"
+    );
+    let (line, col, msg) =
+        one_error("processes:\n  web:\n    command: x\n    env_file:\n      - nope.env\n");
+    assert_eq!((line, col), (5, 9));
+    assert!(msg.ends_with("nope.env` not found"), "{msg}");
+}
+
+#[test]
+fn required_variable_unset() {
+    assert_eq!(
+        one_error("processes:\n  web:\n    command: run ${TOKEN:?set TOKEN first}\n"),
+        e(3, 14, "missing property `TOKEN`: set TOKEN first")
+    );
+}
+
+#[test]
+fn duplicate_key() {
+    assert_eq!(
+        one_error("processes:\n  web:\n    command: a\n    command: b\n"),
+        e(4, 5, "duplicate mapping key: command")
+    );
+}
+
+#[test]
+fn yaml_syntax_error() {
+    assert_eq!(
+        one_error("processes:\n  web:\n    command: [a, b\n    cwd: x\n"),
+        e(4, 8, "illegal placement of ':' indicator")
+    );
+}
+
+#[test]
+fn error_in_override_file_names_that_file() {
+    let dir = project(&[
+        ("procs.yaml", "processes:\n  web:\n    command: run\n"),
+        (
+            "procs.override.yaml",
+            "processes:\n  web:\n    restart: sometimes\n",
+        ),
+    ]);
+    let err = load_in(dir.path(), &[]).unwrap_err();
+    let p = &err.problems()[0];
+    assert_eq!(p.file.as_deref(), Some("procs.override.yaml"));
+    assert_eq!((p.line, p.column), (3, 14));
+    assert_eq!(
+        p.message,
+        "unknown restart policy `sometimes`, expected `no`, `on-failure` or `always`"
+    );
+    assert!(
+        err.to_string()
+            .starts_with("procs.override.yaml:3:14: error: ")
+    );
+}
+
+#[test]
+fn three_errors_in_different_places_are_all_reported() {
+    let yaml = "\
+nmae: shop
+processes:
+  db:
+    command: postgres
+    stop_timeout: soon
+  web:
+    command: run
+    depends_on: [db, cache]
+";
+    assert_eq!(
+        errors(yaml),
+        vec![
+            e(1, 1, "unknown key `nmae`, did you mean `name`?"),
+            e(
+                5,
+                19,
+                "invalid duration `soon` for `stop_timeout`: expected number at 0 (e.g. `500ms`, `10s`, `2m`)"
+            ),
+            e(
+                8,
+                22,
+                "`web` depends on `cache`, which is not a defined process"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn several_errors_in_one_list_keep_their_positions() {
+    let yaml =
+        "processes:\n  web:\n    command: run\n    ports: [abc, 8001, 70000, {port: 1, hots: x}]\n";
+    let all = errors(yaml);
+    let cols: Vec<u64> = all.iter().map(|p| p.1).collect();
+    assert_eq!(cols, vec![13, 24, 31], "{all:?}");
+}
+
+#[test]
+fn invalid_process_name() {
+    assert_eq!(
+        one_error("processes:\n  -web: {command: x}\n"),
+        e(
+            2,
+            3,
+            "invalid process name `-web`: use letters, digits, `_`, `.` and `-`, not starting with `-`"
+        )
+    );
+}
+
+#[test]
+fn missing_cwd_is_an_error() {
+    assert_eq!(
+        one_error("processes:\n  web: {command: x, cwd: nowhere}\n"),
+        e(2, 26, "`cwd` directory `nowhere` does not exist")
+    );
+}
+
+#[test]
+fn not_found_has_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = load_in(dir.path(), &[]).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with("error: no `procs.yaml` found in"),
+        "{text}"
+    );
+    assert!(text.contains("\nhint: create a `procs.yaml`"), "{text}");
+}
+
+#[test]
+fn top_level_must_be_a_mapping() {
+    assert_eq!(
+        one_error("- a\n- b\n"),
+        e(1, 1, "expected a mapping of keys at the top level")
+    );
+}
+
+// ---------------------------------------------------------------- positive rules
+
+#[test]
+fn defaults_are_filled() {
+    let c = ok("processes:\n  web:\n    command: run\n");
+    let dir_name = c
+        .project_dir
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert_eq!(c.name, dir_name);
+    let web = &c.processes["web"];
+    assert_eq!(web.command, Command::Shell("run".into()));
+    assert_eq!(web.cwd, c.project_dir);
+    assert_eq!(web.restart, RestartPolicy::OnFailure);
+    assert_eq!(web.backoff.initial, Duration::from_millis(500));
+    assert_eq!(web.backoff.max, Duration::from_secs(30));
+    assert_eq!(web.max_restarts, 10);
+    assert_eq!(web.min_uptime, Duration::from_secs(10));
+    assert_eq!(web.success_exit_codes, vec![0]);
+    assert_eq!(web.stop_signal.name, "SIGTERM");
+    assert_eq!(web.stop_signal.number, 15);
+    assert_eq!(web.stop_timeout, Duration::from_secs(10));
+    assert_eq!(
+        web.logs,
+        LogPolicy {
+            max_size: 10 * 1024 * 1024,
+            keep: 3
+        }
+    );
+    assert!(!web.oneshot && !web.disabled && web.healthcheck.is_none());
+    assert_eq!(c.file, c.project_dir.join("procs.yaml"));
+}
+
+#[test]
+fn defaults_block_and_top_level_logs() {
+    let c = ok("\
+logs: {max_size: 1MB, keep: 5}
+defaults:
+  stop_timeout: 3s
+  stop_signal: int
+  x-note: ignored
+  logs: {max_size: 2KiB}
+processes:
+  a: {command: x}
+  b: {command: x, stop_timeout: 1s, logs: {keep: 1}}
+");
+    let (a, b) = (&c.processes["a"], &c.processes["b"]);
+    assert_eq!(a.stop_timeout, Duration::from_secs(3));
+    assert_eq!(b.stop_timeout, Duration::from_secs(1));
+    assert_eq!(a.stop_signal.name, "SIGINT");
+    assert_eq!(
+        a.logs,
+        LogPolicy {
+            max_size: 2048,
+            keep: 5
+        }
+    );
+    assert_eq!(
+        b.logs,
+        LogPolicy {
+            max_size: 1_000_000,
+            keep: 1
+        }
+    );
+}
+
+#[test]
+fn override_file_merges_maps_and_replaces_lists() {
+    let dir = project(&[
+        (
+            "procs.yaml",
+            "name: shop\nprocesses:\n  web:\n    command: run\n    ports: [8001, 8002]\n    env: {A: '1', B: '2'}\n",
+        ),
+        (
+            "procs.override.yaml",
+            "processes:\n  web:\n    ports: [9000]\n    env: {B: over}\n  extra: {command: more}\n",
+        ),
+    ]);
+    let c = load_in(dir.path(), &[]).unwrap();
+    let web = &c.processes["web"];
+    assert_eq!(
+        web.ports,
+        vec![Port {
+            port: 9000,
+            host: None
+        }]
+    );
+    assert_eq!(web.env["A"], "1");
+    assert_eq!(web.env["B"], "over");
+    assert!(c.processes.contains_key("extra"));
+    assert_eq!(
+        c.override_file,
+        Some(c.project_dir.join("procs.override.yaml"))
+    );
+}
+
+#[test]
+fn env_layers_and_interpolation_precedence() {
+    let dir = project(&[
+        (".env", "FROM_DOT=dot\nSHARED=dot\nPORT=1111\n"),
+        ("extra.env", "SHARED=extra\nPORT=2222\n"),
+        ("web.env", "W=file\nTOP=web-file\n"),
+        (
+            "procs.yaml",
+            "env_file: extra.env\nenv: {TOP: top, LEVEL: 3}\nprocesses:\n  web:\n    command: serve --port ${PORT} ${SHARED} ${FROM_DOT} ${UNSET:-fallback}\n    env_file: web.env\n    env: [W=inline, FLAG=true]\n",
+        ),
+    ]);
+    let c = load_in(dir.path(), &[("PORT", "3333")]).unwrap();
+    let web = &c.processes["web"];
+    assert_eq!(
+        web.command,
+        Command::Shell("serve --port 3333 extra dot fallback".into())
+    );
+    let want: BTreeMap<String, String> = [
+        ("FROM_DOT", "dot"),
+        ("SHARED", "extra"),
+        ("PORT", "2222"),
+        ("TOP", "web-file"),
+        ("LEVEL", "3"),
+        ("W", "inline"),
+        ("FLAG", "true"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    assert_eq!(web.env, want);
+}
+
+#[test]
+fn env_name_without_value_comes_from_the_invoking_environment() {
+    let dir = project(&[(
+        "procs.yaml",
+        "processes:\n  web:\n    command: x\n    env: [HOME_DIR, NOT_SET]\n",
+    )]);
+    let c = load_in(dir.path(), &[("HOME_DIR", "/home/me")]).unwrap();
+    assert_eq!(
+        c.processes["web"].env.get("HOME_DIR").map(String::as_str),
+        Some("/home/me")
+    );
+    assert!(!c.processes["web"].env.contains_key("NOT_SET"));
+}
+
+#[test]
+fn dollar_dollar_and_unset_variables() {
+    let c = ok("processes:\n  web:\n    command: echo $$HOME ${NOPE}!\n");
+    assert_eq!(
+        c.processes["web"].command,
+        Command::Shell("echo $HOME !".into())
+    );
+}
+
+#[test]
+fn merge_keys() {
+    let c = ok("\
+x-common: &common
+  restart: always
+  stop_timeout: 2s
+processes:
+  a:
+    <<: *common
+    command: x
+  b:
+    <<: *common
+    command: y
+    restart: 'no'
+");
+    assert_eq!(c.processes["a"].restart, RestartPolicy::Always);
+    assert_eq!(c.processes["a"].stop_timeout, Duration::from_secs(2));
+    assert_eq!(c.processes["b"].restart, RestartPolicy::No);
+}
+
+#[test]
+fn depends_on_forms() {
+    let c = ok("\
+processes:
+  db: {command: x}
+  m: {command: x, oneshot: true}
+  a: {command: x, depends_on: [db]}
+  b: {command: x, depends_on: {db: healthy, m: completed_successfully}}
+  c:
+    command: x
+    depends_on:
+      db: {condition: completed}
+      m:
+");
+    let deps = |n: &str| -> Vec<(String, Condition)> {
+        c.processes[n]
+            .depends_on
+            .iter()
+            .map(|d| (d.name.clone(), d.condition))
+            .collect()
+    };
+    assert_eq!(deps("a"), vec![("db".into(), Condition::Started)]);
+    assert_eq!(
+        deps("b"),
+        vec![
+            ("db".into(), Condition::Healthy),
+            ("m".into(), Condition::CompletedSuccessfully)
+        ]
+    );
+    assert_eq!(
+        deps("c"),
+        vec![
+            ("db".into(), Condition::Completed),
+            ("m".into(), Condition::Started)
+        ]
+    );
+}
+
+#[test]
+fn restart_forms() {
+    let c = ok("\
+processes:
+  a: {command: x, restart: false}
+  b: {command: x, restart: no}
+  c: {command: x, oneshot: true}
+  d: {command: x, oneshot: true, restart: on-failure}
+  e: {command: x, restart: always}
+");
+    let r = |n: &str| c.processes[n].restart;
+    assert_eq!(r("a"), RestartPolicy::No);
+    assert_eq!(r("b"), RestartPolicy::No);
+    assert_eq!(r("c"), RestartPolicy::No);
+    assert_eq!(r("d"), RestartPolicy::OnFailure);
+    assert_eq!(r("e"), RestartPolicy::Always);
+}
+
+#[test]
+fn ports_forms() {
+    let c = ok(
+        "processes:\n  a:\n    command: x\n    ports: [8001, \"8002\", {port: 8003, host: 127.0.0.1}, {port: \"8004\"}]\n",
+    );
+    assert_eq!(
+        c.processes["a"].ports,
+        vec![
+            Port {
+                port: 8001,
+                host: None
+            },
+            Port {
+                port: 8002,
+                host: None
+            },
+            Port {
+                port: 8003,
+                host: Some("127.0.0.1".into())
+            },
+            Port {
+                port: 8004,
+                host: None
+            },
+        ]
+    );
+}
+
+#[test]
+fn healthcheck_forms() {
+    let c = ok("\
+processes:
+  a: {command: x, healthcheck: {tcp: 5432}}
+  b: {command: x, healthcheck: {tcp: 'db.local:5433', interval: 250ms, retries: 5}}
+  c: {command: x, healthcheck: {http: 'http://127.0.0.1:8001/health', status: 204}}
+  d: {command: x, healthcheck: {log: 'ready to accept', start_timeout: 2m}}
+  e: {command: x, healthcheck: {exec: 'pg_isready'}}
+");
+    let h = |n: &str| c.processes[n].healthcheck.clone().unwrap();
+    assert_eq!(
+        h("a").probe,
+        Probe::Tcp {
+            host: "127.0.0.1".into(),
+            port: 5432
+        }
+    );
+    assert_eq!(
+        h("b").probe,
+        Probe::Tcp {
+            host: "db.local".into(),
+            port: 5433
+        }
+    );
+    assert_eq!(h("b").interval, Duration::from_millis(250));
+    assert_eq!(h("b").retries, 5);
+    assert_eq!(h("a").timeout, Duration::from_secs(1));
+    assert_eq!(
+        h("c").probe,
+        Probe::Http {
+            url: "http://127.0.0.1:8001/health".into(),
+            status: Some(204)
+        }
+    );
+    assert_eq!(h("d").start_timeout, Duration::from_mins(2));
+    assert_eq!(h("e").probe, Probe::Exec("pg_isready".into()));
+}
+
+#[test]
+fn commands_cwd_signals_sizes() {
+    let dir = project(&[
+        ("backend/.keep", ""),
+        (
+            "procs.yaml",
+            "processes:\n  a:\n    command: [uvicorn, app:app, --port, 8001]\n    cwd: backend\n    stop_signal: 2\n    stop_command: pkill -INT a\n    logs: {max_size: 1048576}\n    success_exit_codes: [0, 143]\n    x-anything: [1]\n",
+        ),
+    ]);
+    let c = load_in(dir.path(), &[]).unwrap();
+    let a = &c.processes["a"];
+    assert_eq!(
+        a.command,
+        Command::Argv(vec![
+            "uvicorn".into(),
+            "app:app".into(),
+            "--port".into(),
+            "8001".into()
+        ])
+    );
+    assert_eq!(a.cwd, c.project_dir.join("backend"));
+    assert_eq!(
+        a.stop_signal,
+        Signal {
+            number: 2,
+            name: "SIGINT".into()
+        }
+    );
+    assert_eq!(a.stop_command, Some(Command::Shell("pkill -INT a".into())));
+    assert_eq!(a.logs.max_size, 1_048_576);
+    assert_eq!(a.success_exit_codes, vec![0, 143]);
+}
+
+#[test]
+fn discovery_from_a_subdirectory_and_explicit_file() {
+    let dir = project(&[
+        ("procs.yaml", "name: up\nprocesses: {}\n"),
+        ("sub/deeper/.keep", ""),
+        ("other/conf.yaml", "name: other\nprocesses: {}\n"),
+    ]);
+    let c = load_in(&dir.path().join("sub/deeper"), &[]).unwrap();
+    assert_eq!(c.name, "up");
+    let c = load(&LoadOptions {
+        file: Some("other/conf.yaml".into()),
+        cwd: dir.path().to_path_buf(),
+        env: BTreeMap::new(),
+    })
+    .unwrap();
+    assert_eq!(c.name, "other");
+    assert!(c.project_dir.ends_with("other"));
+    let err = load(&LoadOptions {
+        file: Some("missing.yaml".into()),
+        cwd: dir.path().to_path_buf(),
+        env: BTreeMap::new(),
+    })
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "error: configuration file `missing.yaml` not found"
+    );
+}
+
+#[test]
+fn errors_from_a_subdirectory_name_the_file_relative_to_cwd() {
+    let dir = project(&[
+        ("procs.yaml", "processes:\n  web: {comand: x}\n"),
+        ("sub/.keep", ""),
+    ]);
+    let err = load_in(&dir.path().join("sub"), &[]).unwrap_err();
+    assert_eq!(err.problems()[0].file.as_deref(), Some("../procs.yaml"));
+}
+
+#[test]
+fn rendered_multi_error_example() {
+    let yaml = "\
+name: shop
+processes:
+  db:
+    command: postgres -D .data/pg
+    healthcheck: {exec: pg_isready, intervl: 500ms}
+  web:
+    comand: npm start
+    depends_on: [dbb]
+";
+    let dir = project(&[("procs.yaml", yaml)]);
+    let text = load_in(dir.path(), &[]).unwrap_err().to_string();
+    // The full rendering is shown in docs/configuration.md; here, the parts.
+    assert!(
+        text.contains("procs.yaml:5:37: error: unknown key `intervl`, did you mean `interval`?"),
+        "{text}"
+    );
+    assert!(
+        text.contains("procs.yaml:7:5: error: unknown key `comand`, did you mean `command`?"),
+        "{text}"
+    );
+    assert!(text.contains("procs.yaml:8:18: error: `web` depends on `dbb`, which is not a defined process; did you mean `db`?"), "{text}");
+    assert!(text.ends_with("problems found"), "{text}");
+}
+
+// ---------------------------------------------------------------- robustness
+
+const REALISTIC: &str = "\
+# yaml-language-server: $schema=./schemas/procs.schema.json
+name: shop
+env_file: .env
+env: { LOG_LEVEL: debug, N: 3 }
+x-base: &base
+  stop_timeout: 10s
+defaults:
+  stop_timeout: 10s
+logs: { max_size: 10MiB, keep: 3 }
+processes:
+  db:
+    <<: *base
+    command: postgres -D .data/pg -p 5432 -k /tmp
+    ports: [5432]
+    healthcheck: { exec: \"pg_isready -h 127.0.0.1 -p 5432\", interval: 500ms, retries: 3, start_timeout: 60s }
+    stop_signal: SIGINT
+  migrate:
+    command: ./scripts/migrate.sh
+    oneshot: true
+    depends_on: { db: healthy }
+  backend:
+    command: [uvicorn, app.main:app, --port, \"8001\"]
+    env: [DATABASE_URL=postgres://127.0.0.1:5432/shop]
+    depends_on:
+      db: healthy
+      migrate: { condition: completed_successfully }
+    ports: [{ port: 8001, host: 127.0.0.1 }]
+    healthcheck: { http: \"http://127.0.0.1:8001/health\", status: 200 }
+    restart: on-failure
+    backoff: { initial: 1s, max: 1m }
+  frontend:
+    command: npm run dev -- --port ${FRONTEND_PORT:-3000} $$HOME
+    depends_on: [backend]
+    ports: [\"3000\"]
+    restart: false
+    logs: { max_size: 1000 }
+";
+
+/// xorshift64*: deterministic, no extra crates.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % (n.max(1) as u64)) as usize
+    }
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len())]
+    }
+}
+
+const TOKENS: &[&str] = &[
+    "processes",
+    "command",
+    "depends_on",
+    "healthcheck",
+    "ports",
+    "env",
+    "env_file",
+    "defaults",
+    "logs",
+    "restart",
+    "x-a",
+    "<<",
+    "*a",
+    "&a",
+    ":",
+    ": ",
+    "- ",
+    "[",
+    "]",
+    "{",
+    "}",
+    ",",
+    "\"",
+    "'",
+    "#",
+    "\n",
+    "\n  ",
+    "\n    ",
+    "${A}",
+    "${A:?x}",
+    "${",
+    "$$",
+    "|",
+    ">",
+    "!!str",
+    "?",
+    "~",
+    "null",
+    "true",
+    "no",
+    "8001",
+    "-1",
+    "1e400",
+    "10MiB",
+    "5s",
+    "SIGINT",
+    "\t",
+    "é",
+    "\u{0}",
+    "a",
+    "b",
+    "db",
+    "web",
+    "healthy",
+    "0x1F",
+    "99999999999999999999999",
+];
+
+fn mutate(rng: &mut Rng, text: &str) -> String {
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    for _ in 0..=rng.below(3) {
+        if lines.is_empty() {
+            break;
+        }
+        let i = rng.below(lines.len());
+        match rng.below(7) {
+            0 => {
+                lines.remove(i);
+            }
+            1 => {
+                let l = lines[i].clone();
+                lines.insert(i, l);
+            }
+            2 => {
+                let j = rng.below(lines.len());
+                lines.swap(i, j);
+            }
+            3 => {
+                let l = &mut lines[i];
+                let at = l
+                    .char_indices()
+                    .map(|(k, _)| k)
+                    .nth(rng.below(l.chars().count() + 1));
+                let at = at.unwrap_or(l.len());
+                let tok = rng.pick(TOKENS);
+                l.insert_str(at, tok);
+            }
+            4 => {
+                let l = &mut lines[i];
+                if rng.below(2) == 0 {
+                    l.insert_str(0, "  ");
+                } else if l.starts_with(' ') {
+                    l.remove(0);
+                }
+            }
+            5 => {
+                let l = &mut lines[i];
+                let keep = l
+                    .char_indices()
+                    .map(|(k, _)| k)
+                    .nth(rng.below(l.chars().count() + 1));
+                l.truncate(keep.unwrap_or(l.len()));
+            }
+            _ => {
+                let bytes: String = (0..rng.below(8))
+                    .map(|_| char::from(b' ' + (rng.below(95) as u8)))
+                    .collect();
+                lines[i].push_str(&bytes);
+            }
+        }
+    }
+    let mut out = lines.join("\n");
+    out.push('\n');
+    out
+}
+
+fn random_yaml(rng: &mut Rng) -> String {
+    (0..rng.below(40)).map(|_| rng.pick(TOKENS)).collect()
+}
+
+#[test]
+fn loader_never_panics_on_random_and_mutated_yaml() {
+    let dir = project(&[(".env", "A=1\n"), ("procs.yaml", REALISTIC)]);
+    let env = [("FRONTEND_PORT", "3001")];
+    load_in(dir.path(), &env).expect("the realistic config is valid");
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let file = dir.path().join("procs.yaml");
+    let over = dir.path().join(OVERRIDE_FILE_NAME);
+    for case in 0..3000 {
+        let text = match case % 4 {
+            0 => random_yaml(&mut rng),
+            _ => mutate(&mut rng, REALISTIC),
+        };
+        std::fs::write(&file, &text).unwrap();
+        if case % 10 == 0 {
+            std::fs::write(
+                &over,
+                mutate(&mut rng, "processes:\n  db:\n    ports: [1]\n"),
+            )
+            .unwrap();
+        } else if case % 10 == 1 {
+            let _ = std::fs::remove_file(&over);
+        }
+        let result = std::panic::catch_unwind(|| {
+            let r = load_in(dir.path(), &env);
+            if let Err(e) = &r {
+                assert!(!e.problems().is_empty());
+                let _ = e.render(true);
+            }
+        });
+        assert!(result.is_ok(), "panicked on case {case}:\n{text}");
+    }
+}

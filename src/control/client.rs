@@ -1,0 +1,88 @@
+//! The blocking client the CLI uses: connect, send one request, read frames.
+//!
+//! No async runtime on the CLI side: a command is one connect, one write and a few
+//! reads, and the CLI's cold start stays small.
+
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use super::MAX_FRAME;
+use super::protocol::{PROTOCOL_VERSION, Request, RequestFrame, Response};
+
+/// An open connection carrying one request.
+pub struct Connection {
+    reader: BufReader<UnixStream>,
+}
+
+impl Connection {
+    /// Connect and send `request`.
+    pub fn send(socket: &Path, request: Request) -> io::Result<Self> {
+        let mut stream = UnixStream::connect(socket)?;
+        let frame = RequestFrame {
+            v: PROTOCOL_VERSION,
+            request,
+        };
+        let mut bytes = serde_json::to_vec(&frame).map_err(io::Error::other)?;
+        bytes.push(b'\n');
+        stream.write_all(&bytes)?;
+        Ok(Self {
+            reader: BufReader::new(stream),
+        })
+    }
+
+    /// Bound how long one read may block (`None` = forever).
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.reader.get_ref().set_read_timeout(timeout)
+    }
+
+    /// Next frame; `Ok(None)` when the supervisor closed the connection.
+    pub fn next(&mut self) -> io::Result<Option<Response>> {
+        let mut line = Vec::new();
+        let read = (&mut self.reader)
+            .take(MAX_FRAME as u64)
+            .read_until(b'\n', &mut line)?;
+        if read == 0 {
+            return Ok(None);
+        }
+        serde_json::from_slice(&line)
+            .map(Some)
+            .map_err(io::Error::other)
+    }
+
+    /// Read until the final frame, handing every event to `on_event`.
+    pub fn finish(
+        mut self,
+        mut on_event: impl FnMut(&super::protocol::Event),
+    ) -> io::Result<Response> {
+        loop {
+            match self.next()? {
+                Some(Response::Event(event)) => on_event(&event),
+                Some(other) => return Ok(other),
+                None => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the supervisor closed the connection before answering",
+                    ));
+                }
+            }
+        }
+    }
+}
+
+use std::io::Read as _;
+
+/// `Ok(Some(pid))` when a supervisor answers a ping on `socket`.
+pub fn ping(socket: &Path) -> io::Result<i32> {
+    let conn = Connection::send(socket, Request::Ping)?;
+    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    match conn.finish(|_| {})? {
+        Response::Pong { pid, version } if version == PROTOCOL_VERSION => Ok(pid),
+        Response::Pong { version, .. } => Err(io::Error::other(format!(
+            "the running supervisor speaks protocol {version}, this procs speaks {PROTOCOL_VERSION}"
+        ))),
+        Response::Error(body) => Err(io::Error::other(body.message)),
+        other => Err(io::Error::other(format!("unexpected answer {other:?}"))),
+    }
+}

@@ -1,0 +1,114 @@
+//! Requests, responses and events exchanged over the control socket, one JSON object
+//! per line. A request gets zero or more `event` frames and then exactly one final frame
+//! (`pong`, `done` or `error`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::registry::ProcState;
+
+/// Bumped on any incompatible change.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// What the CLI sends.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RequestFrame {
+    pub v: u32,
+    pub request: Request,
+}
+
+/// One request per command.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Is the supervisor alive, and which protocol does it speak?
+    Ping,
+    /// Reconcile with `config` and start the selection; stream progress until every
+    /// selected process is ready, one failed, or the timeout passed (unless `wait` is off).
+    Up(UpRequest),
+    /// Stop the named processes (all when empty) in reverse dependency order; with no
+    /// names the supervisor exits after answering.
+    Down {
+        names: Vec<String>,
+        timeout_ms: Option<u64>,
+    },
+    /// Start stopped processes (dependencies must already be satisfied or get started).
+    Start { names: Vec<String>, timeout_ms: u64 },
+    /// Stop processes without removing them from the stack.
+    Stop {
+        names: Vec<String>,
+        timeout_ms: Option<u64>,
+    },
+    /// Stop then start.
+    Restart { names: Vec<String>, timeout_ms: u64 },
+}
+
+/// Parameters of `up`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UpRequest {
+    pub config: Config,
+    /// The environment `procs up` was invoked with (lowest layer of every child's env).
+    pub env: BTreeMap<String, String>,
+    /// Named processes (empty = every process not `disabled`).
+    pub names: Vec<String>,
+    pub no_deps: bool,
+    pub wait: bool,
+    pub timeout_ms: u64,
+    pub kill_port_owners: bool,
+}
+
+/// What the supervisor answers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Response {
+    Pong { pid: i32, version: u32 },
+    Event(Event),
+    Done(Outcome),
+    Error(ErrorBody),
+}
+
+/// A process changed state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub name: String,
+    pub state: ProcState,
+    pub reason: Option<String>,
+    pub pid: Option<i32>,
+    /// What the process waits for (`pending` on dependencies, `starting` on a check).
+    pub waiting_for: Option<String>,
+}
+
+/// Final answer of a lifecycle request.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Outcome {
+    /// Each process the request concerned, in start order, with its final state.
+    pub processes: Vec<ProcessOutcome>,
+    /// Reconciliation notes (`web: restarted (env.COLOR changed)`).
+    pub notes: Vec<String>,
+    /// The wait ended because the timeout passed.
+    pub timed_out: bool,
+}
+
+/// One process in an [`Outcome`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProcessOutcome {
+    pub name: String,
+    pub state: ProcState,
+    pub reason: Option<String>,
+    pub pid: Option<i32>,
+    /// The request wanted this process ready (or stopped) and it is.
+    pub ok: bool,
+    /// A declared port was held by a foreign process.
+    pub port_conflict: bool,
+    pub log: String,
+}
+
+/// An error the supervisor could not turn into an outcome.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub message: String,
+    pub code: i32,
+    pub hint: Option<String>,
+}

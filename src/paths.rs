@@ -1,0 +1,149 @@
+//! Where a project's files live: the project id, the state directory and every path in it.
+//!
+//! Owns: the layout of `.procs/` (SPEC §4) and the user-level index path. Pure path
+//! arithmetic plus directory creation with private permissions; no other I/O.
+//! Invariant: the project id depends only on the canonical project directory, so it is
+//! stable across runs and survives a deleted `.procs/`.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Longest socket path we use directly (`sun_path` holds 108 bytes including the NUL).
+const MAX_SOCKET_PATH: usize = 100;
+
+/// Every path of one project.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub project_dir: PathBuf,
+    pub project_id: String,
+    pub state_dir: PathBuf,
+    pub logs_dir: PathBuf,
+    pub pids_dir: PathBuf,
+    pub state_file: PathBuf,
+    pub supervisor_lock: PathBuf,
+    pub socket: PathBuf,
+    pub supervisor_log: PathBuf,
+}
+
+impl Paths {
+    /// Paths for the project in `project_dir` (canonical). `PROCS_STATE_DIR` overrides
+    /// the state directory.
+    pub fn new(project_dir: &Path) -> Self {
+        let state_dir = match std::env::var_os("PROCS_STATE_DIR") {
+            Some(dir) if !dir.is_empty() => project_dir.join(dir),
+            _ => project_dir.join(".procs"),
+        };
+        Self::with_state_dir(project_dir, state_dir)
+    }
+
+    pub fn with_state_dir(project_dir: &Path, state_dir: PathBuf) -> Self {
+        let project_id = project_id(project_dir);
+        let mut socket = state_dir.join("supervisor.sock");
+        if socket.as_os_str().len() > MAX_SOCKET_PATH {
+            socket = runtime_dir().join(format!("{project_id}.sock"));
+        }
+        Self {
+            project_dir: project_dir.to_path_buf(),
+            logs_dir: state_dir.join("logs"),
+            pids_dir: state_dir.join("pids"),
+            state_file: state_dir.join("state.json"),
+            supervisor_lock: state_dir.join("supervisor.lock"),
+            supervisor_log: state_dir.join("logs").join("procs.log"),
+            socket,
+            state_dir,
+            project_id,
+        }
+    }
+
+    /// The log file of process `name`.
+    pub fn log_file(&self, name: &str) -> PathBuf {
+        self.logs_dir.join(format!("{name}.log"))
+    }
+
+    /// The pid file of process `name`.
+    pub fn pid_file(&self, name: &str) -> PathBuf {
+        self.pids_dir.join(format!("{name}.pid"))
+    }
+
+    /// Create `.procs/` (0700, with a `.gitignore` holding `*`), `logs/` and `pids/`.
+    pub fn ensure_dirs(&self) -> io::Result<()> {
+        create_private_dir(&self.state_dir)?;
+        let gitignore = self.state_dir.join(".gitignore");
+        if !gitignore.exists() {
+            fs::write(&gitignore, "*\n")?;
+        }
+        create_private_dir(&self.logs_dir)?;
+        create_private_dir(&self.pids_dir)?;
+        if let Some(parent) = self.socket.parent() {
+            create_private_dir(parent)?;
+        }
+        Ok(())
+    }
+}
+
+/// `mkdir -p` with mode 0700 on the last component (tightened if it already exists).
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let meta = fs::metadata(dir)?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Short stable hash (8 hex digits) of the canonical project directory: FNV-1a 64.
+pub fn project_id(project_dir: &Path) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in project_dir.as_os_str().as_encoded_bytes() {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{:08x}", (hash >> 32) ^ (hash & 0xffff_ffff))
+}
+
+/// Directory for sockets whose natural path would be too long.
+fn runtime_dir() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("procs"),
+        _ => PathBuf::from(format!("/tmp/procs-{}", nix::unistd::getuid())),
+    }
+}
+
+/// `$XDG_STATE_HOME/procs/projects.json` (default `~/.local/state/procs/projects.json`).
+pub fn user_index_file() -> PathBuf {
+    let base = match std::env::var_os("XDG_STATE_HOME") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => {
+            let home =
+                std::env::var_os("HOME").map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
+            home.join(".local").join("state")
+        }
+    };
+    base.join("procs").join("projects.json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn project_id_is_stable_and_short() {
+        let a = project_id(Path::new("/home/alice/shop"));
+        assert_eq!(a, project_id(Path::new("/home/alice/shop")));
+        assert_ne!(a, project_id(Path::new("/home/alice/shop2")));
+        assert_eq!(a.len(), 8);
+    }
+
+    #[test]
+    fn long_state_dirs_put_the_socket_elsewhere() {
+        let long = PathBuf::from("/tmp").join("x".repeat(120));
+        let paths = Paths::with_state_dir(&long, long.join(".procs"));
+        assert!(paths.socket.as_os_str().len() <= MAX_SOCKET_PATH + 20);
+        assert!(!paths.socket.starts_with(&long));
+    }
+}

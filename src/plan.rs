@@ -1,0 +1,134 @@
+//! Reconciliation, as pure functions: the config hash of a process, the field-level
+//! reasons two versions differ, and the plan `up` would carry out.
+//!
+//! Shared by the supervisor (which acts on it) and `procs up --dry-run` (which prints
+//! it). The hash covers everything procs passes to a process — command, cwd, declared
+//! env including env-file contents, ports, checks, policies — and nothing of the
+//! ambient environment, which is not part of `Process`.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use crate::config::{Config, Process};
+use crate::registry::{ProcState, Registry};
+
+/// Stable hash of everything procs passes to a process.
+pub fn config_hash(spec: &Process) -> String {
+    let bytes = serde_json::to_vec(spec).unwrap_or_default();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+/// Field-level reasons why `new` differs from `old` (`env.COLOR changed`).
+pub fn diff_reasons(old: &serde_json::Value, new: &Process) -> Vec<String> {
+    let (serde_json::Value::Object(a), Ok(serde_json::Value::Object(b))) =
+        (old, serde_json::to_value(new))
+    else {
+        return vec!["config changed".to_owned()];
+    };
+    let mut reasons = Vec::new();
+    let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    for key in keys {
+        let (x, y) = (a.get(key), b.get(key));
+        if x == y {
+            continue;
+        }
+        if key == "env"
+            && let (Some(serde_json::Value::Object(x)), Some(serde_json::Value::Object(y))) = (x, y)
+        {
+            let names: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for name in names {
+                match (x.get(name), y.get(name)) {
+                    (Some(p), Some(q)) if p != q => reasons.push(format!("env.{name} changed")),
+                    (None, Some(_)) => reasons.push(format!("env.{name} added")),
+                    (Some(_), None) => reasons.push(format!("env.{name} removed")),
+                    _ => {}
+                }
+            }
+        } else {
+            reasons.push(format!("{key} changed"));
+        }
+    }
+    if reasons.is_empty() {
+        reasons.push("config changed".to_owned());
+    }
+    reasons
+}
+
+/// One line of a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Action {
+    pub name: String,
+    /// `start`, `restart`, `stop`, `keep` or `skip`.
+    pub action: &'static str,
+    pub reasons: Vec<String>,
+}
+
+/// What `up` would do, given the registry as it is (records already verified by the
+/// caller: `live` says which processes really run).
+pub fn plan(
+    config: &Config,
+    registry: Option<&Registry>,
+    selection: &BTreeSet<String>,
+    order: &[String],
+    live: &dyn Fn(&str) -> bool,
+) -> Vec<Action> {
+    let mut actions = Vec::new();
+    if let Some(reg) = registry {
+        for name in reg.processes.keys() {
+            if !config.processes.contains_key(name) && live(name) {
+                actions.push(Action {
+                    name: name.clone(),
+                    action: "stop",
+                    reasons: vec!["removed from the config".to_owned()],
+                });
+            }
+        }
+    }
+    for name in order.iter().filter(|n| selection.contains(*n)) {
+        let Some(spec) = config.processes.get(name) else {
+            continue;
+        };
+        let rec = registry.and_then(|r| r.processes.get(name));
+        let hash = config_hash(spec);
+        let action = match rec {
+            Some(rec) if live(name) && rec.config_hash == hash => Action {
+                name: name.clone(),
+                action: "keep",
+                reasons: Vec::new(),
+            },
+            Some(rec) if live(name) => Action {
+                name: name.clone(),
+                action: "restart",
+                reasons: rec.spec.as_ref().map_or_else(
+                    || vec!["config changed".to_owned()],
+                    |old| diff_reasons(old, spec),
+                ),
+            },
+            Some(rec)
+                if spec.oneshot
+                    && rec.state == ProcState::Completed
+                    && rec.config_hash == hash
+                    && registry.is_some_and(|r| r.supervisor.is_some()) =>
+            {
+                Action {
+                    name: name.clone(),
+                    action: "skip",
+                    reasons: vec!["oneshot already completed".to_owned()],
+                }
+            }
+            _ => Action {
+                name: name.clone(),
+                action: "start",
+                reasons: Vec::new(),
+            },
+        };
+        actions.push(action);
+    }
+    actions
+}

@@ -1,0 +1,100 @@
+//! Process setup, stdio, signal flags and directory watching for the CLI and the
+//! supervisor (Linux). Part of the platform layer: system calls live only here.
+
+use std::io;
+
+use super::linux::{descendants, group_members, pid_set_holds_port};
+
+/// Make a command start in a new session (detached from the terminal and from the
+/// caller's process group): used to launch the supervisor.
+pub fn detach(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt as _;
+    // SAFETY: the closure runs in the forked child before exec and only calls
+    // setsid(2), which is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(io::Error::from));
+    }
+}
+
+/// Point this process's stdout and stderr at `file` (the supervisor's own log).
+pub fn redirect_stdio(file: &std::fs::File) -> io::Result<()> {
+    use std::os::fd::AsFd as _;
+    let mut stdout = std::io::stdout().as_fd().try_clone_to_owned()?;
+    let mut stderr = std::io::stderr().as_fd().try_clone_to_owned()?;
+    nix::unistd::dup2(file.as_fd(), &mut stdout).map_err(io::Error::from)?;
+    nix::unistd::dup2(file.as_fd(), &mut stderr).map_err(io::Error::from)?;
+    Ok(())
+}
+
+/// Does the tree rooted at `pid` (the process, its descendants, and processes of its
+/// process group) hold a listening socket on `port`?
+pub fn tree_holds_port(pid: i32, port: u16) -> bool {
+    let mut pids = vec![pid];
+    pids.extend(descendants(&[pid]));
+    pids.extend(group_members(pid));
+    pid_set_holds_port(&pids, port)
+}
+
+static STOP_REQUESTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_stop_signal(_: nix::libc::c_int) {
+    STOP_REQUESTED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Install SIGINT/SIGTERM handlers that only set a flag (for `up --attach`).
+pub fn stop_flag() -> io::Result<&'static std::sync::atomic::AtomicBool> {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    let action = SigAction::new(
+        SigHandler::Handler(on_stop_signal),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for sig in [Signal::SIGINT, Signal::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe { sigaction(sig, &action) }.map_err(io::Error::from)?;
+    }
+    Ok(&STOP_REQUESTED)
+}
+
+/// Watches a directory for writes, creations and renames (inotify).
+pub struct DirWatch {
+    inotify: nix::sys::inotify::Inotify,
+}
+
+impl DirWatch {
+    pub fn new(dir: &std::path::Path) -> io::Result<Self> {
+        use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
+            .map_err(io::Error::from)?;
+        inotify
+            .add_watch(
+                dir,
+                AddWatchFlags::IN_MODIFY
+                    | AddWatchFlags::IN_CREATE
+                    | AddWatchFlags::IN_MOVED_TO
+                    | AddWatchFlags::IN_CLOSE_WRITE,
+            )
+            .map_err(io::Error::from)?;
+        Ok(Self { inotify })
+    }
+
+    /// Block until something changed in the directory or `timeout` passed; drains events.
+    pub fn wait(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        use std::os::fd::AsFd as _;
+        let ms = timeout.map_or(PollTimeout::NONE, |t| {
+            PollTimeout::try_from(t.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::NONE)
+        });
+        let mut fds = [PollFd::new(self.inotify.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, ms) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(err) => return Err(io::Error::from(err)),
+        }
+        while let Ok(events) = self.inotify.read_events() {
+            if events.is_empty() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}

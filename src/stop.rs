@@ -1,0 +1,219 @@
+//! The verified whole-tree stop, shared by the supervisor and by a CLI working without one.
+//!
+//! Owns: the stop sequence of SPEC §2 — stop signal to the process group and to every
+//! tagged escapee of the process, wait `stop_timeout`, then SIGKILL to the group and to
+//! every tagged process left, and wait until none is left. A stop is finished only when a
+//! fresh scan finds nothing of the process alive; whatever survives is reported.
+//! Waiting is event-driven: the main pid through the reaper (or a pidfd), every other
+//! process through a pidfd; scans only confirm.
+//! Invariant: only processes carrying this project's id and this process's name, or the
+//! verified main pid and its group, are ever signalled.
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::time::{Instant, timeout_at};
+
+use crate::platform::{self, ExitInfo, PidFd, Tagged};
+
+/// How long to wait for SIGKILLed processes to disappear before reporting survivors.
+const KILL_GRACE: Duration = Duration::from_secs(5);
+
+/// What to stop.
+#[derive(Debug, Clone)]
+pub struct Target<'a> {
+    pub project_id: &'a str,
+    pub name: &'a str,
+    /// The verified main pid, if one runs.
+    pub pid: Option<i32>,
+    /// Its process group (the main pid leads its own group).
+    pub pgid: Option<i32>,
+    /// Signal number to send; `None` when a `stop_command` was run instead.
+    pub signal: Option<i32>,
+    pub timeout: Duration,
+}
+
+/// How a stop ended.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Exit status of the main pid, when it was our child.
+    pub exit: Option<ExitInfo>,
+    /// SIGKILL was needed.
+    pub killed: bool,
+    /// Pids still alive after SIGKILL and the grace period.
+    pub survivors: Vec<i32>,
+}
+
+/// Shares one `/proc` scan among the stops that run at the same moment.
+#[derive(Default)]
+pub struct Scanner {
+    last: Mutex<Option<(Instant, std::sync::Arc<Vec<Tagged>>)>>,
+}
+
+impl Scanner {
+    /// Tagged processes of `project_id`, from a scan that started after `since`.
+    pub fn scan_since(&self, project_id: &str, since: Instant) -> std::sync::Arc<Vec<Tagged>> {
+        if let Ok(last) = self.last.lock()
+            && let Some((at, scan)) = last.as_ref()
+            && *at >= since
+        {
+            return std::sync::Arc::clone(scan);
+        }
+        let started = Instant::now();
+        let scan = std::sync::Arc::new(platform::tagged_processes(Some(project_id)));
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some((started, std::sync::Arc::clone(&scan)));
+        }
+        scan
+    }
+
+    /// The live members of one process's tree: tagged with its name.
+    fn members(&self, target: &Target<'_>, since: Instant) -> BTreeSet<i32> {
+        let scan = self.scan_since(target.project_id, since);
+        let mut pids: BTreeSet<i32> = scan
+            .iter()
+            .filter(|t| t.process.as_deref() == Some(target.name))
+            .map(|t| t.pid)
+            .collect();
+        if let Some(pid) = target.pid
+            && platform::stat(pid).is_some_and(|s| s.state != 'Z')
+        {
+            pids.insert(pid);
+        }
+        pids
+    }
+}
+
+/// Stop one process tree. `main_exit` is the reaper's receiver when the main pid is our
+/// child (its status is returned); otherwise the main pid is watched by a pidfd.
+pub async fn stop_tree(
+    target: &Target<'_>,
+    mut main_exit: Option<&mut oneshot::Receiver<ExitInfo>>,
+    scanner: &Scanner,
+) -> Report {
+    let mut report = Report::default();
+    // Let every stop that starts in this tick ask before the first scan runs, so that
+    // a stack-wide `down` costs one scan, not one per process.
+    let asked = Instant::now();
+    tokio::task::yield_now().await;
+    let members = scanner.members(target, asked);
+
+    if let Some(sig) = target.signal {
+        if let Some(pgid) = target.pgid {
+            let _ = platform::kill_group(pgid, sig);
+        }
+        for &pid in &members {
+            if Some(pid) != target.pid && platform::stat(pid).map(|s| s.pgid) != target.pgid {
+                let _ = platform::kill(pid, sig);
+            }
+        }
+    }
+
+    let deadline = Instant::now() + target.timeout;
+    let graceful = wait_all(
+        target,
+        &mut main_exit,
+        members,
+        deadline,
+        scanner,
+        &mut report,
+    )
+    .await;
+    if graceful.is_empty() {
+        return report;
+    }
+
+    report.killed = true;
+    if let Some(pgid) = target.pgid {
+        let _ = platform::kill_group(pgid, libc_sigkill());
+    }
+    for &pid in &graceful {
+        let _ = platform::kill(pid, libc_sigkill());
+    }
+    let deadline = Instant::now() + KILL_GRACE;
+    let left = wait_all(
+        target,
+        &mut main_exit,
+        graceful,
+        deadline,
+        scanner,
+        &mut report,
+    )
+    .await;
+    // Anything found by the last scans that still lives gets one more SIGKILL.
+    for &pid in &left {
+        let _ = platform::kill(pid, libc_sigkill());
+    }
+    report.survivors = left.into_iter().collect();
+    report
+}
+
+fn libc_sigkill() -> i32 {
+    nix::sys::signal::Signal::SIGKILL as i32
+}
+
+/// Wait until `pids` (and the main pid) are gone and a fresh scan finds none of the
+/// tree, or until `deadline`. Returns what is still alive.
+async fn wait_all(
+    target: &Target<'_>,
+    main_exit: &mut Option<&mut oneshot::Receiver<ExitInfo>>,
+    mut pids: BTreeSet<i32>,
+    deadline: Instant,
+    scanner: &Scanner,
+    report: &mut Report,
+) -> BTreeSet<i32> {
+    loop {
+        if let Some(rx) = main_exit.as_deref_mut()
+            && report.exit.is_none()
+        {
+            match timeout_at(deadline, rx).await {
+                Ok(Ok(info)) => report.exit = Some(info),
+                Ok(Err(_)) => report.exit = Some(ExitInfo::Signal(0)),
+                Err(_) => return still_alive(pids, target),
+            }
+            if let Some(pid) = target.pid {
+                pids.remove(&pid);
+            }
+        }
+        for &pid in &pids {
+            if Some(pid) == target.pid && main_exit.is_some() {
+                continue;
+            }
+            let Ok(Some(fd)) = PidFd::open(pid) else {
+                continue;
+            };
+            if timeout_at(deadline, fd.exited()).await.is_err() {
+                return still_alive(pids, target);
+            }
+        }
+        // Confirm with a fresh scan: forks made during the stop are caught here.
+        let now = Instant::now();
+        let left = scanner.members(target, now);
+        let left: BTreeSet<i32> = left
+            .into_iter()
+            .filter(|pid| !(Some(*pid) == target.pid && report.exit.is_some()))
+            .collect();
+        if left.is_empty() {
+            return left;
+        }
+        if Instant::now() >= deadline {
+            return left;
+        }
+        pids = left;
+    }
+}
+
+fn still_alive(pids: BTreeSet<i32>, target: &Target<'_>) -> BTreeSet<i32> {
+    let mut alive: BTreeSet<i32> = pids
+        .into_iter()
+        .filter(|&pid| platform::stat(pid).is_some_and(|s| s.state != 'Z'))
+        .collect();
+    if let Some(pid) = target.pid
+        && platform::stat(pid).is_some_and(|s| s.state != 'Z')
+    {
+        alive.insert(pid);
+    }
+    alive
+}

@@ -1,0 +1,261 @@
+//! Health probes: `exec`, `tcp`, `http`, `log`, and the implicit check of declared ports.
+//!
+//! Owns: running one probe and saying pass or fail (with a reason a person can read).
+//! A probe task per running process sleeps between probes, so an idle stack costs no
+//! CPU; probes of different processes never wait on one another.
+//! Readiness cadence: until the first pass, probes run at most every 100 ms (exec: 250
+//! ms) so `up` notices readiness quickly; after that, every `interval`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+
+use super::reaper::Reaper;
+use super::spawn::{self, Context};
+use crate::config::{Probe, Process};
+use crate::platform::{self, ExitInfo};
+
+/// Outcome of one probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Pass,
+    Fail(String),
+}
+
+/// Everything a probe task needs.
+pub struct ProbeTask {
+    pub spec: Arc<Process>,
+    pub ctx: Arc<Context>,
+    pub reaper: Arc<Reaper>,
+    pub log: PathBuf,
+    /// Log size when the process started: a `log` probe only reads what came after.
+    pub log_offset: u64,
+    /// The process's own pid (its tree must own the listener of a port check).
+    pub pid: i32,
+}
+
+/// What a process is checked with, if anything.
+pub fn describe(spec: &Process) -> Option<String> {
+    if let Some(check) = &spec.healthcheck {
+        return Some(match &check.probe {
+            Probe::Exec(cmd) => format!("exec `{cmd}`"),
+            Probe::Tcp { host, port } => format!("tcp {host}:{port}"),
+            Probe::Http { url, .. } => format!("http {url}"),
+            Probe::Log(re) => format!("log /{re}/"),
+        });
+    }
+    if spec.ports.is_empty() {
+        None
+    } else {
+        let ports: Vec<String> = spec.ports.iter().map(|p| p.port.to_string()).collect();
+        Some(format!("port {}", ports.join(", ")))
+    }
+}
+
+/// Run probes forever, sending each verdict; ends when the receiver is dropped.
+pub async fn run(task: ProbeTask, tx: mpsc::Sender<Verdict>) {
+    let (interval, probe_timeout) = match &task.spec.healthcheck {
+        Some(check) => (check.interval, check.timeout),
+        None => (Duration::from_secs(1), Duration::from_secs(1)),
+    };
+    let exec = matches!(
+        task.spec.healthcheck.as_ref().map(|c| &c.probe),
+        Some(Probe::Exec(_))
+    );
+    let fast = if exec {
+        Duration::from_millis(250)
+    } else {
+        Duration::from_millis(100)
+    };
+    let mut log_state = LogState {
+        offset: task.log_offset,
+        matched: false,
+        carry: Vec::new(),
+    };
+    let mut passed = false;
+    loop {
+        let verdict = probe_once(&task, probe_timeout, &mut log_state).await;
+        passed |= verdict == Verdict::Pass;
+        if tx.send(verdict).await.is_err() {
+            return;
+        }
+        let pause = if passed { interval } else { interval.min(fast) };
+        tokio::time::sleep(pause).await;
+    }
+}
+
+struct LogState {
+    offset: u64,
+    matched: bool,
+    carry: Vec<u8>,
+}
+
+async fn probe_once(task: &ProbeTask, limit: Duration, log: &mut LogState) -> Verdict {
+    let Some(check) = &task.spec.healthcheck else {
+        return ports_probe(task, limit).await;
+    };
+    match &check.probe {
+        Probe::Exec(script) => exec_probe(task, script, limit).await,
+        Probe::Tcp { host, port } => {
+            match timeout(limit, TcpStream::connect((host.as_str(), *port))).await {
+                Ok(Ok(_)) => Verdict::Pass,
+                Ok(Err(err)) => Verdict::Fail(format!("tcp {host}:{port}: {err}")),
+                Err(_) => Verdict::Fail(format!("tcp {host}:{port}: no answer within {limit:?}")),
+            }
+        }
+        Probe::Http { url, status } => match timeout(limit, http_get(url)).await {
+            Ok(Ok(code)) => {
+                let ok = match status {
+                    Some(want) => code == *want,
+                    None => (200..400).contains(&code),
+                };
+                if ok {
+                    Verdict::Pass
+                } else {
+                    Verdict::Fail(format!("GET {url}: status {code}"))
+                }
+            }
+            Ok(Err(err)) => Verdict::Fail(format!("GET {url}: {err}")),
+            Err(_) => Verdict::Fail(format!("GET {url}: no answer within {limit:?}")),
+        },
+        Probe::Log(pattern) => log_probe(task, pattern, log),
+    }
+}
+
+async fn ports_probe(task: &ProbeTask, limit: Duration) -> Verdict {
+    for port in &task.spec.ports {
+        let host = port.host.clone().unwrap_or_else(|| "127.0.0.1".to_owned());
+        let host = if host == "0.0.0.0" || host == "::" {
+            "127.0.0.1".to_owned()
+        } else {
+            host
+        };
+        match timeout(limit, TcpStream::connect((host.as_str(), port.port))).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => return Verdict::Fail(format!("port {}: {err}", port.port)),
+            Err(_) => {
+                return Verdict::Fail(format!("port {}: no answer within {limit:?}", port.port));
+            }
+        }
+        if !platform::tree_holds_port(task.pid, port.port) {
+            return Verdict::Fail(format!(
+                "port {} accepts connections, but not from this process's tree",
+                port.port
+            ));
+        }
+    }
+    Verdict::Pass
+}
+
+async fn exec_probe(task: &ProbeTask, script: &str, limit: Duration) -> Verdict {
+    let child = match spawn::spawn_helper(&task.spec, script, &task.ctx, None, &task.reaper) {
+        Ok(child) => child,
+        Err(err) => return Verdict::Fail(format!("cannot run `{script}`: {err}")),
+    };
+    let pid = child.pid;
+    match timeout(limit, child.exit).await {
+        Ok(Ok(ExitInfo::Code(0))) => Verdict::Pass,
+        Ok(Ok(ExitInfo::Code(code))) => {
+            Verdict::Fail(format!("`{script}` exited with code {code}"))
+        }
+        Ok(Ok(ExitInfo::Signal(sig))) => {
+            Verdict::Fail(format!("`{script}` killed by signal {sig}"))
+        }
+        Ok(Err(_)) => Verdict::Fail(format!("`{script}` vanished")),
+        Err(_) => {
+            let _ = platform::kill_group(pid, nix::sys::signal::Signal::SIGKILL as i32);
+            Verdict::Fail(format!("`{script}` did not finish within {limit:?}"))
+        }
+    }
+}
+
+fn log_probe(task: &ProbeTask, pattern: &str, state: &mut LogState) -> Verdict {
+    use std::io::{Read, Seek, SeekFrom};
+    if state.matched {
+        return Verdict::Pass;
+    }
+    let Ok(re) = regex::Regex::new(pattern) else {
+        return Verdict::Fail(format!("invalid regular expression /{pattern}/"));
+    };
+    let Ok(mut file) = std::fs::File::open(&task.log) else {
+        return Verdict::Fail("no output yet".to_owned());
+    };
+    let len = file.metadata().map_or(0, |m| m.len());
+    if len < state.offset {
+        // The log was rotated: read the new file from its start.
+        state.offset = 0;
+    }
+    if file.seek(SeekFrom::Start(state.offset)).is_err() {
+        return Verdict::Fail("cannot read the log".to_owned());
+    }
+    let mut buf = Vec::new();
+    if file.take(8 * 1024 * 1024).read_to_end(&mut buf).is_err() {
+        return Verdict::Fail("cannot read the log".to_owned());
+    }
+    state.offset += buf.len() as u64;
+    state.carry.extend_from_slice(&buf);
+    let mut consumed = 0;
+    while let Some(end) = state.carry[consumed..].iter().position(|b| *b == b'\n') {
+        let line = String::from_utf8_lossy(&state.carry[consumed..consumed + end]);
+        consumed += end + 1;
+        if !line.starts_with("[procs] ") && re.is_match(&line) {
+            state.matched = true;
+            state.carry.clear();
+            return Verdict::Pass;
+        }
+    }
+    state.carry.drain(..consumed);
+    if state.carry.len() > 64 * 1024 {
+        state.carry.clear();
+    }
+    Verdict::Fail(format!("no output line matched /{pattern}/ yet"))
+}
+
+/// A minimal HTTP/1.1 GET: returns the status code. Only `http://` URLs (local daemons).
+async fn http_get(url: &str) -> Result<u16, String> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or("only http:// URLs are supported")?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
+            h.trim_matches(|c| c == '[' || c == ']'),
+            p.parse::<u16>().map_err(|e| e.to_string())?,
+        ),
+        _ => (authority, 80),
+    };
+    let mut stream = TcpStream::connect((host, port))
+        .await
+        .map_err(|e| e.to_string())?;
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: procs\r\nConnection: close\r\n\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut head = Vec::with_capacity(256);
+    let mut buf = [0u8; 256];
+    while !head.contains(&b'\n') && head.len() < 4096 {
+        let n = stream.read(&mut buf).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let line = String::from_utf8_lossy(&head);
+    let code = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse::<u16>().ok())
+        .ok_or_else(|| "not an HTTP response".to_owned())?;
+    Ok(code)
+}

@@ -1,0 +1,170 @@
+//! The supervisor: the same binary, re-executed detached as `procs __supervise`.
+//!
+//! Owns: the singleton lock (held for the whole life of the process), the control
+//! socket, the reaper, the actors (through the orchestrator) and the registry writes.
+//! Startup order matters: lock → subreaper → socket → registry → "ready" to the
+//! launcher → serve. Shutdown (full `down`, SIGTERM or SIGINT): stop every process,
+//! write the registry without a supervisor, remove the socket, exit.
+//! The CLI never imports this module; both sides share `config`, `control`,
+//! `registry`, `paths`, `stop` and `platform`.
+
+mod backoff;
+mod health;
+mod orchestrator;
+mod reaper;
+mod server;
+mod service;
+mod spawn;
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::net::UnixListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{Notify, broadcast};
+
+use crate::paths::Paths;
+use crate::platform;
+use crate::registry::{self, SupervisorRecord};
+use crate::stop::Scanner;
+
+pub use spawn::{ENV_PROCESS, ENV_PROJECT, ENV_PROJECT_ID};
+
+/// What the launcher passes on the hidden command line.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub project_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub project: String,
+}
+
+/// The line the supervisor writes to its stdout (a pipe to the launcher) once it serves.
+pub const READY_LINE: &str = "ready";
+/// The line it writes when another supervisor already holds the lock.
+pub const BUSY_LINE: &str = "busy";
+
+/// Run the supervisor until it is told to exit.
+pub fn run(opts: &Options) -> anyhow::Result<()> {
+    let paths = Paths::with_state_dir(&opts.project_dir, opts.state_dir.clone());
+    paths
+        .ensure_dirs()
+        .context("cannot create the state directory")?;
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&paths.supervisor_lock)
+        .context("cannot open the supervisor lock")?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            println!("{BUSY_LINE}");
+            return Ok(());
+        }
+        Err(fs::TryLockError::Error(err)) => {
+            return Err(err).context("cannot lock the supervisor lock");
+        }
+    }
+    platform::set_child_subreaper().context("cannot become a child subreaper")?;
+    // We hold the lock, so no supervisor serves this socket: whatever is there is stale.
+    let _ = fs::remove_file(&paths.socket);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(serve(paths, opts.project.clone()));
+    drop(lock);
+    result
+}
+
+async fn serve(paths: Paths, project: String) -> anyhow::Result<()> {
+    let listener = UnixListener::bind(&paths.socket)
+        .with_context(|| format!("cannot listen on {}", paths.socket.display()))?;
+    fs::set_permissions(&paths.socket, fs::Permissions::from_mode(0o600))?;
+    let reaper = reaper::Reaper::start()?;
+    let (events, _) = broadcast::channel(4096);
+    let boot_id = platform::boot_id().to_owned();
+    let paths = Arc::new(paths);
+    let shared = Arc::new(service::Shared {
+        paths: Arc::clone(&paths),
+        reaper,
+        scanner: Arc::new(Scanner::default()),
+        events,
+        dirty: Arc::new(Notify::new()),
+        boot_id: boot_id.clone(),
+    });
+    let orch = orchestrator::Orchestrator::new(shared, project, paths.project_id.clone());
+    let pid = std::process::id() as i32;
+    if let Ok(mut record) = orch.supervisor.lock() {
+        *record = Some(SupervisorRecord {
+            pid,
+            start_time: platform::start_time(pid).unwrap_or(0),
+            boot_id,
+            socket: paths.socket.clone(),
+            started_at: registry::now_rfc3339(),
+        });
+    }
+    orch.save_now();
+    orch.start_registry_writer();
+
+    // Tell the launcher we serve, then send our own output to logs/procs.log.
+    let mut stdout = io::stdout();
+    let _ = writeln!(stdout, "{READY_LINE}");
+    let _ = stdout.flush();
+    let log = spawn::open_log(&paths.supervisor_log)?;
+    platform::redirect_stdio(&log)?;
+    init_tracing();
+    tracing::info!(pid, "supervisor started");
+
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let signals = {
+        let orch = Arc::clone(&orch);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = term.recv() => break,
+                    _ = int.recv() => break,
+                    _ = hup.recv() => continue,
+                }
+            }
+            tracing::info!("signal received: stopping every process");
+            let (tx, _rx) = tokio::sync::mpsc::channel(1);
+            let _ = orch.stop(&[], None, true, &tx).await;
+            orch.shutdown.notify_one();
+        })
+    };
+    server::serve(listener, Arc::clone(&orch)).await;
+    signals.abort();
+    if let Ok(mut record) = orch.supervisor.lock() {
+        *record = None;
+    }
+    orch.save_now();
+    let _ = fs::remove_file(&paths.socket);
+    tracing::info!("supervisor stopped");
+    Ok(())
+}
+
+fn init_tracing() {
+    let targets: tracing_subscriber::filter::Targets = std::env::var("PROCS_LOG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO)
+        });
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(io::stderr),
+        )
+        .with(targets)
+        .try_init();
+}

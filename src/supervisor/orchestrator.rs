@@ -1,0 +1,493 @@
+//! The orchestrator: the supervisor's one owner of "what should run".
+//!
+//! Owns: the set of actors (one per process of the current config), reconciliation of a
+//! new config against them (`up`), ordered stops (`down`, `stop`), and the registry
+//! writer. Lifecycle requests are serialized by one async lock for their reconcile
+//! phase; waiting for readiness happens outside it, so `status`-like requests and a
+//! second `up` never queue behind a slow health check.
+//! Invariant: the registry on disk is written only from here, from a snapshot of the
+//! actors' published statuses, coalescing bursts of changes into one write.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Notify, broadcast, mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::service::{self, Cmd, DepWatch, Handle, Shared, Status, StopOutcome};
+use super::spawn::Context;
+use crate::config::{Config, Process};
+use crate::control::protocol::{ErrorBody, Outcome, ProcessOutcome, Response, UpRequest};
+use crate::error::exit;
+use crate::graph::Graph;
+use crate::registry::{self, ProcState, ProcessRecord, Registry, SupervisorRecord};
+
+/// The supervisor's state.
+pub struct Orchestrator {
+    pub shared: Arc<Shared>,
+    services: Mutex<BTreeMap<String, Handle>>,
+    config: Mutex<Option<Config>>,
+    /// The environment of the last `procs up` (used by `start`/`restart`).
+    env: Mutex<BTreeMap<String, String>>,
+    ops: tokio::sync::Mutex<()>,
+    pub supervisor: Mutex<Option<SupervisorRecord>>,
+    project: Mutex<(String, String)>,
+    /// Set once a full `down` finished: the server stops and the supervisor exits.
+    pub shutdown: Arc<Notify>,
+}
+
+use crate::plan::config_hash;
+
+fn is_ready(spec: &Process, s: &Status) -> bool {
+    if spec.oneshot {
+        return s.state == ProcState::Completed;
+    }
+    if service::has_health(spec) {
+        s.state == ProcState::Healthy
+    } else {
+        matches!(s.state, ProcState::Running | ProcState::Healthy)
+    }
+}
+
+/// Settled without being ready. `stopped` counts only once the process has started:
+/// right after a `Start` is sent, the actor may not have left `stopped` yet.
+fn is_settled_bad(s: &Status) -> bool {
+    matches!(s.state, ProcState::Failed | ProcState::Exited)
+        || (s.state == ProcState::Stopped && s.started_once)
+}
+
+impl Orchestrator {
+    pub fn new(shared: Arc<Shared>, project: String, project_id: String) -> Arc<Self> {
+        Arc::new(Self {
+            shared,
+            services: Mutex::new(BTreeMap::new()),
+            config: Mutex::new(None),
+            env: Mutex::new(BTreeMap::new()),
+            ops: tokio::sync::Mutex::new(()),
+            supervisor: Mutex::new(None),
+            project: Mutex::new((project, project_id)),
+            shutdown: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Keep `state.json` in step with the actors: one write per burst of changes.
+    pub fn start_registry_writer(self: &Arc<Self>) {
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                me.shared.dirty.notified().await;
+                let snapshot = me.snapshot();
+                let path = me.shared.paths.state_file.clone();
+                let result =
+                    tokio::task::spawn_blocking(move || registry::save(&path, &snapshot)).await;
+                if let Ok(Err(err)) = result {
+                    tracing::error!("cannot write the registry: {err}");
+                }
+            }
+        });
+    }
+
+    /// Write the registry now (used at startup and shutdown).
+    pub fn save_now(&self) {
+        if let Err(err) = registry::save(&self.shared.paths.state_file, &self.snapshot()) {
+            tracing::error!("cannot write the registry: {err}");
+        }
+    }
+
+    fn snapshot(&self) -> Registry {
+        let (project, project_id) = self.project.lock().map(|p| p.clone()).unwrap_or_default();
+        let mut reg = Registry::new(&project, &self.shared.paths.project_dir, &project_id);
+        reg.supervisor = self.supervisor.lock().ok().and_then(|s| s.clone());
+        if let Ok(services) = self.services.lock() {
+            for (name, handle) in services.iter() {
+                let s = handle.status.borrow().clone();
+                let mut rec = ProcessRecord::new(s.state, self.shared.paths.log_file(name));
+                rec.reason = s.reason;
+                rec.pid = s.pid;
+                rec.pgid = s.pgid;
+                rec.start_time = s.start_time;
+                rec.boot_id = s.pid.map(|_| self.shared.boot_id.clone());
+                rec.config_hash.clone_from(&handle.hash);
+                rec.restarts = s.restarts;
+                rec.exit_code = s.exit_code;
+                rec.signal = s.signal;
+                rec.ports = handle.spec.ports.iter().map(|p| p.port).collect();
+                rec.oneshot = handle.spec.oneshot;
+                rec.started_at = s.started_at;
+                rec.updated_at = Some(registry::now_rfc3339());
+                rec.next_restart_at = s.next_restart_at;
+                rec.has_health = service::has_health(&handle.spec);
+                rec.spec = serde_json::to_value(&*handle.spec).ok();
+                reg.processes.insert(name.clone(), rec);
+            }
+        }
+        reg
+    }
+
+    fn error(code: i32, message: String, hint: Option<String>) -> Response {
+        Response::Error(ErrorBody {
+            message,
+            code,
+            hint,
+        })
+    }
+
+    /// Handle `up`: reconcile, start the selection, stream progress, answer.
+    pub async fn up(self: &Arc<Self>, req: UpRequest, out: mpsc::Sender<Response>) {
+        let graph = match Graph::new(&req.config) {
+            Ok(graph) => graph,
+            Err(err) => {
+                let _ = out
+                    .send(Self::error(exit::USAGE, err.to_string(), None))
+                    .await;
+                return;
+            }
+        };
+        for name in &req.names {
+            if !req.config.processes.contains_key(name) {
+                let msg = format!("no process named `{name}` in {}", req.config.file.display());
+                let _ = out.send(Self::error(exit::USAGE, msg, None)).await;
+                return;
+            }
+        }
+        let mut selection: BTreeSet<String> = if req.names.is_empty() {
+            req.config
+                .processes
+                .values()
+                .filter(|p| !p.disabled)
+                .map(|p| p.name.clone())
+                .collect()
+        } else {
+            req.names.iter().cloned().collect()
+        };
+        if !req.no_deps {
+            let names: Vec<String> = selection.iter().cloned().collect();
+            selection = graph.closure(&names);
+        }
+        let order: Vec<String> = graph.start_order();
+        let mut events = self.shared.events.subscribe();
+        let notes = {
+            let _guard = self.ops.lock().await;
+            if let Ok(mut project) = self.project.lock() {
+                project.0.clone_from(&req.config.name);
+            }
+            let ctx = Arc::new(Context {
+                project: req.config.name.clone(),
+                project_id: self.shared.paths.project_id.clone(),
+                ambient_env: req.env.clone(),
+            });
+            let notes = self
+                .reconcile(&req.config, &graph, &order, &selection, req.no_deps, &ctx)
+                .await;
+            if let Ok(mut config) = self.config.lock() {
+                *config = Some(req.config.clone());
+            }
+            if let Ok(mut env) = self.env.lock() {
+                env.clone_from(&req.env);
+            }
+            notes
+        };
+        let wanted: Vec<String> = order
+            .iter()
+            .filter(|n| selection.contains(*n))
+            .cloned()
+            .collect();
+        let mut timed_out = false;
+        if req.wait {
+            let deadline = Instant::now() + Duration::from_millis(req.timeout_ms);
+            loop {
+                if self.settled(&wanted) {
+                    break;
+                }
+                tokio::select! {
+                    ev = events.recv() => match ev {
+                        Ok(ev) => if selection.contains(&ev.name) {
+                            let _ = out.send(Response::Event(ev)).await;
+                        },
+                        Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(broadcast::error::RecvError::Closed) => break,
+                    },
+                    () = tokio::time::sleep_until(deadline) => { timed_out = true; break; }
+                }
+            }
+        }
+        let mut outcome = self.outcome(&wanted, |spec, s| is_ready(spec, s));
+        outcome.notes = notes;
+        outcome.timed_out = timed_out;
+        let _ = out.send(Response::Done(outcome)).await;
+    }
+
+    fn settled(&self, wanted: &[String]) -> bool {
+        let Ok(services) = self.services.lock() else {
+            return true;
+        };
+        let mut all_ready = true;
+        for name in wanted {
+            let Some(h) = services.get(name) else {
+                continue;
+            };
+            let s = h.status.borrow();
+            if is_settled_bad(&s) {
+                return true;
+            }
+            all_ready &= is_ready(&h.spec, &s);
+        }
+        all_ready
+    }
+
+    fn outcome(&self, names: &[String], ok: impl Fn(&Process, &Status) -> bool) -> Outcome {
+        let mut outcome = Outcome::default();
+        let Ok(services) = self.services.lock() else {
+            return outcome;
+        };
+        for name in names {
+            let Some(h) = services.get(name) else {
+                continue;
+            };
+            let s = h.status.borrow();
+            outcome.processes.push(ProcessOutcome {
+                name: name.clone(),
+                state: s.state,
+                reason: s
+                    .reason
+                    .clone()
+                    .or_else(|| s.waiting_for.clone().map(|w| format!("waiting for {w}"))),
+                pid: s.pid,
+                ok: ok(&h.spec, &s),
+                port_conflict: s.port_conflict,
+                log: self.shared.paths.log_file(name).display().to_string(),
+            });
+        }
+        outcome
+    }
+
+    async fn reconcile(
+        &self,
+        config: &Config,
+        graph: &Graph,
+        order: &[String],
+        selection: &BTreeSet<String>,
+        no_deps: bool,
+        ctx: &Arc<Context>,
+    ) -> Vec<String> {
+        let mut notes = Vec::new();
+        // Processes gone from the file, and changed ones, are stopped first (dependents
+        // before their dependencies).
+        let mut retire = Vec::new();
+        if let Ok(services) = self.services.lock() {
+            for (name, handle) in services.iter() {
+                match config.processes.get(name) {
+                    None => {
+                        notes.push(format!("{name}: stopped (removed from the config)"));
+                        retire.push(name.clone());
+                    }
+                    Some(spec) if config_hash(spec) != handle.hash => {
+                        let live = handle.status.borrow().state.is_live()
+                            || handle.status.borrow().state == ProcState::Completed;
+                        if live && selection.contains(name) {
+                            let old = serde_json::to_value(&*handle.spec).unwrap_or_default();
+                            let reasons = crate::plan::diff_reasons(&old, spec);
+                            notes.push(format!("{name}: restarted ({})", reasons.join(", ")));
+                        }
+                        retire.push(name.clone());
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        let mut stop_order: Vec<String> = retire.clone();
+        stop_order.sort_by_key(|n| std::cmp::Reverse(order.iter().position(|o| o == n)));
+        for name in stop_order {
+            let handle = self.services.lock().ok().and_then(|mut s| s.remove(&name));
+            if let Some(handle) = handle {
+                let (tx, rx) = oneshot::channel();
+                if handle
+                    .tx
+                    .send(Cmd::Shutdown {
+                        timeout: None,
+                        reply: tx,
+                    })
+                    .is_ok()
+                {
+                    let _ = rx.await;
+                }
+            }
+        }
+        // Every process of the config gets an actor (idle ones show as stopped).
+        for name in order {
+            let Some(spec) = config.processes.get(name) else {
+                continue;
+            };
+            let exists = self
+                .services
+                .lock()
+                .map(|s| s.contains_key(name))
+                .unwrap_or(true);
+            if !exists {
+                let handle = service::spawn_actor(
+                    Arc::new(spec.clone()),
+                    config_hash(spec),
+                    Arc::clone(ctx),
+                    Arc::clone(&self.shared),
+                    Status::new(ProcState::Stopped),
+                    None,
+                );
+                if let Ok(mut services) = self.services.lock() {
+                    services.insert(name.clone(), handle);
+                }
+            }
+        }
+        // Start what is selected and not already running (or completed, for oneshots).
+        let Ok(services) = self.services.lock() else {
+            return notes;
+        };
+        for name in order.iter().filter(|n| selection.contains(*n)) {
+            let Some(handle) = services.get(name) else {
+                continue;
+            };
+            let state = handle.status.borrow().state;
+            let keep = state.is_live()
+                || matches!(state, ProcState::Pending | ProcState::Backoff)
+                || (handle.spec.oneshot && state == ProcState::Completed);
+            if keep {
+                continue;
+            }
+            let deps = if no_deps {
+                Vec::new()
+            } else {
+                handle
+                    .spec
+                    .depends_on
+                    .iter()
+                    .filter_map(|d| {
+                        services.get(&d.name).map(|dh| DepWatch {
+                            name: d.name.clone(),
+                            condition: d.condition,
+                            has_health: service::has_health(&dh.spec),
+                            rx: dh.status.clone(),
+                        })
+                    })
+                    .collect()
+            };
+            let _ = handle.tx.send(Cmd::Start { deps });
+        }
+        let _ = graph;
+        notes
+    }
+
+    /// Stop `names` (all when empty) dependents first; each wave in parallel.
+    pub async fn stop(
+        self: &Arc<Self>,
+        names: &[String],
+        timeout: Option<Duration>,
+        shutdown: bool,
+        out: &mpsc::Sender<Response>,
+    ) -> Result<Outcome, Response> {
+        let _guard = self.ops.lock().await;
+        let known: Vec<String> = self
+            .services
+            .lock()
+            .map(|s| s.keys().cloned().collect())
+            .unwrap_or_default();
+        for name in names {
+            if !known.contains(name) {
+                return Err(Self::error(
+                    exit::USAGE,
+                    format!("no process named `{name}`"),
+                    None,
+                ));
+            }
+        }
+        let targets: BTreeSet<String> = if names.is_empty() {
+            known.iter().cloned().collect()
+        } else {
+            names.iter().cloned().collect()
+        };
+        let config = self.config.lock().ok().and_then(|c| c.clone());
+        let layers: Vec<Vec<String>> = match config.as_ref().map(Graph::new) {
+            Some(Ok(graph)) => graph.layers(),
+            _ => vec![known.clone()],
+        };
+        let mut events = self.shared.events.subscribe();
+        let mut outcomes: BTreeMap<String, StopOutcome> = BTreeMap::new();
+        for layer in layers.iter().rev() {
+            let mut waits = Vec::new();
+            if let Ok(services) = self.services.lock() {
+                for name in layer.iter().filter(|n| targets.contains(*n)) {
+                    let Some(handle) = services.get(name) else {
+                        continue;
+                    };
+                    let (tx, rx) = oneshot::channel();
+                    let cmd = if shutdown {
+                        Cmd::Shutdown { timeout, reply: tx }
+                    } else {
+                        Cmd::Stop { timeout, reply: tx }
+                    };
+                    if handle.tx.send(cmd).is_ok() {
+                        waits.push((name.clone(), rx));
+                    }
+                }
+            }
+            for (name, mut rx) in waits {
+                loop {
+                    tokio::select! {
+                        res = &mut rx => {
+                            outcomes.insert(name.clone(), res.unwrap_or_default());
+                            break;
+                        }
+                        ev = events.recv() => if let Ok(ev) = ev && targets.contains(&ev.name) {
+                            let _ = out.send(Response::Event(ev)).await;
+                        },
+                    }
+                }
+            }
+        }
+        let order: Vec<String> = layers
+            .iter()
+            .flatten()
+            .filter(|n| targets.contains(*n))
+            .cloned()
+            .collect();
+        let mut outcome = self.outcome(&order, |_, s| !s.state.is_live() && s.pid.is_none());
+        for p in &mut outcome.processes {
+            if let Some(o) = outcomes.get(&p.name)
+                && !o.survivors.is_empty()
+            {
+                p.ok = false;
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Start named processes of the current config (with their dependencies).
+    pub async fn start(
+        self: &Arc<Self>,
+        names: Vec<String>,
+        timeout_ms: u64,
+        out: mpsc::Sender<Response>,
+    ) {
+        let config = self.config.lock().ok().and_then(|c| c.clone());
+        let Some(config) = config else {
+            let _ = out
+                .send(Self::error(
+                    exit::FAILED,
+                    "the supervisor has no config yet".into(),
+                    Some("run `procs up` first".into()),
+                ))
+                .await;
+            return;
+        };
+        let ctx_env = self.env.lock().map(|e| e.clone()).unwrap_or_default();
+        let req = UpRequest {
+            config,
+            env: ctx_env,
+            names,
+            no_deps: false,
+            wait: true,
+            timeout_ms,
+            kill_port_owners: false,
+        };
+        self.up(req, out).await;
+    }
+}

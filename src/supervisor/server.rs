@@ -1,0 +1,141 @@
+//! The control socket server: one task per connection, one handler per request.
+//!
+//! Owns: peer checks (only the socket owner's uid is served), frame decoding with the
+//! size cap, protocol-version checks, and writing responses back as they come.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::mpsc;
+
+use super::orchestrator::Orchestrator;
+use crate::control::MAX_FRAME;
+use crate::control::protocol::{ErrorBody, PROTOCOL_VERSION, Request, RequestFrame, Response};
+use crate::error::exit;
+
+/// Accept connections until a full `down` (or a signal) asks the supervisor to exit.
+pub async fn serve(listener: UnixListener, orch: Arc<Orchestrator>) {
+    let uid = nix::unistd::getuid().as_raw();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let orch = Arc::clone(&orch);
+                    tokio::spawn(async move { handle(stream, orch, uid).await });
+                }
+                Err(err) => tracing::warn!("accept failed: {err}"),
+            },
+            () = orch.shutdown.notified() => return,
+        }
+    }
+}
+
+fn error(code: i32, message: impl Into<String>) -> Response {
+    Response::Error(ErrorBody {
+        message: message.into(),
+        code,
+        hint: None,
+    })
+}
+
+async fn handle(stream: UnixStream, orch: Arc<Orchestrator>, uid: u32) {
+    match stream.peer_cred() {
+        Ok(cred) if cred.uid() == uid || cred.uid() == 0 => {}
+        _ => return,
+    }
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read.take(MAX_FRAME as u64));
+    let mut line = Vec::new();
+    if reader.read_until(b'\n', &mut line).await.is_err() || line.is_empty() {
+        return;
+    }
+    let (tx, mut rx) = mpsc::channel::<Response>(256);
+    match serde_json::from_slice::<RequestFrame>(&line) {
+        Err(err) => {
+            let _ = tx
+                .send(error(exit::USAGE, format!("malformed request: {err}")))
+                .await;
+        }
+        Ok(frame) if frame.v != PROTOCOL_VERSION => {
+            let msg = format!(
+                "this supervisor speaks protocol {PROTOCOL_VERSION}, the client speaks {}",
+                frame.v
+            );
+            let _ = tx.send(error(exit::FAILED, msg)).await;
+        }
+        Ok(frame) => {
+            let orch = Arc::clone(&orch);
+            tokio::spawn(dispatch(frame.request, orch, tx));
+        }
+    }
+    let mut full_down = false;
+    while let Some(response) = rx.recv().await {
+        if let Response::Done(outcome) = &response {
+            full_down = outcome.notes.iter().any(|n| n == SHUTDOWN_NOTE);
+        }
+        let Ok(mut bytes) = serde_json::to_vec(&response) else {
+            continue;
+        };
+        bytes.push(b'\n');
+        if write.write_all(&bytes).await.is_err() {
+            break;
+        }
+        if !matches!(response, Response::Event(_)) {
+            break;
+        }
+    }
+    let _ = write.shutdown().await;
+    if full_down {
+        orch.shutdown.notify_one();
+    }
+}
+
+/// Marker note on the outcome of a full `down`: the supervisor exits after answering.
+pub const SHUTDOWN_NOTE: &str = "supervisor stopped";
+
+async fn dispatch(request: Request, orch: Arc<Orchestrator>, tx: mpsc::Sender<Response>) {
+    match request {
+        Request::Ping => {
+            let _ = tx
+                .send(Response::Pong {
+                    pid: std::process::id() as i32,
+                    version: PROTOCOL_VERSION,
+                })
+                .await;
+        }
+        Request::Up(req) => orch.up(req, tx).await,
+        Request::Down { names, timeout_ms } => {
+            let full = names.is_empty();
+            let timeout = timeout_ms.map(Duration::from_millis);
+            match orch.stop(&names, timeout, full, &tx).await {
+                Ok(mut outcome) => {
+                    if full {
+                        outcome.notes.push(SHUTDOWN_NOTE.to_owned());
+                    }
+                    let _ = tx.send(Response::Done(outcome)).await;
+                }
+                Err(response) => {
+                    let _ = tx.send(response).await;
+                }
+            }
+        }
+        Request::Stop { names, timeout_ms } => {
+            let timeout = timeout_ms.map(Duration::from_millis);
+            let response = match orch.stop(&names, timeout, false, &tx).await {
+                Ok(outcome) => Response::Done(outcome),
+                Err(response) => response,
+            };
+            let _ = tx.send(response).await;
+        }
+        Request::Start { names, timeout_ms } => orch.start(names, timeout_ms, tx).await,
+        Request::Restart { names, timeout_ms } => {
+            if let Err(response) = orch.stop(&names, None, false, &tx).await {
+                let _ = tx.send(response).await;
+                return;
+            }
+            orch.start(names, timeout_ms, tx).await;
+        }
+    }
+}

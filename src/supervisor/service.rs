@@ -1,0 +1,832 @@
+//! One actor per process: the only owner of that process's child.
+//!
+//! Owns: the process's state machine (SPEC §2), its child (spawned here or adopted),
+//! its probes, its restarts. It learns about exits from the reaper (or a pidfd for an
+//! adopted process) and about commands from its mailbox; it publishes every change of
+//! its [`Status`] on a watch channel (dependents and `up` waiters read it), on the event
+//! broadcast, and marks the registry dirty.
+//!
+//! ```text
+//!  idle ──start──▶ pending ──deps met──▶ starting ──probe ok──▶ healthy ◀──▶ unhealthy
+//!                    │ dep failed           │ (no check) ─▶ running             │
+//!                    ▼                      ▼ exit                              ▼ exit / restart
+//!                  failed ◀── crash loop ── backoff ◀── exit (restart policy) ──┘
+//!  any live state ──stop──▶ stopping ──tree gone──▶ stopped
+//! ```
+
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::backoff;
+use super::health::{self, ProbeTask, Verdict};
+use super::reaper::Reaper;
+use super::spawn::{self, Context};
+use crate::config::{Condition, Process, RestartPolicy};
+use crate::control::protocol::Event;
+use crate::paths::Paths;
+use crate::platform::{ExitInfo, PidFd};
+use crate::registry::{self, ProcState};
+use crate::stop::{self, Scanner};
+
+/// What everyone can see of a process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub state: ProcState,
+    pub reason: Option<String>,
+    pub pid: Option<i32>,
+    pub pgid: Option<i32>,
+    pub start_time: Option<u64>,
+    pub started_at: Option<String>,
+    pub restarts: u32,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub next_restart_at: Option<String>,
+    /// Spawned at least once since the actor was created.
+    pub started_once: bool,
+    /// Has run and exited at least once (for `completed` conditions).
+    pub exited_once: bool,
+    pub waiting_for: Option<String>,
+    /// The last start failed because a declared port was held by a foreign process.
+    pub port_conflict: bool,
+}
+
+impl Status {
+    pub fn new(state: ProcState) -> Self {
+        Self {
+            state,
+            reason: None,
+            pid: None,
+            pgid: None,
+            start_time: None,
+            started_at: None,
+            restarts: 0,
+            exit_code: None,
+            signal: None,
+            next_restart_at: None,
+            started_once: false,
+            exited_once: false,
+            waiting_for: None,
+            port_conflict: false,
+        }
+    }
+}
+
+/// Supervisor-wide services every actor uses.
+pub struct Shared {
+    pub paths: Arc<Paths>,
+    pub reaper: Arc<Reaper>,
+    pub scanner: Arc<Scanner>,
+    pub events: broadcast::Sender<Event>,
+    pub dirty: Arc<Notify>,
+    pub boot_id: String,
+}
+
+/// A dependency as seen by a pending dependent.
+pub struct DepWatch {
+    pub name: String,
+    pub condition: Condition,
+    pub has_health: bool,
+    pub rx: watch::Receiver<Status>,
+}
+
+/// How a stop ended, for the requester.
+#[derive(Debug, Clone, Default)]
+pub struct StopOutcome {
+    pub survivors: Vec<i32>,
+}
+
+/// Mailbox messages.
+pub enum Cmd {
+    /// Start (after `deps` are met) unless already started.
+    Start { deps: Vec<DepWatch> },
+    /// Stop the tree; the actor stays, idle.
+    Stop {
+        timeout: Option<Duration>,
+        reply: oneshot::Sender<StopOutcome>,
+    },
+    /// Stop the tree, answer, and end the actor.
+    Shutdown {
+        timeout: Option<Duration>,
+        reply: oneshot::Sender<StopOutcome>,
+    },
+}
+
+/// The orchestrator's handle on an actor.
+pub struct Handle {
+    pub spec: Arc<Process>,
+    pub hash: String,
+    pub tx: mpsc::UnboundedSender<Cmd>,
+    pub status: watch::Receiver<Status>,
+    pub task: JoinHandle<()>,
+}
+
+/// A live process found in the registry to adopt instead of starting anew.
+#[derive(Debug, Clone)]
+pub struct Adopt {
+    pub pid: i32,
+    pub start_time: u64,
+    pub started_at: Option<String>,
+    pub restarts: u32,
+}
+
+/// Does `spec` have something that decides health (a check, or declared ports)?
+pub fn has_health(spec: &Process) -> bool {
+    spec.healthcheck.is_some() || !spec.ports.is_empty()
+}
+
+/// Start an actor for `spec`.
+pub fn spawn_actor(
+    spec: Arc<Process>,
+    hash: String,
+    ctx: Arc<Context>,
+    shared: Arc<Shared>,
+    initial: Status,
+    adopt: Option<Adopt>,
+) -> Handle {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (status_tx, status_rx) = watch::channel(initial);
+    let log = shared.paths.log_file(&spec.name);
+    let actor = Actor {
+        spec: Arc::clone(&spec),
+        ctx,
+        shared,
+        log,
+        status: status_tx,
+        rx,
+        quick_failures: 0,
+    };
+    let task = tokio::spawn(actor.run(adopt));
+    Handle {
+        spec,
+        hash,
+        tx,
+        status: status_rx,
+        task,
+    }
+}
+
+enum Exit {
+    Child(oneshot::Receiver<ExitInfo>),
+    Adopted(PidFd),
+}
+
+struct Running {
+    pid: i32,
+    exit: Exit,
+    started: Instant,
+    probes: Option<(JoinHandle<()>, mpsc::Receiver<Verdict>)>,
+    healthy_once: bool,
+    fails_in_row: u32,
+    start_deadline: Option<Instant>,
+}
+
+enum Mode {
+    Idle,
+    Pending(Vec<DepWatch>),
+    Running(Running),
+    Backoff(Instant),
+    Exit,
+}
+
+struct Actor {
+    spec: Arc<Process>,
+    ctx: Arc<Context>,
+    shared: Arc<Shared>,
+    log: PathBuf,
+    status: watch::Sender<Status>,
+    rx: mpsc::UnboundedReceiver<Cmd>,
+    quick_failures: u32,
+}
+
+enum DepState {
+    Met,
+    Waiting(String),
+    Failed(String),
+}
+
+fn dep_state(dep: &DepWatch) -> DepState {
+    let s = dep.rx.borrow();
+    let name = &dep.name;
+    if s.state == ProcState::Failed
+        && !(matches!(dep.condition, Condition::Completed) && s.exited_once)
+        && !(matches!(dep.condition, Condition::Started) && s.started_once)
+    {
+        return DepState::Failed(format!("dependency `{name}` failed"));
+    }
+    match dep.condition {
+        Condition::Started if s.started_once => DepState::Met,
+        Condition::Started => DepState::Waiting(format!("`{name}` to start")),
+        Condition::Healthy => {
+            let ok = if dep.has_health {
+                s.state == ProcState::Healthy
+            } else {
+                s.state == ProcState::Running
+            };
+            if ok || s.state == ProcState::Completed {
+                DepState::Met
+            } else if s.exited_once && matches!(s.state, ProcState::Exited) {
+                DepState::Failed(format!("dependency `{name}` exited"))
+            } else {
+                DepState::Waiting(format!("`{name}` to be healthy"))
+            }
+        }
+        Condition::Completed => {
+            if s.exited_once && !s.state.is_live() && s.state != ProcState::Backoff {
+                DepState::Met
+            } else {
+                DepState::Waiting(format!("`{name}` to complete"))
+            }
+        }
+        Condition::CompletedSuccessfully => match s.state {
+            ProcState::Completed => DepState::Met,
+            ProcState::Exited if s.exited_once => {
+                DepState::Failed(format!("dependency `{name}` did not complete successfully"))
+            }
+            _ => DepState::Waiting(format!("`{name}` to complete successfully")),
+        },
+    }
+}
+
+/// Resolves when any of the receivers sees a new value (closed senders never resolve).
+async fn any_changed(deps: &mut [DepWatch]) {
+    let mut futs: Vec<Pin<Box<dyn std::future::Future<Output = bool> + Send + '_>>> = deps
+        .iter_mut()
+        .map(|d| {
+            Box::pin(async move { d.rx.changed().await.is_ok() })
+                as Pin<Box<dyn std::future::Future<Output = bool> + Send + '_>>
+        })
+        .collect();
+    std::future::poll_fn(|cx| {
+        for fut in &mut futs {
+            if let std::task::Poll::Ready(true) = fut.as_mut().poll(cx) {
+                return std::task::Poll::Ready(());
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await;
+}
+
+fn exit_reason(info: ExitInfo) -> String {
+    match info {
+        ExitInfo::Code(code) => format!("exited with code {code}"),
+        ExitInfo::Signal(sig) => match crate::platform::signal_name(sig) {
+            Some(name) => format!("killed by signal {name}"),
+            None => format!("killed by signal {sig}"),
+        },
+    }
+}
+
+fn human(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else {
+        humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+    }
+}
+
+impl Actor {
+    fn set(&self, change: impl FnOnce(&mut Status)) {
+        let mut changed = false;
+        self.status.send_if_modified(|s| {
+            let before = s.clone();
+            change(s);
+            changed = *s != before;
+            changed
+        });
+        if changed {
+            let s = self.status.borrow().clone();
+            let _ = self.shared.events.send(Event {
+                name: self.spec.name.clone(),
+                state: s.state,
+                reason: s.reason.clone(),
+                pid: s.pid,
+                waiting_for: s.waiting_for.clone(),
+            });
+            self.shared.dirty.notify_one();
+        }
+    }
+
+    fn event(&self, message: &str) {
+        spawn::log_event(&self.log, message);
+    }
+
+    async fn run(mut self, adopt: Option<Adopt>) {
+        let mut mode = match adopt {
+            Some(adopt) => self.adopt(adopt),
+            None => Mode::Idle,
+        };
+        loop {
+            mode = match mode {
+                Mode::Exit => return,
+                Mode::Idle => match self.rx.recv().await {
+                    None => return,
+                    Some(cmd) => self.on_cmd(cmd, None).await,
+                },
+                Mode::Pending(deps) => self.pending(deps).await,
+                Mode::Running(run) => self.running(run).await,
+                Mode::Backoff(until) => {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(until) => {
+                            self.set(|s| { s.restarts += 1; s.next_restart_at = None; });
+                            self.start_child()
+                        }
+                        cmd = self.rx.recv() => match cmd {
+                            None => return,
+                            Some(Cmd::Start { .. }) => Mode::Backoff(until),
+                            Some(cmd) => self.on_cmd(cmd, None).await,
+                        },
+                    }
+                }
+            };
+        }
+    }
+
+    /// Handle a command outside of the running state (or with `run` when running).
+    async fn on_cmd(&mut self, cmd: Cmd, run: Option<Running>) -> Mode {
+        match cmd {
+            Cmd::Start { deps } => match run {
+                Some(run) => Mode::Running(run),
+                None => {
+                    self.quick_failures = 0;
+                    self.set(|s| {
+                        s.reason = None;
+                        s.port_conflict = false;
+                        s.exit_code = None;
+                        s.signal = None;
+                    });
+                    Mode::Pending(deps)
+                }
+            },
+            Cmd::Stop { timeout, reply } => {
+                let outcome = self.stop(run, timeout).await;
+                let _ = reply.send(outcome);
+                Mode::Idle
+            }
+            Cmd::Shutdown { timeout, reply } => {
+                let outcome = self.stop(run, timeout).await;
+                let _ = reply.send(outcome);
+                Mode::Exit
+            }
+        }
+    }
+
+    async fn pending(&mut self, mut deps: Vec<DepWatch>) -> Mode {
+        loop {
+            let mut waiting = Vec::new();
+            for dep in &mut deps {
+                dep.rx.borrow_and_update();
+                match dep_state(dep) {
+                    DepState::Met => {}
+                    DepState::Waiting(what) => waiting.push(what),
+                    DepState::Failed(reason) => {
+                        self.event(&format!("not started: {reason}"));
+                        self.set(|s| {
+                            s.state = ProcState::Failed;
+                            s.reason = Some(reason);
+                            s.waiting_for = None;
+                        });
+                        return Mode::Idle;
+                    }
+                }
+            }
+            if waiting.is_empty() {
+                self.set(|s| s.waiting_for = None);
+                return self.start_child();
+            }
+            let what = waiting.join(", ");
+            self.set(|s| {
+                s.state = ProcState::Pending;
+                s.waiting_for = Some(what);
+            });
+            tokio::select! {
+                () = any_changed(&mut deps) => {}
+                cmd = self.rx.recv() => match cmd {
+                    None => return Mode::Exit,
+                    Some(Cmd::Start { .. }) => {}
+                    Some(cmd) => return self.on_cmd(cmd, None).await,
+                },
+            }
+        }
+    }
+
+    fn start_child(&mut self) -> Mode {
+        let spec = Arc::clone(&self.spec);
+        let log_offset = std::fs::metadata(&self.log).map_or(0, |m| m.len());
+        let child = match spawn::spawn(
+            &spec,
+            &spec.command,
+            &self.ctx,
+            &self.log,
+            &self.shared.reaper,
+        ) {
+            Ok(child) => child,
+            Err(err) => {
+                let reason = format!("cannot start: {err}");
+                self.event(&reason);
+                self.set(|s| {
+                    s.state = ProcState::Failed;
+                    s.reason = Some(reason);
+                    s.pid = None;
+                    s.pgid = None;
+                });
+                return Mode::Idle;
+            }
+        };
+        let pid = child.pid;
+        let _ = registry::write_pid_file(&self.shared.paths.pid_file(&spec.name), Some(pid));
+        self.event(&format!("started pid {pid}"));
+        let checked = has_health(&spec);
+        let start_time = child.start_time;
+        self.set(|s| {
+            s.state = if checked {
+                ProcState::Starting
+            } else {
+                ProcState::Running
+            };
+            s.reason = None;
+            s.pid = Some(pid);
+            s.pgid = Some(pid);
+            s.start_time = Some(start_time);
+            s.started_at = Some(registry::now_rfc3339());
+            s.started_once = true;
+            s.exit_code = None;
+            s.signal = None;
+            s.waiting_for = if checked {
+                health::describe(&spec)
+            } else {
+                None
+            };
+        });
+        Mode::Running(self.watch_running(pid, Exit::Child(child.exit), log_offset))
+    }
+
+    fn watch_running(&self, pid: i32, exit: Exit, log_offset: u64) -> Running {
+        let spec = &self.spec;
+        let (probes, start_deadline) = if has_health(spec) {
+            let (tx, rx) = mpsc::channel(4);
+            let task = ProbeTask {
+                spec: Arc::clone(spec),
+                ctx: Arc::clone(&self.ctx),
+                reaper: Arc::clone(&self.shared.reaper),
+                log: self.log.clone(),
+                log_offset,
+                pid,
+            };
+            let join = tokio::spawn(health::run(task, tx));
+            let limit = spec
+                .healthcheck
+                .as_ref()
+                .map_or(crate::config::model::defaults::START_TIMEOUT, |c| {
+                    c.start_timeout
+                });
+            (Some((join, rx)), Some(Instant::now() + limit))
+        } else {
+            (None, None)
+        };
+        Running {
+            pid,
+            exit,
+            started: Instant::now(),
+            probes,
+            healthy_once: false,
+            fails_in_row: 0,
+            start_deadline,
+        }
+    }
+
+    fn adopt(&mut self, adopt: Adopt) -> Mode {
+        let Ok(Some(fd)) = PidFd::open(adopt.pid) else {
+            return Mode::Idle;
+        };
+        self.event(&format!(
+            "adopted pid {} after a supervisor restart",
+            adopt.pid
+        ));
+        let checked = has_health(&self.spec);
+        self.set(|s| {
+            s.state = if checked {
+                ProcState::Starting
+            } else {
+                ProcState::Running
+            };
+            s.pid = Some(adopt.pid);
+            s.pgid = Some(adopt.pid);
+            s.start_time = Some(adopt.start_time);
+            s.started_at = adopt.started_at.clone();
+            s.restarts = adopt.restarts;
+            s.started_once = true;
+            s.waiting_for = if checked {
+                health::describe(&self.spec)
+            } else {
+                None
+            };
+        });
+        let log_offset = std::fs::metadata(&self.log).map_or(0, |m| m.len());
+        Mode::Running(self.watch_running(adopt.pid, Exit::Adopted(fd), log_offset))
+    }
+
+    async fn running(&mut self, mut run: Running) -> Mode {
+        loop {
+            let deadline = run.start_deadline;
+            let exit = async {
+                match &mut run.exit {
+                    Exit::Child(rx) => rx.await.ok(),
+                    Exit::Adopted(fd) => {
+                        let _ = fd.exited().await;
+                        None
+                    }
+                }
+            };
+            tokio::select! {
+                info = exit => return self.on_exit(run, info),
+                cmd = self.rx.recv() => match cmd {
+                    None => return Mode::Exit,
+                    Some(cmd) => return self.on_cmd(cmd, Some(run)).await,
+                },
+                verdict = async {
+                    match run.probes.as_mut() {
+                        Some((_, rx)) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    if let Some(verdict) = verdict
+                        && let Some(next) = self.on_verdict(&mut run, verdict).await
+                    {
+                        return next;
+                    }
+                }
+                () = async {
+                    match deadline {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    let limit = self.spec.healthcheck.as_ref()
+                        .map_or(crate::config::model::defaults::START_TIMEOUT, |c| c.start_timeout);
+                    let last = self.status.borrow().waiting_for.clone().unwrap_or_default();
+                    let reason = format!("not healthy within {} (last check: {last})", human(limit));
+                    self.event(&reason);
+                    self.stop(Some(run), None).await;
+                    self.set(|s| { s.state = ProcState::Failed; s.reason = Some(reason); });
+                    return Mode::Idle;
+                }
+            }
+        }
+    }
+
+    async fn on_verdict(&mut self, run: &mut Running, verdict: Verdict) -> Option<Mode> {
+        let state = self.status.borrow().state;
+        match verdict {
+            Verdict::Pass => {
+                run.fails_in_row = 0;
+                run.start_deadline = None;
+                if !run.healthy_once {
+                    self.event("healthy");
+                }
+                run.healthy_once = true;
+                if state != ProcState::Healthy {
+                    self.set(|s| {
+                        s.state = ProcState::Healthy;
+                        s.reason = None;
+                        s.waiting_for = None;
+                    });
+                }
+                None
+            }
+            Verdict::Fail(why) => {
+                if !run.healthy_once {
+                    self.set(|s| s.waiting_for = Some(why));
+                    return None;
+                }
+                run.fails_in_row += 1;
+                let retries = self
+                    .spec
+                    .healthcheck
+                    .as_ref()
+                    .map_or(3, |c| c.retries.max(1));
+                if run.fails_in_row < retries || state == ProcState::Unhealthy {
+                    return None;
+                }
+                let reason = format!("unhealthy: {why}");
+                self.event(&reason);
+                self.set(|s| {
+                    s.state = ProcState::Unhealthy;
+                    s.reason = Some(reason);
+                });
+                if self.spec.restart == RestartPolicy::No {
+                    return None;
+                }
+                self.event("restarting because the process turned unhealthy");
+                let old = std::mem::replace(
+                    run,
+                    Running {
+                        pid: 0,
+                        exit: Exit::Child(oneshot::channel().1),
+                        started: Instant::now(),
+                        probes: None,
+                        healthy_once: false,
+                        fails_in_row: 0,
+                        start_deadline: None,
+                    },
+                );
+                self.stop(Some(old), None).await;
+                self.set(|s| s.restarts += 1);
+                Some(self.start_child())
+            }
+        }
+    }
+
+    fn on_exit(&mut self, mut run: Running, info: Option<ExitInfo>) -> Mode {
+        if let Some((join, _)) = run.probes.take() {
+            join.abort();
+        }
+        let _ = registry::write_pid_file(&self.shared.paths.pid_file(&self.spec.name), None);
+        let spec = Arc::clone(&self.spec);
+        let reason = info.map_or_else(
+            || "exited (status unknown: adopted process)".to_owned(),
+            exit_reason,
+        );
+        let success = match info {
+            Some(ExitInfo::Code(code)) => spec.success_exit_codes.contains(&code),
+            _ => false,
+        };
+        let (code, signal) = match info {
+            Some(ExitInfo::Code(c)) => (Some(c), None),
+            Some(ExitInfo::Signal(s)) => (None, Some(s)),
+            None => (None, None),
+        };
+        let uptime = run.started.elapsed();
+        self.set(|s| {
+            s.pid = None;
+            s.pgid = None;
+            s.start_time = None;
+            s.exit_code = code;
+            s.signal = signal;
+            s.exited_once = true;
+            s.waiting_for = None;
+        });
+        if spec.oneshot && success {
+            self.event(&format!("{reason}: completed"));
+            self.set(|s| {
+                s.state = ProcState::Completed;
+                s.reason = None;
+            });
+            return Mode::Idle;
+        }
+        let restart = match spec.restart {
+            RestartPolicy::Always => true,
+            RestartPolicy::OnFailure => !success,
+            RestartPolicy::No => false,
+        };
+        if !restart {
+            self.event(&reason);
+            let state = if spec.oneshot {
+                ProcState::Failed
+            } else {
+                ProcState::Exited
+            };
+            self.set(|s| {
+                s.state = state;
+                s.reason = Some(reason);
+            });
+            return Mode::Idle;
+        }
+        if uptime < spec.min_uptime {
+            self.quick_failures += 1;
+        } else {
+            self.quick_failures = 0;
+        }
+        if self.quick_failures > spec.max_restarts {
+            let restarts = self.status.borrow().restarts;
+            let why = format!(
+                "crash loop: {reason} {} times in a row within {} of starting ({restarts} restarts)",
+                self.quick_failures,
+                human(spec.min_uptime)
+            );
+            self.event(&why);
+            self.set(|s| {
+                s.state = ProcState::Failed;
+                s.reason = Some(why);
+            });
+            return Mode::Idle;
+        }
+        let delay = backoff::delay(&spec.backoff, self.quick_failures.max(1), backoff::seed());
+        let at = std::time::SystemTime::now() + delay;
+        let why = format!("{reason}, restarting in {}", human(delay));
+        self.event(&why);
+        if delay.is_zero() {
+            self.set(|s| {
+                s.restarts += 1;
+                s.reason = Some(reason);
+            });
+            return self.start_child();
+        }
+        self.set(|s| {
+            s.state = ProcState::Backoff;
+            s.reason = Some(why);
+            s.next_restart_at = Some(humantime::format_rfc3339_seconds(at).to_string());
+        });
+        Mode::Backoff(Instant::now() + delay)
+    }
+
+    /// Stop whatever runs (verified whole-tree stop) and become `stopped`.
+    async fn stop(&mut self, run: Option<Running>, timeout: Option<Duration>) -> StopOutcome {
+        let Some(mut run) = run else {
+            let state = self.status.borrow().state;
+            if matches!(
+                state,
+                ProcState::Pending | ProcState::Backoff | ProcState::Starting
+            ) {
+                self.set(|s| {
+                    s.state = ProcState::Stopped;
+                    s.reason = None;
+                    s.waiting_for = None;
+                    s.next_restart_at = None;
+                });
+            }
+            return StopOutcome::default();
+        };
+        if let Some((join, _)) = run.probes.take() {
+            join.abort();
+        }
+        let spec = Arc::clone(&self.spec);
+        self.set(|s| {
+            s.state = ProcState::Stopping;
+            s.waiting_for = None;
+        });
+        let signal = match &spec.stop_command {
+            Some(command) => {
+                let script = match command {
+                    crate::config::Command::Shell(s) => s.clone(),
+                    crate::config::Command::Argv(argv) => argv.join(" "),
+                };
+                self.event(&format!("stopping with `{script}`"));
+                if let Err(err) = spawn::spawn_helper(
+                    &spec,
+                    &script,
+                    &self.ctx,
+                    Some(&self.log),
+                    &self.shared.reaper,
+                ) {
+                    self.event(&format!(
+                        "cannot run the stop command: {err}; sending {}",
+                        spec.stop_signal.name
+                    ));
+                    Some(spec.stop_signal.number)
+                } else {
+                    None
+                }
+            }
+            None => Some(spec.stop_signal.number),
+        };
+        let target = stop::Target {
+            project_id: &self.ctx.project_id,
+            name: &spec.name,
+            pid: Some(run.pid),
+            pgid: Some(run.pid),
+            signal,
+            timeout: timeout.unwrap_or(spec.stop_timeout),
+        };
+        let report = match &mut run.exit {
+            Exit::Child(rx) => stop::stop_tree(&target, Some(rx), &self.shared.scanner).await,
+            Exit::Adopted(_) => stop::stop_tree(&target, None, &self.shared.scanner).await,
+        };
+        let _ = registry::write_pid_file(&self.shared.paths.pid_file(&spec.name), None);
+        let mut message = match report.exit {
+            Some(info) => format!("stopped ({})", exit_reason(info)),
+            None => "stopped".to_owned(),
+        };
+        if report.killed {
+            message.push_str(&format!(
+                "; killed after the {} stop timeout",
+                human(target.timeout)
+            ));
+        }
+        let reason = if report.survivors.is_empty() {
+            None
+        } else {
+            let pids: Vec<String> = report.survivors.iter().map(ToString::to_string).collect();
+            Some(format!("survived the stop: pids {}", pids.join(", ")))
+        };
+        self.event(reason.as_deref().unwrap_or(&message));
+        self.set(|s| {
+            s.state = ProcState::Stopped;
+            s.reason.clone_from(&reason);
+            s.pid = None;
+            s.pgid = None;
+            s.start_time = None;
+            s.waiting_for = None;
+            s.next_restart_at = None;
+        });
+        StopOutcome {
+            survivors: report.survivors,
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! Turning a `Process` into a running child.
+//!
+//! Owns: the command line (`/bin/sh -c` for strings, argv for lists), the working
+//! directory, the environment layers of SPEC §1 with the `PROCS_*` tags on top, the
+//! process group (every child leads its own), and the output: stdout and stderr are the
+//! log file itself, opened `O_APPEND`, so output never passes through the supervisor and
+//! keeps flowing when the supervisor dies.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Stdio;
+
+use tokio::sync::oneshot;
+
+use super::reaper::Reaper;
+use crate::config::{Command, Process};
+use crate::platform::{self, ExitInfo};
+
+/// Tags every descendant inherits.
+pub const ENV_PROJECT: &str = "PROCS_PROJECT";
+pub const ENV_PROJECT_ID: &str = "PROCS_PROJECT_ID";
+pub const ENV_PROCESS: &str = "PROCS_PROCESS";
+
+/// Who is spawning: the project and the environment `procs up` was invoked with.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub project: String,
+    pub project_id: String,
+    pub ambient_env: BTreeMap<String, String>,
+}
+
+/// A freshly spawned child.
+#[derive(Debug)]
+pub struct Child {
+    pub pid: i32,
+    pub start_time: u64,
+    pub exit: oneshot::Receiver<ExitInfo>,
+}
+
+/// Open (create) a log file for appending, mode 0600.
+pub fn open_log(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Append one `[procs] …` event line to a log file.
+pub fn log_event(path: &Path, message: &str) {
+    if let Ok(mut file) = open_log(path) {
+        let line = format!("[procs] {} {message}\n", crate::registry::now_rfc3339());
+        let _ = file.write_all(line.as_bytes());
+    }
+}
+
+fn base_command(command: &Command) -> io::Result<std::process::Command> {
+    match command {
+        Command::Shell(script) => {
+            let mut cmd = std::process::Command::new("/bin/sh");
+            cmd.arg("-c").arg(script);
+            Ok(cmd)
+        }
+        Command::Argv(argv) => {
+            let (program, args) = argv
+                .split_first()
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
+            let mut cmd = std::process::Command::new(program);
+            cmd.args(args);
+            Ok(cmd)
+        }
+    }
+}
+
+/// The environment a child of `spec` gets, lowest to highest layer.
+pub fn environment(spec: &Process, ctx: &Context) -> BTreeMap<String, String> {
+    let mut env = ctx.ambient_env.clone();
+    env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env.insert(ENV_PROJECT.to_owned(), ctx.project.clone());
+    env.insert(ENV_PROJECT_ID.to_owned(), ctx.project_id.clone());
+    env.insert(ENV_PROCESS.to_owned(), spec.name.clone());
+    env
+}
+
+/// Spawn `command` for `spec` in its own process group with output appended to `log`,
+/// and register it with the reaper before anything else can run.
+pub fn spawn(
+    spec: &Process,
+    command: &Command,
+    ctx: &Context,
+    log: &Path,
+    reaper: &Reaper,
+) -> io::Result<Child> {
+    let out = open_log(log)?;
+    let err = out.try_clone()?;
+    let mut cmd = base_command(command)?;
+    cmd.env_clear()
+        .envs(environment(spec, ctx))
+        .current_dir(&spec.cwd)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0);
+    let child = cmd.spawn()?;
+    let pid = child.id() as i32;
+    let exit = reaper.watch(pid);
+    // The reaper owns the wait; dropping std's handle neither kills nor waits.
+    drop(child);
+    let start_time = platform::start_time(pid).unwrap_or(0);
+    Ok(Child {
+        pid,
+        start_time,
+        exit,
+    })
+}
+
+/// Spawn a helper command (a `stop_command` or an `exec` probe) in the process's
+/// environment and cwd, in its own group, output discarded or sent to `log`.
+pub fn spawn_helper(
+    spec: &Process,
+    script: &str,
+    ctx: &Context,
+    log: Option<&Path>,
+    reaper: &Reaper,
+) -> io::Result<Child> {
+    let (out, err) = match log {
+        Some(path) => {
+            let file = open_log(path)?;
+            (Stdio::from(file.try_clone()?), Stdio::from(file))
+        }
+        None => (Stdio::null(), Stdio::null()),
+    };
+    let mut cmd = std::process::Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(script)
+        .env_clear()
+        .envs(environment(spec, ctx))
+        .current_dir(&spec.cwd)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0);
+    let child = cmd.spawn()?;
+    let pid = child.id() as i32;
+    let exit = reaper.watch(pid);
+    drop(child);
+    Ok(Child {
+        pid,
+        start_time: 0,
+        exit,
+    })
+}
