@@ -33,6 +33,9 @@ pub struct Orchestrator {
     ops: tokio::sync::Mutex<()>,
     pub supervisor: Mutex<Option<SupervisorRecord>>,
     project: Mutex<(String, String)>,
+    /// Snapshot sequence numbers, and the newest one written.
+    seq: std::sync::atomic::AtomicU64,
+    written: Mutex<u64>,
     /// Set once a full `down` finished: the server stops and the supervisor exits.
     pub shutdown: Arc<Notify>,
 }
@@ -50,11 +53,10 @@ fn is_ready(spec: &Process, s: &Status) -> bool {
     }
 }
 
-/// Settled without being ready. `stopped` counts only once the process has started:
-/// right after a `Start` is sent, the actor may not have left `stopped` yet.
+/// Settled without being ready (the actors acknowledged their `Start` before anyone
+/// waits, so `stopped` here means stopped since).
 fn is_settled_bad(s: &Status) -> bool {
-    matches!(s.state, ProcState::Failed | ProcState::Exited)
-        || (s.state == ProcState::Stopped && s.started_once)
+    matches!(s.state, ProcState::Failed | ProcState::Exited | ProcState::Stopped)
 }
 
 impl Orchestrator {
@@ -68,6 +70,8 @@ impl Orchestrator {
             supervisor: Mutex::new(None),
             project: Mutex::new((project, project_id)),
             shutdown: Arc::new(Notify::new()),
+            seq: std::sync::atomic::AtomicU64::new(0),
+            written: Mutex::new(0),
         })
     }
 
@@ -78,24 +82,32 @@ impl Orchestrator {
             loop {
                 me.shared.dirty.notified().await;
                 let snapshot = me.snapshot();
-                let path = me.shared.paths.state_file.clone();
-                let result =
-                    tokio::task::spawn_blocking(move || registry::save(&path, &snapshot)).await;
-                if let Ok(Err(err)) = result {
-                    tracing::error!("cannot write the registry: {err}");
-                }
+                let writer = Arc::clone(&me);
+                let _ = tokio::task::spawn_blocking(move || writer.write(snapshot)).await;
             }
         });
     }
 
     /// Write the registry now (used at startup and shutdown).
     pub fn save_now(&self) {
-        if let Err(err) = registry::save(&self.shared.paths.state_file, &self.snapshot()) {
-            tracing::error!("cannot write the registry: {err}");
-        }
+        self.write(self.snapshot());
     }
 
-    fn snapshot(&self) -> Registry {
+    /// Write a snapshot unless a newer one is already on disk (the background writer
+    /// and `save_now` may race; the newest snapshot always wins).
+    fn write(&self, (seq, registry): (u64, Registry)) {
+        let Ok(mut last) = self.written.lock() else { return };
+        if seq < *last {
+            return;
+        }
+        if let Err(err) = registry::save(&self.shared.paths.state_file, &registry) {
+            tracing::error!("cannot write the registry: {err}");
+        }
+        *last = seq;
+    }
+
+    fn snapshot(&self) -> (u64, Registry) {
+        let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let (project, project_id) = self.project.lock().map(|p| p.clone()).unwrap_or_default();
         let mut reg = Registry::new(&project, &self.shared.paths.project_dir, &project_id);
         reg.supervisor = self.supervisor.lock().ok().and_then(|s| s.clone());
@@ -122,7 +134,7 @@ impl Orchestrator {
                 reg.processes.insert(name.clone(), rec);
             }
         }
-        reg
+        (seq, reg)
     }
 
     fn error(code: i32, message: String, hint: Option<String>) -> Response {
@@ -215,6 +227,8 @@ impl Orchestrator {
         let mut outcome = self.outcome(&wanted, |spec, s| is_ready(spec, s));
         outcome.notes = notes;
         outcome.timed_out = timed_out;
+        // Whatever the CLI does next (`status`, a script reading state.json) sees this.
+        self.save_now();
         let _ = out.send(Response::Done(outcome)).await;
     }
 
@@ -339,38 +353,44 @@ impl Orchestrator {
             }
         }
         // Start what is selected and not already running (or completed, for oneshots).
-        let Ok(services) = self.services.lock() else {
-            return notes;
-        };
-        for name in order.iter().filter(|n| selection.contains(*n)) {
-            let Some(handle) = services.get(name) else {
-                continue;
-            };
-            let state = handle.status.borrow().state;
-            let keep = state.is_live()
-                || matches!(state, ProcState::Pending | ProcState::Backoff)
-                || (handle.spec.oneshot && state == ProcState::Completed);
-            if keep {
-                continue;
-            }
-            let deps = if no_deps {
-                Vec::new()
-            } else {
-                handle
-                    .spec
-                    .depends_on
-                    .iter()
-                    .filter_map(|d| {
-                        services.get(&d.name).map(|dh| DepWatch {
-                            name: d.name.clone(),
-                            condition: d.condition,
-                            has_health: service::has_health(&dh.spec),
-                            rx: dh.status.clone(),
+        let mut acks = Vec::new();
+        if let Ok(services) = self.services.lock() {
+            for name in order.iter().filter(|n| selection.contains(*n)) {
+                let Some(handle) = services.get(name) else {
+                    continue;
+                };
+                let state = handle.status.borrow().state;
+                let keep = state.is_live()
+                    || matches!(state, ProcState::Pending | ProcState::Backoff)
+                    || (handle.spec.oneshot && state == ProcState::Completed);
+                if keep {
+                    continue;
+                }
+                let deps = if no_deps {
+                    Vec::new()
+                } else {
+                    handle
+                        .spec
+                        .depends_on
+                        .iter()
+                        .filter_map(|d| {
+                            services.get(&d.name).map(|dh| DepWatch {
+                                name: d.name.clone(),
+                                condition: d.condition,
+                                has_health: service::has_health(&dh.spec),
+                                rx: dh.status.clone(),
+                            })
                         })
-                    })
-                    .collect()
-            };
-            let _ = handle.tx.send(Cmd::Start { deps });
+                        .collect()
+                };
+                let (ack, acked) = oneshot::channel();
+                if handle.tx.send(Cmd::Start { deps, ack }).is_ok() {
+                    acks.push(acked);
+                }
+            }
+        }
+        for acked in acks {
+            let _ = acked.await;
         }
         let _ = graph;
         notes
@@ -457,6 +477,7 @@ impl Orchestrator {
                 p.ok = false;
             }
         }
+        self.save_now();
         Ok(outcome)
     }
 

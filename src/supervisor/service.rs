@@ -103,8 +103,9 @@ pub struct StopOutcome {
 
 /// Mailbox messages.
 pub enum Cmd {
-    /// Start (after `deps` are met) unless already started.
-    Start { deps: Vec<DepWatch> },
+    /// Start (after `deps` are met) unless already started. `ack` is answered once the
+    /// actor has left `stopped` (so a waiter never mistakes the old state for the outcome).
+    Start { deps: Vec<DepWatch>, ack: oneshot::Sender<()> },
     /// Stop the tree; the actor stays, idle.
     Stop {
         timeout: Option<Duration>,
@@ -339,7 +340,10 @@ impl Actor {
                         }
                         cmd = self.rx.recv() => match cmd {
                             None => return,
-                            Some(Cmd::Start { .. }) => Mode::Backoff(until),
+                            Some(Cmd::Start { ack, .. }) => {
+                                let _ = ack.send(());
+                                Mode::Backoff(until)
+                            }
                             Some(cmd) => self.on_cmd(cmd, None).await,
                         },
                     }
@@ -351,16 +355,23 @@ impl Actor {
     /// Handle a command outside of the running state (or with `run` when running).
     async fn on_cmd(&mut self, cmd: Cmd, run: Option<Running>) -> Mode {
         match cmd {
-            Cmd::Start { deps } => match run {
-                Some(run) => Mode::Running(run),
+            Cmd::Start { deps, ack } => match run {
+                Some(run) => {
+                    let _ = ack.send(());
+                    Mode::Running(run)
+                }
                 None => {
                     self.quick_failures = 0;
                     self.set(|s| {
+                        s.state = ProcState::Pending;
                         s.reason = None;
                         s.port_conflict = false;
                         s.exit_code = None;
                         s.signal = None;
+                        s.started_once = false;
+                        s.exited_once = false;
                     });
+                    let _ = ack.send(());
                     Mode::Pending(deps)
                 }
             },
@@ -409,7 +420,9 @@ impl Actor {
                 () = any_changed(&mut deps) => {}
                 cmd = self.rx.recv() => match cmd {
                     None => return Mode::Exit,
-                    Some(Cmd::Start { .. }) => {}
+                    Some(Cmd::Start { ack, .. }) => {
+                        let _ = ack.send(());
+                    }
                     Some(cmd) => return self.on_cmd(cmd, None).await,
                 },
             }
