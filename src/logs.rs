@@ -23,11 +23,11 @@ pub fn tail_file(path: &Path, n: usize) -> io::Result<String> {
 
 /// The last `n` lines of a file.
 pub fn tail_lines(path: &Path, n: usize) -> io::Result<Vec<String>> {
+    const CHUNK: u64 = 64 * 1024;
     let mut file = File::open(path)?;
     let len = file.metadata()?.len();
     let mut pos = len;
     let mut buf: Vec<u8> = Vec::new();
-    const CHUNK: u64 = 64 * 1024;
     while pos > 0 {
         let step = CHUNK.min(pos);
         pos -= step;
@@ -36,7 +36,7 @@ pub fn tail_lines(path: &Path, n: usize) -> io::Result<Vec<String>> {
         file.read_exact(&mut chunk)?;
         chunk.extend_from_slice(&buf);
         buf = chunk;
-        let newlines = buf.iter().filter(|b| **b == b'\n').count();
+        let newlines = buf.split(|b| *b == b'\n').count() - 1;
         if newlines > n {
             break;
         }
@@ -146,7 +146,10 @@ mod tests {
     fn tail_reads_only_the_end() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("a.log");
-        let text: String = (0..1000).map(|i| format!("line {i}\n")).collect();
+        let text: String = (0..1000).fold(String::new(), |mut acc, i| {
+            acc.push_str(&format!("line {i}\n"));
+            acc
+        });
         std::fs::write(&path, text).expect("write");
         assert_eq!(
             tail_lines(&path, 3).expect("tail"),

@@ -26,24 +26,27 @@ pub fn config_hash(spec: &Process) -> String {
 
 /// Field-level reasons why `new` differs from `old` (`env.COLOR changed`).
 pub fn diff_reasons(old: &serde_json::Value, new: &Process) -> Vec<String> {
-    let (serde_json::Value::Object(a), Ok(serde_json::Value::Object(b))) =
+    let (serde_json::Value::Object(before), Ok(serde_json::Value::Object(after))) =
         (old, serde_json::to_value(new))
     else {
         return vec!["config changed".to_owned()];
     };
     let mut reasons = Vec::new();
-    let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    let keys: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
     for key in keys {
-        let (x, y) = (a.get(key), b.get(key));
-        if x == y {
+        let (old_value, new_value) = (before.get(key), after.get(key));
+        if old_value == new_value {
             continue;
         }
         if key == "env"
-            && let (Some(serde_json::Value::Object(x)), Some(serde_json::Value::Object(y))) = (x, y)
+            && let (
+                Some(serde_json::Value::Object(old_env)),
+                Some(serde_json::Value::Object(new_env)),
+            ) = (old_value, new_value)
         {
-            let names: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            let names: BTreeSet<&String> = old_env.keys().chain(new_env.keys()).collect();
             for name in names {
-                match (x.get(name), y.get(name)) {
+                match (old_env.get(name), new_env.get(name)) {
                     (Some(p), Some(q)) if p != q => reasons.push(format!("env.{name} changed")),
                     (None, Some(_)) => reasons.push(format!("env.{name} added")),
                     (Some(_), None) => reasons.push(format!("env.{name} removed")),

@@ -18,7 +18,7 @@ use tokio::time::{Instant, timeout_at};
 
 use crate::platform::{self, ExitInfo, PidFd, Tagged};
 
-/// How long to wait for SIGKILLed processes to disappear before reporting survivors.
+/// How long to wait for `SIGKILLed` processes to disappear before reporting survivors.
 const KILL_GRACE: Duration = Duration::from_secs(5);
 
 /// What to stop.

@@ -31,7 +31,7 @@ pub struct Global {
     /// Print more detail.
     #[arg(short, long, global = true)]
     pub verbose: bool,
-    /// No colours (also when NO_COLOR is set or output is not a terminal).
+    /// No colours (also when `NO_COLOR` is set or output is not a terminal).
     #[arg(long, global = true)]
     pub no_color: bool,
 }

@@ -42,10 +42,10 @@ pub fn schema() -> anyhow::Result<i32> {
     Ok(exit::OK)
 }
 
-pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<i32> {
+pub fn completions(shell: clap_complete::Shell) -> i32 {
     let mut cmd = Cli::command();
     clap_complete::generate(shell, &mut cmd, "procs", &mut std::io::stdout());
-    Ok(exit::OK)
+    exit::OK
 }
 
 pub fn man() -> anyhow::Result<i32> {

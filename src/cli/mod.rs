@@ -88,7 +88,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Config => config_cmd::config(global, &out),
         Command::Graph(args) => config_cmd::graph(global, args.format),
         Command::Schema => config_cmd::schema(),
-        Command::Completions(args) => config_cmd::completions(args.shell),
+        Command::Completions(args) => Ok(config_cmd::completions(args.shell)),
         Command::Man => config_cmd::man(),
         Command::Supervise(args) => {
             crate::supervisor::run(&crate::supervisor::Options {

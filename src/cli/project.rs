@@ -11,7 +11,6 @@ use crate::paths::Paths;
 
 /// The project located from `-f` or by searching upwards, without validating its config.
 pub struct Project {
-    pub file: PathBuf,
     pub paths: Paths,
 }
 
@@ -51,7 +50,6 @@ pub fn locate(global: &Global) -> anyhow::Result<Project> {
         .map_or_else(|| cwd.clone(), std::path::Path::to_path_buf);
     let dir = dir.canonicalize().unwrap_or(dir);
     Ok(Project {
-        file,
         paths: Paths::new(&dir),
     })
 }

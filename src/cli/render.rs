@@ -109,7 +109,7 @@ pub fn follow_progress(mut conn: Connection, out: &Out) -> anyhow::Result<Respon
         conn.set_read_timeout(Some(Duration::from_millis(200)))?;
     }
     loop {
-        match conn.next() {
+        match conn.next_frame() {
             Ok(Some(Response::Event(ev))) => {
                 if live_view {
                     live.update(&ev);
@@ -139,7 +139,9 @@ pub fn follow_progress(mut conn: Connection, out: &Out) -> anyhow::Result<Respon
                 }
             }
             Err(err) => {
-                return Err(anyhow::Error::new(err).context("lost the connection to the supervisor"));
+                return Err(
+                    anyhow::Error::new(err).context("lost the connection to the supervisor")
+                );
             }
         }
     }

@@ -38,7 +38,7 @@ impl Connection {
     }
 
     /// Next frame; `Ok(None)` when the supervisor closed the connection.
-    pub fn next(&mut self) -> io::Result<Option<Response>> {
+    pub fn next_frame(&mut self) -> io::Result<Option<Response>> {
         let mut line = Vec::new();
         let read = (&mut self.reader)
             .take(MAX_FRAME as u64)
@@ -57,7 +57,7 @@ impl Connection {
         mut on_event: impl FnMut(&super::protocol::Event),
     ) -> io::Result<Response> {
         loop {
-            match self.next()? {
+            match self.next_frame()? {
                 Some(Response::Event(event)) => on_event(&event),
                 Some(other) => return Ok(other),
                 None => {

@@ -44,8 +44,8 @@ mod tests {
     fn doubles_then_caps() {
         let p = policy(500, 30_000);
         assert_eq!(delay(&p, 1, 0), Duration::from_millis(500));
-        assert_eq!(delay(&p, 2, 0), Duration::from_millis(1000));
-        assert_eq!(delay(&p, 3, 0), Duration::from_millis(2000));
+        assert_eq!(delay(&p, 2, 0), Duration::from_secs(1));
+        assert_eq!(delay(&p, 3, 0), Duration::from_secs(2));
         assert_eq!(delay(&p, 10, 0), Duration::from_secs(30));
         assert_eq!(delay(&p, 1000, 0), Duration::from_secs(30));
     }

@@ -130,7 +130,7 @@ async fn serve(paths: Paths, project: String) -> anyhow::Result<()> {
                 tokio::select! {
                     _ = term.recv() => break,
                     _ = int.recv() => break,
-                    _ = hup.recv() => continue,
+                    _ = hup.recv() => {}
                 }
             }
             tracing::info!("signal received: stopping every process");
@@ -151,14 +151,14 @@ async fn serve(paths: Paths, project: String) -> anyhow::Result<()> {
 }
 
 fn init_tracing() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let targets: tracing_subscriber::filter::Targets = std::env::var("PROCS_LOG")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| {
             tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO)
         });
-    use tracing_subscriber::layer::SubscriberExt as _;
-    use tracing_subscriber::util::SubscriberInitExt as _;
     let _ = tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()

@@ -56,7 +56,10 @@ fn is_ready(spec: &Process, s: &Status) -> bool {
 /// Settled without being ready (the actors acknowledged their `Start` before anyone
 /// waits, so `stopped` here means stopped since).
 fn is_settled_bad(s: &Status) -> bool {
-    matches!(s.state, ProcState::Failed | ProcState::Exited | ProcState::Stopped)
+    matches!(
+        s.state,
+        ProcState::Failed | ProcState::Exited | ProcState::Stopped
+    )
 }
 
 impl Orchestrator {
@@ -96,7 +99,9 @@ impl Orchestrator {
     /// Write a snapshot unless a newer one is already on disk (the background writer
     /// and `save_now` may race; the newest snapshot always wins).
     fn write(&self, (seq, registry): (u64, Registry)) {
-        let Ok(mut last) = self.written.lock() else { return };
+        let Ok(mut last) = self.written.lock() else {
+            return;
+        };
         if seq < *last {
             return;
         }
@@ -224,7 +229,7 @@ impl Orchestrator {
                 }
             }
         }
-        let mut outcome = self.outcome(&wanted, |spec, s| is_ready(spec, s));
+        let mut outcome = self.outcome(&wanted, is_ready);
         outcome.notes = notes;
         outcome.timed_out = timed_out;
         // Whatever the CLI does next (`status`, a script reading state.json) sees this.
@@ -326,6 +331,8 @@ impl Orchestrator {
                 {
                     let _ = rx.await;
                 }
+                // The actor ends right after answering; its child tree is gone.
+                let _ = handle.task.await;
             }
         }
         // Every process of the config gets an actor (idle ones show as stopped).
@@ -333,11 +340,7 @@ impl Orchestrator {
             let Some(spec) = config.processes.get(name) else {
                 continue;
             };
-            let exists = self
-                .services
-                .lock()
-                .map(|s| s.contains_key(name))
-                .unwrap_or(true);
+            let exists = self.services.lock().map_or(true, |s| s.contains_key(name));
             if !exists {
                 let handle = service::spawn_actor(
                     Arc::new(spec.clone()),

@@ -105,7 +105,10 @@ pub struct StopOutcome {
 pub enum Cmd {
     /// Start (after `deps` are met) unless already started. `ack` is answered once the
     /// actor has left `stopped` (so a waiter never mistakes the old state for the outcome).
-    Start { deps: Vec<DepWatch>, ack: oneshot::Sender<()> },
+    Start {
+        deps: Vec<DepWatch>,
+        ack: oneshot::Sender<()>,
+    },
     /// Stop the tree; the actor stays, idle.
     Stop {
         timeout: Option<Duration>,
@@ -320,7 +323,7 @@ impl Actor {
 
     async fn run(mut self, adopt: Option<Adopt>) {
         let mut mode = match adopt {
-            Some(adopt) => self.adopt(adopt),
+            Some(adopt) => self.adopt(&adopt),
             None => Mode::Idle,
         };
         loop {
@@ -355,12 +358,11 @@ impl Actor {
     /// Handle a command outside of the running state (or with `run` when running).
     async fn on_cmd(&mut self, cmd: Cmd, run: Option<Running>) -> Mode {
         match cmd {
-            Cmd::Start { deps, ack } => match run {
-                Some(run) => {
+            Cmd::Start { deps, ack } => {
+                if let Some(run) = run {
                     let _ = ack.send(());
                     Mode::Running(run)
-                }
-                None => {
+                } else {
                     self.quick_failures = 0;
                     self.set(|s| {
                         s.state = ProcState::Pending;
@@ -374,7 +376,7 @@ impl Actor {
                     let _ = ack.send(());
                     Mode::Pending(deps)
                 }
-            },
+            }
             Cmd::Stop { timeout, reply } => {
                 let outcome = self.stop(run, timeout).await;
                 let _ = reply.send(outcome);
@@ -514,7 +516,7 @@ impl Actor {
         }
     }
 
-    fn adopt(&mut self, adopt: Adopt) -> Mode {
+    fn adopt(&mut self, adopt: &Adopt) -> Mode {
         let Ok(Some(fd)) = PidFd::open(adopt.pid) else {
             return Mode::Idle;
         };
@@ -532,7 +534,7 @@ impl Actor {
             s.pid = Some(adopt.pid);
             s.pgid = Some(adopt.pid);
             s.start_time = Some(adopt.start_time);
-            s.started_at = adopt.started_at.clone();
+            s.started_at.clone_from(&adopt.started_at);
             s.restarts = adopt.restarts;
             s.started_once = true;
             s.waiting_for = if checked {

@@ -66,11 +66,11 @@ fn base_command(command: &Command) -> io::Result<std::process::Command> {
             Ok(cmd)
         }
         Command::Argv(argv) => {
-            let (program, args) = argv
+            let (program, rest) = argv
                 .split_first()
                 .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
             let mut cmd = std::process::Command::new(program);
-            cmd.args(args);
+            cmd.args(rest);
             Ok(cmd)
         }
     }
