@@ -12,6 +12,7 @@ pub mod config;
 pub mod control;
 pub mod error;
 pub mod graph;
+pub mod index;
 pub mod logs;
 pub mod paths;
 pub mod plan;

@@ -59,6 +59,11 @@ pub enum Command {
     Config,
     /// Print the dependency graph.
     Graph(GraphArgs),
+    /// Find stale records and pid files, escaped or leftover processes, zombies, held
+    /// ports and a dead supervisor's leftovers; `--fix` cleans them.
+    Doctor(DoctorArgs),
+    /// Every project on this machine with a registry, and what runs there.
+    Ls,
     /// Print the JSON Schema of procs.yaml.
     Schema,
     /// Print shell completions.
@@ -143,6 +148,13 @@ pub struct LogsArgs {
     /// Only output written in this last duration (approximate: see docs).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub since: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Clean up what was found, and say what was done.
+    #[arg(long)]
+    pub fix: bool,
 }
 
 #[derive(Debug, Args)]

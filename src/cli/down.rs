@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use super::args::Global;
-use super::{Out, launch, project, render};
+use super::{Out, project, render};
 use crate::config::model::defaults;
 use crate::control::client::Connection;
 use crate::control::protocol::Request;
@@ -31,7 +31,7 @@ pub fn down(
 ) -> anyhow::Result<i32> {
     let project = project::locate(global)?;
     let paths = project.paths;
-    if launch::running(&paths) {
+    if let Ok(supervisor) = crate::control::client::ping(&paths.socket) {
         let timeout_ms = timeout.map(|t| t.as_millis() as u64);
         let request = if full {
             Request::Down {
@@ -47,12 +47,18 @@ pub fn down(
         let conn = Connection::send(&paths.socket, request)
             .map_err(|e| super::up::cannot_reach(&paths, &e))?;
         let response = render::follow_progress(conn, out)?;
-        return render::report(
+        let code = render::report(
             &response,
             out,
             if full { "down" } else { "stop" },
             Duration::ZERO,
         );
+        if full && names.is_empty() {
+            // The supervisor answers, then exits: return only once it is gone (and its
+            // lock released), so a following `procs up` never meets a dying supervisor.
+            platform::wait_exit(supervisor, Duration::from_secs(15));
+        }
+        return code;
     }
     without_supervisor(global, out, &paths, names, timeout)
 }

@@ -30,6 +30,19 @@ pub fn ensure(paths: &Paths, project: &str) -> anyhow::Result<()> {
     if running(paths) {
         return Ok(());
     }
+    launch(paths, project, 3)
+}
+
+/// Nobody holds the supervisor lock right now.
+fn lock_is_free(paths: &Paths) -> bool {
+    std::fs::File::open(&paths.supervisor_lock).is_ok_and(|f| {
+        let free = f.try_lock_shared().is_ok();
+        let _ = f.unlock();
+        free
+    })
+}
+
+fn launch(paths: &Paths, project: &str, attempts: u32) -> anyhow::Result<()> {
     paths
         .ensure_dirs()
         .context("cannot create the state directory")?;
@@ -45,6 +58,11 @@ pub fn ensure(paths: &Paths, project: &str) -> anyhow::Result<()> {
         .arg("--project")
         .arg(project)
         .current_dir(&paths.project_dir)
+        // Never let the supervisor carry another project's tags (when `procs up` runs
+        // inside a process that procs started): it would be stopped with that project.
+        .env_remove(crate::platform::ENV_PROJECT_ID)
+        .env_remove(crate::platform::ENV_PROJECT)
+        .env_remove(crate::platform::ENV_PROCESS)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(log);
@@ -57,7 +75,7 @@ pub fn ensure(paths: &Paths, project: &str) -> anyhow::Result<()> {
     drop(child);
     match (read, line.trim()) {
         (Ok(_), READY_LINE) => Ok(()),
-        (Ok(_), BUSY_LINE) => wait_for_other(paths),
+        (Ok(_), BUSY_LINE) => wait_for_other(paths, project, attempts),
         _ => {
             let tail = crate::logs::tail_file(&paths.supervisor_log, 20).unwrap_or_default();
             Err(Failure::new(exit::FAILED, "the supervisor did not start")
@@ -68,13 +86,17 @@ pub fn ensure(paths: &Paths, project: &str) -> anyhow::Result<()> {
     }
 }
 
-/// Another launcher's supervisor holds the lock: wait until it answers.
-fn wait_for_other(paths: &Paths) -> anyhow::Result<()> {
+/// Another supervisor holds the lock: wait until it answers — or, if it was one on its
+/// way out (a `down` from elsewhere), until the lock is free and launch our own.
+fn wait_for_other(paths: &Paths, project: &str, attempts: u32) -> anyhow::Result<()> {
     let deadline = Instant::now() + LAUNCH_TIMEOUT;
     let mut pause = Duration::from_millis(2);
     while Instant::now() < deadline {
         if running(paths) {
             return Ok(());
+        }
+        if attempts > 0 && lock_is_free(paths) {
+            return launch(paths, project, attempts - 1);
         }
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(100));

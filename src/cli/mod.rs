@@ -6,9 +6,11 @@
 
 mod args;
 mod config_cmd;
+mod doctor;
 mod down;
 mod launch;
 mod logs;
+mod ls;
 mod project;
 mod render;
 mod status;
@@ -87,6 +89,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Logs(args) => logs::logs(global, &out, &args),
         Command::Config => config_cmd::config(global, &out),
         Command::Graph(args) => config_cmd::graph(global, args.format),
+        Command::Doctor(args) => doctor::doctor(global, &out, args.fix),
+        Command::Ls => Ok(ls::ls(&out)),
         Command::Schema => config_cmd::schema(),
         Command::Completions(args) => Ok(config_cmd::completions(args.shell)),
         Command::Man => config_cmd::man(),

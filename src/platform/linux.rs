@@ -294,6 +294,20 @@ fn environ(pid: i32) -> Option<Vec<u8>> {
     fs::read(format!("/proc/{pid}/environ")).ok()
 }
 
+/// The (initial) environment of a process we may read, as UTF-8 pairs.
+pub fn environ_map(pid: i32) -> Option<std::collections::BTreeMap<String, String>> {
+    let raw = environ(pid)?;
+    Some(
+        raw.split(|b| *b == 0)
+            .filter_map(|kv| {
+                let text = std::str::from_utf8(kv).ok()?;
+                let (k, v) = text.split_once('=')?;
+                Some((k.to_owned(), v.to_owned()))
+            })
+            .collect(),
+    )
+}
+
 /// The value of `key` in a raw environment block.
 fn env_value<'a>(env: &'a [u8], key: &str) -> Option<&'a [u8]> {
     env.split(|b| *b == 0)

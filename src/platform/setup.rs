@@ -98,3 +98,28 @@ impl DirWatch {
         Ok(())
     }
 }
+
+/// Block until process `pid` has exited (or `timeout` passed); true if it is gone.
+/// Event-driven: poll(2) on a pidfd. Works for processes that are not our children.
+pub fn wait_exit(pid: i32, timeout: std::time::Duration) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd as _;
+    let Ok(fd) = rustix::process::pidfd_open(
+        rustix::process::Pid::from_raw(pid).unwrap_or(rustix::process::Pid::INIT),
+        rustix::process::PidfdFlags::empty(),
+    ) else {
+        return true;
+    };
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let ms =
+            PollTimeout::try_from(left.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::ZERO);
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, ms) {
+            Ok(n) if n > 0 => return true,
+            Err(nix::errno::Errno::EINTR) => {}
+            Ok(_) | Err(_) => return false,
+        }
+    }
+}

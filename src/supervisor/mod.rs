@@ -8,6 +8,7 @@
 //! The CLI never imports this module; both sides share `config`, `control`,
 //! `registry`, `paths`, `stop` and `platform`.
 
+mod adopt;
 mod backoff;
 mod health;
 mod orchestrator;
@@ -97,7 +98,16 @@ async fn serve(paths: Paths, project: String) -> anyhow::Result<()> {
         dirty: Arc::new(Notify::new()),
         boot_id: boot_id.clone(),
     });
+    let found = adopt::find(&paths);
+    let project = found
+        .project
+        .clone()
+        .filter(|p| !p.is_empty())
+        .unwrap_or(project);
     let orch = orchestrator::Orchestrator::new(shared, project, paths.project_id.clone());
+    let adopt_notes = found.notes;
+    let adopt_count = found.adoptable.values().filter(|a| a.pid.is_some()).count();
+    orch.set_adoptable(found.adoptable);
     let pid = std::process::id() as i32;
     if let Ok(mut record) = orch.supervisor.lock() {
         *record = Some(SupervisorRecord {
@@ -110,6 +120,12 @@ async fn serve(paths: Paths, project: String) -> anyhow::Result<()> {
     }
     orch.save_now();
     orch.start_registry_writer();
+    if let Ok(project) = orch.project_name()
+        && let Err(err) = crate::index::register(&project, &paths.project_dir, &paths.state_dir)
+    {
+        tracing::warn!("cannot update the user-level project index: {err}");
+    }
+    }
 
     // Tell the launcher we serve, then send our own output to logs/procs.log.
     let mut stdout = io::stdout();
@@ -119,6 +135,15 @@ async fn serve(paths: Paths, project: String) -> anyhow::Result<()> {
     platform::redirect_stdio(&log)?;
     init_tracing();
     tracing::info!(pid, "supervisor started");
+    for note in adopt_notes {
+        tracing::warn!("{note}");
+    }
+    if adopt_count > 0 {
+        tracing::info!(
+            adopt_count,
+            "processes still running from the previous supervisor will be adopted"
+        );
+    }
 
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;

@@ -15,7 +15,8 @@ use std::time::Duration;
 use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::service::{self, Cmd, DepWatch, Handle, Shared, Status, StopOutcome};
+use super::adopt::{self, Adoptable};
+use super::service::{self, Adopt, Cmd, DepWatch, Handle, Shared, Status, StopOutcome};
 use super::spawn::Context;
 use crate::config::{Config, Process};
 use crate::control::protocol::{ErrorBody, Outcome, ProcessOutcome, Response, UpRequest};
@@ -33,6 +34,8 @@ pub struct Orchestrator {
     ops: tokio::sync::Mutex<()>,
     pub supervisor: Mutex<Option<SupervisorRecord>>,
     project: Mutex<(String, String)>,
+    /// Processes found running at startup, adopted by the first `up` (SPEC §5).
+    adoptable: Mutex<BTreeMap<String, Adoptable>>,
     /// Snapshot sequence numbers, and the newest one written.
     seq: std::sync::atomic::AtomicU64,
     written: Mutex<u64>,
@@ -73,9 +76,22 @@ impl Orchestrator {
             supervisor: Mutex::new(None),
             project: Mutex::new((project, project_id)),
             shutdown: Arc::new(Notify::new()),
+            adoptable: Mutex::new(BTreeMap::new()),
             seq: std::sync::atomic::AtomicU64::new(0),
             written: Mutex::new(0),
         })
+    }
+
+    /// The project's name as currently known.
+    pub fn project_name(&self) -> Result<String, ()> {
+        self.project.lock().map(|p| p.0.clone()).map_err(|_| ())
+    }
+
+    /// Hand over what the previous supervisor left running.
+    pub fn set_adoptable(&self, found: BTreeMap<String, Adoptable>) {
+        if let Ok(mut adoptable) = self.adoptable.lock() {
+            *adoptable = found;
+        }
     }
 
     /// Keep `state.json` in step with the actors: one write per burst of changes.
@@ -137,6 +153,13 @@ impl Orchestrator {
                 rec.has_health = service::has_health(&handle.spec);
                 rec.spec = serde_json::to_value(&*handle.spec).ok();
                 reg.processes.insert(name.clone(), rec);
+            }
+        }
+        if let Ok(adoptable) = self.adoptable.lock() {
+            for (name, a) in adoptable.iter() {
+                reg.processes
+                    .entry(name.clone())
+                    .or_insert_with(|| a.record.clone());
             }
         }
         (seq, reg)
@@ -290,7 +313,7 @@ impl Orchestrator {
         no_deps: bool,
         ctx: &Arc<Context>,
     ) -> Vec<String> {
-        let mut notes = Vec::new();
+        let mut notes = self.adopt(config, ctx).await;
         // Processes gone from the file, and changed ones, are stopped first (dependents
         // before their dependencies).
         let mut retire = Vec::new();
@@ -399,6 +422,90 @@ impl Orchestrator {
         notes
     }
 
+    /// Turn what the previous supervisor left into actors (same pids), before the usual
+    /// reconciliation compares their config with the new one.
+    async fn adopt(&self, config: &Config, ctx: &Arc<Context>) -> Vec<String> {
+        let found = self
+            .adoptable
+            .lock()
+            .map(|mut a| std::mem::take(&mut *a))
+            .unwrap_or_default();
+        let mut notes = Vec::new();
+        for (name, a) in found {
+            let Some(spec) = config.processes.get(&name) else {
+                if let Some(pid) = a.pid {
+                    self.stop_unknown(&name, pid, a.old_spec.as_ref()).await;
+                    notes.push(format!("{name}: stopped (removed from the config)"));
+                }
+                continue;
+            };
+            let (actor_spec, hash) = match a.old_spec.clone() {
+                Some(old) if !a.old_hash.is_empty() => (old, a.old_hash.clone()),
+                _ => (spec.clone(), config_hash(spec)),
+            };
+            let mut actor_ctx = Arc::clone(ctx);
+            if let Some(mut env) = a.pid.and_then(adopt::ambient_env) {
+                for key in actor_spec.env.keys() {
+                    env.remove(key);
+                }
+                actor_ctx = Arc::new(Context {
+                    project: ctx.project.clone(),
+                    project_id: ctx.project_id.clone(),
+                    ambient_env: env,
+                });
+            }
+            let (status, adoption) = if let Some(pid) = a.pid {
+                notes.push(format!("{name}: adopted pid {pid}"));
+                let adoption = Adopt {
+                    pid,
+                    start_time: a.start_time,
+                    started_at: a.started_at.clone(),
+                    restarts: a.restarts,
+                };
+                (Status::new(ProcState::Stopped), Some(adoption))
+            } else {
+                let mut status = Status::new(ProcState::Completed);
+                status.started_once = true;
+                status.exited_once = true;
+                status.exit_code = a.record.exit_code;
+                (status, None)
+            };
+            let handle = service::spawn_actor(
+                Arc::new(actor_spec),
+                hash,
+                actor_ctx,
+                Arc::clone(&self.shared),
+                status,
+                adoption,
+            );
+            if let Ok(mut services) = self.services.lock() {
+                services.insert(name, handle);
+            }
+        }
+        notes
+    }
+
+    /// Stop a process procs found running but has no actor for (verified whole tree).
+    async fn stop_unknown(&self, name: &str, pid: i32, spec: Option<&Process>) {
+        let target = crate::stop::Target {
+            project_id: &self.shared.paths.project_id,
+            name,
+            pid: Some(pid),
+            pgid: Some(pid),
+            signal: Some(spec.map_or(nix::sys::signal::Signal::SIGTERM as i32, |s| {
+                s.stop_signal.number
+            })),
+            timeout: spec.map_or(crate::config::model::defaults::STOP_TIMEOUT, |s| {
+                s.stop_timeout
+            }),
+        };
+        let report = crate::stop::stop_tree(&target, None, &self.shared.scanner).await;
+        let _ = registry::write_pid_file(&self.shared.paths.pid_file(name), None);
+        if !report.survivors.is_empty() {
+            tracing::warn!(name, survivors = ?report.survivors, "processes survived the stop");
+        }
+    }
+
     /// Stop `names` (all when empty) dependents first; each wave in parallel.
     pub async fn stop(
         self: &Arc<Self>,
@@ -408,6 +515,18 @@ impl Orchestrator {
         out: &mpsc::Sender<Response>,
     ) -> Result<Outcome, Response> {
         let _guard = self.ops.lock().await;
+        if names.is_empty() {
+            let found = self
+                .adoptable
+                .lock()
+                .map(|mut a| std::mem::take(&mut *a))
+                .unwrap_or_default();
+            for (name, a) in found {
+                if let Some(pid) = a.pid {
+                    self.stop_unknown(&name, pid, a.old_spec.as_ref()).await;
+                }
+            }
+        }
         let known: Vec<String> = self
             .services
             .lock()

@@ -1,0 +1,301 @@
+//! `procs doctor [--fix]`: find what a crash, a lost registry or a misbehaving daemon
+//! left behind, and (with `--fix`) clean it, saying what was done.
+//!
+//! Checks: stale registry records (a live state whose pid is gone or reused), stale pid
+//! files, tagged processes of this project that procs does not know (escapees, leftovers
+//! after a lost registry), zombies whose parent is our supervisor, declared ports held by
+//! processes outside this project, and a dead supervisor's socket. Registry edits happen
+//! only when no supervisor runs (the supervisor owns the registry otherwise).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use super::args::Global;
+use super::{Out, launch, project};
+use crate::config::model::defaults;
+use crate::error::{Failure, exit};
+use crate::paths::Paths;
+use crate::platform;
+use crate::registry::{self, Loaded, ProcState};
+use crate::stop::{self, Scanner};
+
+struct Finding {
+    what: String,
+    fixed: Option<String>,
+}
+
+pub fn doctor(global: &Global, out: &Out, fix: bool) -> anyhow::Result<i32> {
+    let project = project::locate(global)?;
+    let paths = project.paths;
+    let config = project::load(global).ok();
+    let supervised = launch::running(&paths);
+    let mut findings: Vec<Finding> = Vec::new();
+    let mut registry = match registry::load(&paths.state_file, false)? {
+        Loaded::Ok(reg) => Some(reg),
+        Loaded::Missing => None,
+        Loaded::Corrupt { error, .. } => {
+            findings.push(Finding {
+                what: format!("the registry is corrupt: {error}"),
+                fixed: None,
+            });
+            None
+        }
+    };
+    // Stale records and what they cover.
+    let mut known: BTreeSet<String> = BTreeSet::new();
+    let mut stale = Vec::new();
+    if let Some(reg) = &registry {
+        for (name, rec) in &reg.processes {
+            if rec.verified().is_some() {
+                known.insert(name.clone());
+            } else if rec.pid.is_some() {
+                stale.push(name.clone());
+                findings.push(Finding {
+                    what: format!(
+                        "stale record: `{name}` says pid {:?} ({}), which is gone or reused",
+                        rec.pid, rec.state
+                    ),
+                    fixed: None,
+                });
+            }
+        }
+    }
+    // Stale pid files.
+    let mut stale_pid_files = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(&paths.pids_dir) {
+        for entry in entries.flatten() {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            let Some(name) = file.strip_suffix(".pid") else {
+                continue;
+            };
+            let pid: Option<i32> = std::fs::read_to_string(entry.path())
+                .ok()
+                .and_then(|s| s.trim().parse().ok());
+            let live = registry
+                .as_ref()
+                .and_then(|r| r.processes.get(name))
+                .and_then(registry::ProcessRecord::verified);
+            if pid.is_none() || pid != live {
+                stale_pid_files.push(entry.path());
+                findings.push(Finding {
+                    what: format!("stale pid file {} (pid {pid:?})", entry.path().display()),
+                    fixed: None,
+                });
+            }
+        }
+    }
+    // Tagged processes nobody knows: process names with no verified record.
+    let tagged = platform::tagged_processes(Some(&paths.project_id));
+    let mut unknown: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+    for t in &tagged {
+        let name = t.process.clone().unwrap_or_else(|| "?".to_owned());
+        if !known.contains(&name) {
+            unknown.entry(name).or_default().push(t.pid);
+        }
+    }
+    for (name, pids) in &unknown {
+        let cmds: Vec<String> = pids
+            .iter()
+            .map(|p| format!("{p} ({})", platform::cmdline(*p).unwrap_or_default()))
+            .collect();
+        findings.push(Finding {
+            what: format!(
+                "processes of `{name}` that procs does not supervise: {}",
+                cmds.join(", ")
+            ),
+            fixed: None,
+        });
+    }
+    // Zombies whose parent is our supervisor.
+    if let Some(sup) = registry.as_ref().and_then(|r| r.supervisor.as_ref())
+        && platform::is_alive_same(sup.pid, sup.start_time, &sup.boot_id)
+    {
+        let zombies = platform::children_zombies(sup.pid);
+        if !zombies.is_empty() {
+            findings.push(Finding {
+                what: format!("zombie children of the supervisor (pid {}): {zombies:?}; it reaps them on the next SIGCHLD", sup.pid),
+                fixed: None,
+            });
+        }
+    }
+    // Declared ports held by others.
+    if let Some(config) = &config {
+        for spec in config.processes.values() {
+            for port in &spec.ports {
+                for holder in platform::port_holders(port.port) {
+                    if holder.project_id.as_deref() == Some(paths.project_id.as_str()) {
+                        continue;
+                    }
+                    let who = holder.pid.map_or_else(
+                        || format!("a process of user {} we cannot inspect", holder.user),
+                        |pid| {
+                            format!(
+                                "pid {pid} ({}, user {})",
+                                holder.cmdline.clone().unwrap_or_default(),
+                                holder.user
+                            )
+                        },
+                    );
+                    findings.push(Finding {
+                        what: format!(
+                            "port {} declared by `{}` is held by {who}",
+                            port.port, spec.name
+                        ),
+                        fixed: None,
+                    });
+                }
+            }
+        }
+    }
+    // A dead supervisor's socket.
+    let stale_socket = !supervised && paths.socket.exists();
+    if stale_socket {
+        findings.push(Finding {
+            what: format!(
+                "stale socket {} (no supervisor answers)",
+                paths.socket.display()
+            ),
+            fixed: None,
+        });
+    }
+
+    if fix {
+        apply_fixes(
+            &paths,
+            config.as_ref(),
+            supervised,
+            &mut registry,
+            &stale,
+            &stale_pid_files,
+            &unknown,
+            stale_socket,
+            &mut findings,
+        )?;
+    }
+    if out.json {
+        let list: Vec<serde_json::Value> = findings
+            .iter()
+            .map(|f| serde_json::json!({ "problem": f.what, "fixed": f.fixed }))
+            .collect();
+        println!("{}", serde_json::json!({ "findings": list }));
+    } else if findings.is_empty() {
+        println!("no problems found");
+    } else {
+        for f in &findings {
+            println!("problem: {}", f.what);
+            if let Some(done) = &f.fixed {
+                println!("  fixed: {done}");
+            }
+        }
+        if !fix {
+            println!("hint: run `procs doctor --fix` to clean these up");
+        }
+    }
+    let unfixed = findings.iter().any(|f| f.fixed.is_none());
+    Ok(if unfixed { exit::FAILED } else { exit::OK })
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site; the pieces are the findings"
+)]
+fn apply_fixes(
+    paths: &Paths,
+    config: Option<&crate::config::Config>,
+    supervised: bool,
+    registry: &mut Option<registry::Registry>,
+    stale: &[String],
+    stale_pid_files: &[std::path::PathBuf],
+    unknown: &BTreeMap<String, Vec<i32>>,
+    stale_socket: bool,
+    findings: &mut [Finding],
+) -> anyhow::Result<()> {
+    let mark = |findings: &mut [Finding], needle: &str, done: String| {
+        for f in findings
+            .iter_mut()
+            .filter(|f| f.what.contains(needle) && f.fixed.is_none())
+        {
+            f.fixed = Some(done.clone());
+        }
+    };
+    // Leftover processes: stop each tree (verified by tag).
+    if !unknown.is_empty() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let scanner = Arc::new(Scanner::default());
+        for (name, pids) in unknown {
+            let spec = config.and_then(|c| c.processes.get(name));
+            let signal = spec.map_or(nix::sys::signal::Signal::SIGTERM as i32, |s| {
+                s.stop_signal.number
+            });
+            let timeout = spec.map_or(defaults::STOP_TIMEOUT, |s| s.stop_timeout);
+            let leader = pids.first().copied();
+            let target = stop::Target {
+                project_id: &paths.project_id,
+                name,
+                pid: leader,
+                pgid: leader
+                    .and_then(|p| platform::stat(p).map(|s| s.pgid))
+                    .filter(|g| Some(*g) == leader),
+                signal: Some(signal),
+                timeout,
+            };
+            let report = runtime.block_on(stop::stop_tree(&target, None, &scanner));
+            let done = if report.survivors.is_empty() {
+                format!("stopped {pids:?}")
+            } else {
+                format!("stopped, but {:?} survived", report.survivors)
+            };
+            mark(findings, &format!("processes of `{name}`"), done);
+        }
+    }
+    for path in stale_pid_files {
+        if std::fs::remove_file(path).is_ok() {
+            mark(findings, &path.display().to_string(), "removed".to_owned());
+        }
+    }
+    if stale_socket && std::fs::remove_file(&paths.socket).is_ok() {
+        mark(findings, "stale socket", "removed".to_owned());
+    }
+    if !stale.is_empty() {
+        if supervised {
+            return Ok(());
+        }
+        let lock = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&paths.supervisor_lock)?;
+        if lock.try_lock().is_err() {
+            return Err(Failure::new(
+                exit::FAILED,
+                "a supervisor is starting; run `procs doctor --fix` again",
+            )
+            .into());
+        }
+        if let Some(reg) = registry.as_mut() {
+            for name in stale {
+                if let Some(rec) = reg.processes.get_mut(name) {
+                    rec.state = if rec.state.is_live() {
+                        ProcState::Exited
+                    } else {
+                        rec.state
+                    };
+                    rec.reason =
+                        Some("its pid was gone or reused (cleaned by `procs doctor`)".to_owned());
+                    rec.pid = None;
+                    rec.pgid = None;
+                    rec.start_time = None;
+                    mark(
+                        findings,
+                        &format!("`{name}` says pid"),
+                        "record cleared".to_owned(),
+                    );
+                }
+            }
+            registry::save(&paths.state_file, reg)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,181 @@
+//! What a starting supervisor finds already running: the recovery rules.
+//!
+//! Owns: turning the registry left by a previous supervisor (or what is left of it) into
+//! a list of processes to adopt instead of starting anew.
+//! Rules, in order of trust:
+//! 1. A registry record whose pid is alive with the recorded kernel start time and boot
+//!    id is adopted, with its recorded config (so drift is still detected). Records that
+//!    fail that check are stale and dropped: never signalled.
+//! 2. A completed oneshot is carried over as completed (not run again while the stack is
+//!    up) — unless the previous supervisor shut down cleanly (`procs down`).
+//! 3. If the registry is corrupt or missing, the processes tagged with this project's id
+//!    that lead their own process group are the main processes procs spawned (every child
+//!    leads its group); a verified pid file picks the main one among several leaders of
+//!    one name (a `setsid` grandchild leads its own group too), else the oldest wins.
+//!    Their config is unknown: they are adopted as they are.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::config::Process;
+use crate::paths::Paths;
+use crate::platform;
+use crate::registry::{self, Loaded, ProcState, ProcessRecord};
+
+/// A process to adopt (or a completed oneshot to carry over).
+#[derive(Debug, Clone)]
+pub struct Adoptable {
+    /// `None` for a completed oneshot.
+    pub pid: Option<i32>,
+    pub start_time: u64,
+    pub started_at: Option<String>,
+    pub restarts: u32,
+    /// The config it was started with, when the registry knew it.
+    pub old_spec: Option<Process>,
+    /// Its config hash; empty when unknown.
+    pub old_hash: String,
+    /// What to keep showing in `state.json` until the next `up` reconciles it.
+    pub record: ProcessRecord,
+}
+
+/// What the previous run left: adoptables, the project name if known, and notes for the log.
+pub struct Found {
+    pub adoptable: BTreeMap<String, Adoptable>,
+    pub project: Option<String>,
+    pub notes: Vec<String>,
+}
+
+/// Look at the registry, the pid files and the tagged processes.
+pub fn find(paths: &Paths) -> Found {
+    let mut notes = Vec::new();
+    let loaded = match registry::load(&paths.state_file, true) {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            notes.push(format!(
+                "cannot read the registry: {err}; rebuilding from running processes"
+            ));
+            Loaded::Missing
+        }
+    };
+    match loaded {
+        Loaded::Ok(reg) => {
+            // A clean shutdown (`procs down`) clears the supervisor record: the stack was
+            // down, so completed oneshots run again. Otherwise the supervisor died while
+            // the stack was up, and they stay completed.
+            let crashed = reg.supervisor.is_some();
+            let mut adoptable = BTreeMap::new();
+            for (name, rec) in reg.processes {
+                if let Some(pid) = rec.verified() {
+                    adoptable.insert(name, from_record(rec, Some(pid)));
+                } else if crashed && rec.oneshot && rec.state == ProcState::Completed {
+                    adoptable.insert(name, from_record(rec, None));
+                } else if rec.pid.is_some() && rec.state.is_live() {
+                    notes.push(format!(
+                        "`{name}`: recorded pid {:?} is gone or reused; dropped",
+                        rec.pid
+                    ));
+                }
+            }
+            // Processes of ours the registry did not know (spawned just before a crash).
+            for (name, a) in from_tags(paths) {
+                adoptable.entry(name).or_insert(a);
+            }
+            Found {
+                adoptable,
+                project: Some(reg.project),
+                notes,
+            }
+        }
+        Loaded::Corrupt { kept, error } => {
+            notes.push(format!(
+                "the registry was corrupt ({error}); kept as {}; rebuilt from pid files and tagged processes",
+                kept.display()
+            ));
+            Found {
+                adoptable: from_tags(paths),
+                project: None,
+                notes,
+            }
+        }
+        Loaded::Missing => Found {
+            adoptable: from_tags(paths),
+            project: None,
+            notes,
+        },
+    }
+}
+
+fn from_record(rec: ProcessRecord, pid: Option<i32>) -> Adoptable {
+    Adoptable {
+        pid,
+        start_time: rec.start_time.unwrap_or(0),
+        started_at: rec.started_at.clone(),
+        restarts: rec.restarts,
+        old_spec: rec
+            .spec
+            .clone()
+            .and_then(|v| serde_json::from_value(v).ok()),
+        old_hash: rec.config_hash.clone(),
+        record: rec,
+    }
+}
+
+fn read_pid_file(path: &Path) -> Option<i32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Main processes found by their tags (group leaders), one per process name.
+fn from_tags(paths: &Paths) -> BTreeMap<String, Adoptable> {
+    let mut found: BTreeMap<String, platform::Tagged> = BTreeMap::new();
+    for t in platform::tagged_processes(Some(&paths.project_id)) {
+        let Some(name) = t.process.clone() else {
+            continue;
+        };
+        if t.pid != t.pgid {
+            continue;
+        }
+        let from_pid_file = read_pid_file(&paths.pid_file(&name)) == Some(t.pid);
+        match found.get(&name) {
+            Some(seen) if read_pid_file(&paths.pid_file(&name)) == Some(seen.pid) => {}
+            Some(seen) if !from_pid_file && seen.start_time <= t.start_time => {}
+            _ => {
+                found.insert(name, t);
+            }
+        }
+    }
+    found
+        .into_iter()
+        .map(|(name, t)| {
+            let mut rec = ProcessRecord::new(ProcState::Running, paths.log_file(&name));
+            rec.pid = Some(t.pid);
+            rec.pgid = Some(t.pgid);
+            rec.start_time = Some(t.start_time);
+            rec.boot_id = Some(platform::boot_id().to_owned());
+            rec.reason = Some("adopted after the registry was lost".to_owned());
+            let a = Adoptable {
+                pid: Some(t.pid),
+                start_time: t.start_time,
+                started_at: None,
+                restarts: 0,
+                old_spec: None,
+                old_hash: String::new(),
+                record: rec,
+            };
+            (name, a)
+        })
+        .collect()
+}
+
+/// The environment an adopted process was started with, without procs' own tags: the
+/// base layer for its restarts.
+pub fn ambient_env(pid: i32) -> Option<BTreeMap<String, String>> {
+    let mut env = platform::environ_map(pid)?;
+    for key in [
+        platform::ENV_PROJECT,
+        platform::ENV_PROJECT_ID,
+        platform::ENV_PROCESS,
+    ] {
+        env.remove(key);
+    }
+    Some(env)
+}
