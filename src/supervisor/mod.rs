@@ -125,7 +125,6 @@ async fn serve(paths: Paths, project: String) -> anyhow::Result<()> {
     {
         tracing::warn!("cannot update the user-level project index: {err}");
     }
-    }
 
     // Tell the launcher we serve, then send our own output to logs/procs.log.
     let mut stdout = io::stdout();
