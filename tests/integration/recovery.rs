@@ -371,9 +371,9 @@ fn main_processes(p: &Project) -> Vec<String> {
                 .map(|(_, r)| r.split_whitespace().collect())
                 .unwrap_or_default();
             let pgid = fields.get(2).and_then(|pg| pg.parse::<i32>().ok());
-            let ppid = fields.get(1).and_then(|pp| pp.parse::<i32>().ok());
+            let parent = fields.get(1).and_then(|pp| pp.parse::<i32>().ok());
             pgid == Some(**pid)
-                && ppid.is_some_and(|ppid| ppid == 1 || pid_cmdline(ppid).contains("__supervise"))
+                && parent.is_some_and(|pp| pp == 1 || pid_cmdline(pp).contains("__supervise"))
         })
         .map(|pid| {
             std::fs::read(format!("/proc/{pid}/environ"))
