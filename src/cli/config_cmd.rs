@@ -42,14 +42,30 @@ pub fn schema() -> anyhow::Result<i32> {
     Ok(exit::OK)
 }
 
+/// The command line as users see it: hidden (internal) subcommands removed, so that
+/// completions never offer them.
+fn public_command() -> clap::Command {
+    let full = Cli::command();
+    let mut public = clap::Command::new("procs")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about(full.get_about().cloned().unwrap_or_default());
+    for arg in full.get_arguments() {
+        public = public.arg(arg.clone());
+    }
+    for sub in full.get_subcommands().filter(|s| !s.is_hide_set()) {
+        public = public.subcommand(sub.clone());
+    }
+    public
+}
+
 pub fn completions(shell: clap_complete::Shell) -> i32 {
-    let mut cmd = Cli::command();
+    let mut cmd = public_command();
     clap_complete::generate(shell, &mut cmd, "procs", &mut std::io::stdout());
     exit::OK
 }
 
 pub fn man() -> anyhow::Result<i32> {
-    let cmd = Cli::command();
+    let cmd = public_command();
     let mut buf = Vec::new();
     clap_mangen::Man::new(cmd).render(&mut buf)?;
     std::io::stdout().write_all(&buf)?;

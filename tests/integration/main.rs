@@ -3,6 +3,7 @@
 //! `harness` holds the shared machinery; each other module covers one area. The smoke tests in
 //! this file check the harness and the `procs-testd` fixture themselves, without `procs`.
 
+mod cli;
 mod harness;
 mod health;
 mod lifecycle;
