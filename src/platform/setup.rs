@@ -123,3 +123,11 @@ pub fn wait_exit(pid: i32, timeout: std::time::Duration) -> bool {
         }
     }
 }
+
+/// Does process group `pgid` still have members (zombies included)? One `kill(-pgid, 0)`.
+pub fn group_exists(pgid: i32) -> bool {
+    if pgid <= 1 {
+        return false;
+    }
+    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), None).is_ok()
+}

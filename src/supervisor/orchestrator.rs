@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use super::adopt::{self, Adoptable};
 use super::service::{self, Adopt, Cmd, DepWatch, Handle, Shared, Status, StopOutcome};
 use super::spawn::Context;
-use crate::config::{Config, Process};
+use crate::config::{Condition, Config, Process};
 use crate::control::protocol::{ErrorBody, Outcome, ProcessOutcome, Response, UpRequest};
 use crate::error::exit;
 use crate::graph::Graph;
@@ -233,11 +233,39 @@ impl Orchestrator {
             .filter(|n| selection.contains(*n))
             .cloned()
             .collect();
+        // A oneshot pulled in only as a dependency whose dependents all wait for
+        // `completed` (any exit code) is done once it exited, whatever its code.
+        let tolerated: BTreeSet<String> = wanted
+            .iter()
+            .filter(|name| !req.names.contains(*name))
+            .filter(|name| req.config.processes.get(*name).is_some_and(|p| p.oneshot))
+            .filter(|name| {
+                let uses: Vec<Condition> = wanted
+                    .iter()
+                    .filter_map(|d| req.config.processes.get(d))
+                    .flat_map(|d| {
+                        d.depends_on
+                            .iter()
+                            .filter(|dep| dep.name == **name)
+                            .map(|dep| dep.condition)
+                    })
+                    .collect();
+                !uses.is_empty() && uses.iter().all(|c| *c == Condition::Completed)
+            })
+            .cloned()
+            .collect();
+        let ready = |spec: &Process, s: &Status| {
+            is_ready(spec, s)
+                || (tolerated.contains(&spec.name)
+                    && s.exited_once
+                    && !s.state.is_live()
+                    && s.state != ProcState::Backoff)
+        };
         let mut timed_out = false;
         if req.wait {
             let deadline = Instant::now() + Duration::from_millis(req.timeout_ms);
             loop {
-                if self.settled(&wanted) {
+                if self.settled(&wanted, &ready) {
                     break;
                 }
                 tokio::select! {
@@ -252,7 +280,7 @@ impl Orchestrator {
                 }
             }
         }
-        let mut outcome = self.outcome(&wanted, is_ready);
+        let mut outcome = self.outcome(&wanted, ready);
         outcome.notes = notes;
         outcome.timed_out = timed_out;
         // Whatever the CLI does next (`status`, a script reading state.json) sees this.
@@ -260,7 +288,7 @@ impl Orchestrator {
         let _ = out.send(Response::Done(outcome)).await;
     }
 
-    fn settled(&self, wanted: &[String]) -> bool {
+    fn settled(&self, wanted: &[String], ready: &dyn Fn(&Process, &Status) -> bool) -> bool {
         let Ok(services) = self.services.lock() else {
             return true;
         };
@@ -270,10 +298,11 @@ impl Orchestrator {
                 continue;
             };
             let s = h.status.borrow();
-            if is_settled_bad(&s) {
+            let ok = ready(&h.spec, &s);
+            if !ok && is_settled_bad(&s) {
                 return true;
             }
-            all_ready &= is_ready(&h.spec, &s);
+            all_ready &= ok;
         }
         all_ready
     }

@@ -560,7 +560,7 @@ impl Actor {
                 }
             };
             tokio::select! {
-                info = exit => return self.on_exit(run, info),
+                info = exit => return self.on_exit(run, info).await,
                 cmd = self.rx.recv() => match cmd {
                     None => return Mode::Exit,
                     Some(cmd) => return self.on_cmd(cmd, Some(run)).await,
@@ -658,9 +658,16 @@ impl Actor {
         }
     }
 
-    fn on_exit(&mut self, mut run: Running, info: Option<ExitInfo>) -> Mode {
+    async fn on_exit(&mut self, mut run: Running, info: Option<ExitInfo>) -> Mode {
         if let Some((join, _)) = run.probes.take() {
             join.abort();
+        }
+        // The main process is gone; what it left in its group would be an orphan holding
+        // ports and memory. A long-running process's tree goes with it (and a restart
+        // waits for that). A oneshot may legitimately leave a daemon behind (`pg_ctl
+        // start`): that stays, and is stopped with the stack.
+        if !self.spec.oneshot && crate::platform::group_exists(run.pid) {
+            self.clear_leftovers(run.pid).await;
         }
         let _ = registry::write_pid_file(&self.shared.paths.pid_file(&self.spec.name), None);
         let spec = Arc::clone(&self.spec);
@@ -749,6 +756,24 @@ impl Actor {
             s.next_restart_at = Some(humantime::format_rfc3339_seconds(at).to_string());
         });
         Mode::Backoff(Instant::now() + delay)
+    }
+
+    /// Stop what is left of a tree whose main process exited.
+    async fn clear_leftovers(&mut self, pgid: i32) {
+        let target = stop::Target {
+            project_id: &self.ctx.project_id,
+            name: &self.spec.name,
+            pid: None,
+            pgid: Some(pgid),
+            signal: Some(self.spec.stop_signal.number),
+            timeout: self.spec.stop_timeout,
+        };
+        let report = stop::stop_tree(&target, None, &self.shared.scanner).await;
+        let mut message = "stopped what the exited process left in its process group".to_owned();
+        if report.killed {
+            message.push_str(" (killed after the stop timeout)");
+        }
+        self.event(&message);
     }
 
     /// Stop whatever runs (verified whole-tree stop) and become `stopped`.

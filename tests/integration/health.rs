@@ -201,3 +201,101 @@ processes:
     p.procs(["down"]).success();
     p.assert_no_survivors();
 }
+
+#[test]
+fn completed_waits_for_any_exit_and_completed_successfully_fails_on_a_bad_code() {
+    let mut p = Project::new().config(
+        r#"
+processes:
+  check:
+    command: ["{testd}", "--exit-after", "100", "--code", "4"]
+    oneshot: true
+  after_any:
+    command: ["{testd}"]
+    depends_on: { check: completed }
+  after_ok:
+    command: ["{testd}"]
+    depends_on: { check: { condition: completed_successfully } }
+"#,
+    );
+    p.procs(["up", "after_any"]).success();
+    assert_eq!(proc_status(&p, "after_any")["state"], "running");
+    assert_eq!(proc_status(&p, "check")["state"], "failed");
+    p.procs(["up", "after_ok"])
+        .code(1)
+        .stderr_contains("dependency `check`");
+    assert!(proc_status(&p, "after_ok")["pid"].is_null());
+    p.procs(["down"]).success();
+    p.assert_no_survivors();
+}
+
+#[test]
+fn a_process_that_turns_unhealthy_is_restarted() {
+    let mut p = Project::new().config(
+        r#"
+processes:
+  svc:
+    command: ["{testd}"]
+    healthcheck: { exec: "test -f healthy.flag", interval: 100ms, retries: 2 }
+    backoff: { initial: 0s }
+"#,
+    );
+    let flag = p.path().join("healthy.flag");
+    std::fs::write(&flag, "").expect("flag");
+    p.procs(["up"]).success();
+    let first = pid_of(&p, "svc");
+    std::fs::remove_file(&flag).expect("unflag");
+    wait_until(
+        "svc to be restarted after turning unhealthy",
+        Duration::from_secs(20),
+        || {
+            p.read_log("svc")
+                .contains("restarting because the process turned unhealthy")
+        },
+    );
+    std::fs::write(&flag, "").expect("flag");
+    wait_until(
+        "svc healthy again with a new pid",
+        Duration::from_secs(20),
+        || {
+            let e = proc_status(&p, "svc");
+            e["state"] == "healthy" && e["pid"].as_i64().is_some_and(|pid| pid as i32 != first)
+        },
+    );
+    assert!(!pid_alive(first), "the unhealthy instance is gone");
+    p.procs(["down"]).success();
+    p.assert_no_survivors();
+}
+
+#[test]
+fn when_a_process_exits_what_it_left_in_its_group_is_stopped() {
+    let mut p = Project::new().config(
+        r#"
+processes:
+  parent:
+    command: ["{testd}", "--spawn-grandchild", "--pidfile", "parent.pids", "--exit-after", "300", "--code", "1"]
+    restart: no
+"#,
+    );
+    p.procs(["up"]).success();
+    let pidfile = p.path().join("parent.pids");
+    wait_until("the pid file", Duration::from_secs(10), || {
+        std::fs::read_to_string(&pidfile).is_ok_and(|s| s.lines().count() >= 2)
+    });
+    let grandchild: i32 = std::fs::read_to_string(&pidfile)
+        .expect("pids")
+        .lines()
+        .nth(1)
+        .and_then(|l| l.trim().parse().ok())
+        .expect("grandchild pid");
+    wait_until("parent to exit", Duration::from_secs(10), || {
+        proc_status(&p, "parent")["state"] == "exited"
+    });
+    wait_until(
+        "its grandchild to be stopped",
+        Duration::from_secs(15),
+        || !pid_alive(grandchild),
+    );
+    p.procs(["down"]).success();
+    p.assert_no_survivors();
+}
