@@ -201,9 +201,9 @@ fn the_quick_start_example_stack_runs() {
     let mut p = Project::new();
     let dir = repo().join("examples/shop");
     // A private state dir and free ports, so this never meets a stack a person runs.
-    let state = p.path().join("shop-state");
+    let state_dir = p.path().join("shop-state");
     let env = [
-        ("PROCS_STATE_DIR", state.display().to_string()),
+        ("PROCS_STATE_DIR", state_dir.display().to_string()),
         ("DB_PORT", free_port().to_string()),
         ("BACKEND_PORT", free_port().to_string()),
         ("FRONTEND_PORT", free_port().to_string()),
