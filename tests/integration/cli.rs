@@ -216,8 +216,8 @@ fn the_quick_start_example_stack_runs() {
         up.stdout,
         up.stderr
     );
-    let status = procs_in(&p, &dir, &["status", "--json"], &env).json();
-    let states: Vec<(String, String)> = status["processes"]
+    let report = procs_in(&p, &dir, &["status", "--json"], &env).json();
+    let states: Vec<(String, String)> = report["processes"]
         .as_array()
         .expect("processes")
         .iter()
