@@ -15,6 +15,7 @@ pub mod graph;
 pub mod logs;
 pub mod paths;
 pub mod plan;
+pub mod ports;
 pub mod platform;
 pub mod registry;
 pub mod stop;

@@ -11,6 +11,7 @@
 mod backoff;
 mod health;
 mod orchestrator;
+mod ports;
 mod reaper;
 mod server;
 mod service;
