@@ -59,6 +59,9 @@ pub enum Command {
     Config,
     /// Print the dependency graph.
     Graph(GraphArgs),
+    /// Declared ports: listening or not, and who holds them (pid, user, command, ours or
+    /// foreign). Works without a supervisor.
+    Ports,
     /// Print the JSON Schema of procs.yaml.
     Schema,
     /// Print shell completions.

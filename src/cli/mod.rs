@@ -9,6 +9,7 @@ mod config_cmd;
 mod down;
 mod launch;
 mod logs;
+mod ports;
 mod project;
 mod render;
 mod status;
@@ -87,6 +88,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Logs(args) => logs::logs(global, &out, &args),
         Command::Config => config_cmd::config(global, &out),
         Command::Graph(args) => config_cmd::graph(global, args.format),
+        Command::Ports => ports::ports(global, &out),
         Command::Schema => config_cmd::schema(),
         Command::Completions(args) => Ok(config_cmd::completions(args.shell)),
         Command::Man => config_cmd::man(),
