@@ -229,7 +229,13 @@ impl Orchestrator {
                 }
             }
         }
-        let mut outcome = self.outcome(&wanted, is_ready);
+        // `--no-wait`: accepted and not already failed is success.
+        let ok: fn(&Process, &Status) -> bool = if req.wait {
+            is_ready
+        } else {
+            |_, s| !is_settled_bad(s)
+        };
+        let mut outcome = self.outcome(&wanted, ok);
         outcome.notes = notes;
         outcome.notes.extend(self.port_notes(&wanted));
         outcome.timed_out = timed_out;
