@@ -197,7 +197,10 @@ mod tests {
             owner(&holder(Some(1), Some("zzz"), Some("web")), "abc", "web"),
             Owner::Foreign
         );
-        assert_eq!(owner(&holder(Some(1), None, None), "abc", "web"), Owner::Foreign);
+        assert_eq!(
+            owner(&holder(Some(1), None, None), "abc", "web"),
+            Owner::Foreign
+        );
     }
 
     #[test]
@@ -242,7 +245,10 @@ mod tests {
             ports_in_line("cannot listen on 127.0.0.1:8080: Address already in use"),
             vec![8080]
         );
-        assert_eq!(ports_in_line("Error: listen EADDRINUSE: :::3000"), vec![3000]);
+        assert_eq!(
+            ports_in_line("Error: listen EADDRINUSE: :::3000"),
+            vec![3000]
+        );
         assert_eq!(ports_in_line("could not bind port 5432"), vec![5432]);
     }
 
@@ -251,7 +257,10 @@ mod tests {
         let tail = "[procs] started pid 1\nboot\ncannot listen on 127.0.0.1:8080: Address \
                     already in use (os error 98)\n";
         assert_eq!(ports_in_use_from_log(tail, &[8080, 9090]), vec![8080]);
-        assert_eq!(ports_in_use_from_log("bind: address in use\n", &[9090]), vec![9090]);
+        assert_eq!(
+            ports_in_use_from_log("bind: address in use\n", &[9090]),
+            vec![9090]
+        );
         assert_eq!(
             ports_in_use_from_log("cannot listen on 127.0.0.1:7000: address in use", &[]),
             vec![7000]

@@ -95,9 +95,9 @@ fn plan_port(
                 pid,
                 name: h.process.clone().unwrap_or_default(),
             }),
-            Owner::Project => return Err(conflict()),
             Owner::Foreign if pf.kill_foreign => actions.push(Action::StopForeign { pid }),
-            Owner::Foreign => return Err(conflict()),
+            // Another process this supervisor runs, or a foreign one without consent.
+            Owner::Project | Owner::Foreign => return Err(conflict()),
         }
     }
     Ok(())
@@ -177,7 +177,9 @@ pub async fn preflight(pf: &Preflight<'_>, mut say: impl FnMut(String)) -> Resul
 async fn stop_stale(pf: &Preflight<'_>, pid: i32, name: &str) -> Vec<i32> {
     if name.is_empty() {
         // Without a process name the tag cannot find the tree: stop the holder itself.
-        return stop::stop_process(pid, pf.spec.stop_timeout).await.survivors;
+        return stop::stop_process(pid, pf.spec.stop_timeout)
+            .await
+            .survivors;
     }
     let leads = platform::stat(pid).is_some_and(|s| s.pgid == pid);
     let target = stop::Target {

@@ -24,8 +24,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::backoff;
-use super::ports;
 use super::health::{self, ProbeTask, Verdict};
+use super::ports;
 use super::reaper::Reaper;
 use super::spawn::{self, Context};
 use crate::config::{Condition, Process, RestartPolicy};

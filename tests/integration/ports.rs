@@ -67,7 +67,9 @@ fn a_foreign_listener_fails_up_with_exit_3_naming_the_port_and_pid_and_is_left_a
         .stderr_contains("hint: stop that process, or run `procs up --kill-port-owners`");
     assert!(pid_alive(fpid), "the foreign holder was touched\n{out:?}");
     assert!(
-        p.testd_output("foreign").lines().all(|l| !l.starts_with("got ")),
+        p.testd_output("foreign")
+            .lines()
+            .all(|l| !l.starts_with("got ")),
         "the foreign holder got a signal: {}",
         p.testd_output("foreign")
     );
@@ -91,9 +93,7 @@ fn kill_port_owners_stops_the_foreign_holder_and_the_stack_comes_up() {
     let fpid = foreign.id() as i32;
     p.procs(["up", "--kill-port-owners"])
         .success()
-        .stdout_contains(&format!(
-            "web: port {port} is held by pid {fpid} ("
-        ))
+        .stdout_contains(&format!("web: port {port} is held by pid {fpid} ("))
         .stdout_contains("stopping it (--kill-port-owners)");
     let status = foreign.wait().expect("reap the foreign holder");
     assert_eq!(status.code(), Some(0), "it got SIGTERM and exited cleanly");
@@ -102,7 +102,8 @@ fn kill_port_owners_stops_the_foreign_holder_and_the_stack_comes_up() {
     let pid = pid_of(&p, "web");
     assert_eq!(instances(&p, port), vec![pid]);
     assert!(
-        p.read_log("web").contains("stopping it (--kill-port-owners)"),
+        p.read_log("web")
+            .contains("stopping it (--kill-port-owners)"),
         "{}",
         p.read_log("web")
     );
@@ -247,7 +248,10 @@ processes:
     );
     assert!(row.contains(&format!("pid {wpid} (")), "{text}");
     let row = line(idle);
-    assert!(row.contains("db") && row.contains(" no ") && row.ends_with('-'), "{text}");
+    assert!(
+        row.contains("db") && row.contains(" no ") && row.ends_with('-'),
+        "{text}"
+    );
     let row = line(taken);
     assert!(row.contains("cache") && row.contains(" foreign "), "{text}");
     assert!(row.contains(&format!("pid {fpid} (")), "{text}");
@@ -276,5 +280,43 @@ processes:
         "{json}"
     );
     finish(foreign);
+    p.assert_no_survivors();
+}
+
+#[test]
+fn a_restart_first_clears_a_leftover_of_the_old_tree_holding_the_port() {
+    let port = free_port();
+    // First run: a background listener (same tree, tagged `web`) outlives the shell, which
+    // exits 1 after 300 ms. The restart must clear that leftover before starting anew.
+    let mut p = Project::new().config(&format!(
+        r#"
+processes:
+  web:
+    command: 'if [ -e first ]; then exec "{{testd}}" --listen {port}; fi; touch first; "{{testd}}" --listen {port} & exec "{{testd}}" --exit-after 300 --code 1'
+    ports: [{port}]
+    backoff: {{ initial: 50ms, max: 50ms }}
+"#
+    ));
+    p.procs(["up"]).success();
+    wait_until("the restarted `web` to be healthy", WAIT, || {
+        let log = p.read_log("web");
+        log.contains("left over from an earlier run")
+            && log.lines().last().is_some_and(|l| l.ends_with(" healthy"))
+    });
+    let log = p.read_log("web");
+    let line = log
+        .lines()
+        .find(|l| l.contains("left over from an earlier run"))
+        .expect("the pre-flight line");
+    assert!(
+        line.contains(&format!("port {port} is held by pid ")) && line.contains("(process `web`)"),
+        "{log}"
+    );
+    let new = pid_of(&p, "web");
+    assert_eq!(
+        instances(&p, port),
+        vec![new],
+        "one listener, the new one\n{log}"
+    );
     p.assert_no_survivors();
 }
