@@ -135,8 +135,9 @@ pub fn ports_in_line(line: &str) -> Vec<u16> {
 
 /// From the last lines of a log: the ports an "address already in use" line points at among
 /// `declared` (all of `declared` when the line names none of them, plus undeclared ports it
-/// names). Empty when no line says the address is in use.
-pub fn ports_in_use_from_log(tail: &str, declared: &[u16]) -> Vec<u16> {
+/// names). `None` when no line says the address is in use; `Some(empty)` when one does but
+/// no port is known.
+pub fn ports_in_use_from_log(tail: &str, declared: &[u16]) -> Option<Vec<u16>> {
     let mut found = false;
     let mut named = Vec::new();
     for line in tail.lines().filter(|l| !l.starts_with("[procs] ")) {
@@ -150,7 +151,7 @@ pub fn ports_in_use_from_log(tail: &str, declared: &[u16]) -> Vec<u16> {
         }
     }
     if !found {
-        return Vec::new();
+        return None;
     }
     let mut ports: Vec<u16> = named
         .iter()
@@ -163,7 +164,22 @@ pub fn ports_in_use_from_log(tail: &str, declared: &[u16]) -> Vec<u16> {
         // passed on the command line but not listed under `ports:`); only plausible ones.
         ports.extend(named.iter().copied().filter(|p| *p >= 1024));
     }
-    ports
+    Some(ports)
+}
+
+/// Numbers in a command line that look like ports (`8080`, `--port=8080`, `:8080`), for
+/// naming the holder when a process that declares no ports fails on a taken address.
+pub fn ports_in_command(command: &str) -> Vec<u16> {
+    let mut out = Vec::new();
+    for word in command.split(|c: char| c.is_whitespace() || c == '=' || c == ':') {
+        if let Ok(port) = word.trim_matches(|c| c == '"' || c == '\'').parse::<u16>()
+            && port >= 1024
+            && !out.contains(&port)
+        {
+            out.push(port);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -256,17 +272,37 @@ mod tests {
     fn log_tail_points_at_declared_ports() {
         let tail = "[procs] started pid 1\nboot\ncannot listen on 127.0.0.1:8080: Address \
                     already in use (os error 98)\n";
-        assert_eq!(ports_in_use_from_log(tail, &[8080, 9090]), vec![8080]);
+        assert_eq!(ports_in_use_from_log(tail, &[8080, 9090]), Some(vec![8080]));
         assert_eq!(
             ports_in_use_from_log("bind: address in use\n", &[9090]),
-            vec![9090]
+            Some(vec![9090])
         );
         assert_eq!(
             ports_in_use_from_log("cannot listen on 127.0.0.1:7000: address in use", &[]),
-            vec![7000]
+            Some(vec![7000])
         );
-        assert!(ports_in_use_from_log("all good\n", &[8080]).is_empty());
+        assert_eq!(
+            ports_in_use_from_log("OSError: [Errno 98] Address already in use\n", &[]),
+            Some(vec![])
+        );
+        assert_eq!(ports_in_use_from_log("all good\n", &[8080]), None);
         // procs' own event lines never count.
-        assert!(ports_in_use_from_log("[procs] x address in use :80\n", &[8080]).is_empty());
+        assert_eq!(
+            ports_in_use_from_log("[procs] x address in use :80\n", &[8080]),
+            None
+        );
+    }
+
+    #[test]
+    fn ports_are_guessed_from_a_command_line() {
+        assert_eq!(
+            ports_in_command("python3 -m http.server 8080 --bind 127.0.0.1"),
+            vec![8080]
+        );
+        assert_eq!(
+            ports_in_command("node server.js --port=3000 -c 2"),
+            vec![3000]
+        );
+        assert_eq!(ports_in_command("redis-server :6379"), vec![6379]);
     }
 }

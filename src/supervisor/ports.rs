@@ -203,9 +203,21 @@ pub fn explain_early_exit(
     log_tail: &str,
 ) -> Option<(String, bool)> {
     let declared: Vec<u16> = spec.ports.iter().map(|p| p.port).collect();
-    let candidates = ports::ports_in_use_from_log(log_tail, &declared);
+    let mut candidates = ports::ports_in_use_from_log(log_tail, &declared)?;
     if candidates.is_empty() {
-        return None;
+        let command = match &spec.command {
+            crate::config::Command::Shell(script) => script.clone(),
+            crate::config::Command::Argv(argv) => argv.join(" "),
+        };
+        candidates = ports::ports_in_command(&command);
+    }
+    if candidates.is_empty() {
+        return Some((
+            "address already in use (declare the port under `ports:` so procs can name its \
+             holder)"
+                .to_owned(),
+            false,
+        ));
     }
     for port in &candidates {
         let holders = platform::port_holders(*port);
@@ -215,7 +227,11 @@ pub fn explain_early_exit(
         let foreign = holders
             .iter()
             .any(|h| ports::owner(h, project_id, &spec.name) == Owner::Foreign);
-        return Some((ports::held_message(*port, &holders), foreign));
+        let mut why = ports::held_message(*port, &holders);
+        if !declared.contains(port) {
+            why.push_str(" (declare it under `ports:` to have procs check it before each start)");
+        }
+        return Some((why, foreign));
     }
     let list: Vec<String> = candidates.iter().map(ToString::to_string).collect();
     Some((
