@@ -201,7 +201,9 @@ processes:
 
 #[test]
 fn procs_ports_lists_declared_ports_whether_listening_and_their_holders() {
-    let (own, idle, taken) = (free_port(), free_port(), free_port());
+    // The idle port is 1 (tcpmux): a `free_port()` would be free only for a moment, and a
+    // parallel test may bind it; nothing listens on port 1 here, and no test binds it.
+    let (own, idle, taken) = (free_port(), 1, free_port());
     let mut p = Project::new().config(&format!(
         r#"
 processes:
