@@ -17,6 +17,7 @@ pub mod logs;
 pub mod paths;
 pub mod plan;
 pub mod platform;
+pub mod ports;
 pub mod registry;
 pub mod stop;
 pub mod supervisor;

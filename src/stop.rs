@@ -217,3 +217,47 @@ fn still_alive(pids: BTreeSet<i32>, target: &Target<'_>) -> BTreeSet<i32> {
     }
     alive
 }
+
+/// Stop one process that is not part of a procs tree (a foreign port holder, with the user's
+/// consent): SIGTERM to its process group if it leads one, else to the pid alone; wait up to
+/// `grace` on its pidfd; then SIGKILL the same way and wait [`KILL_GRACE`]. Returns the pid in
+/// `survivors` if it is still alive. Never signals the calling process or its own group.
+pub async fn stop_process(pid: i32, grace: Duration) -> Report {
+    let mut report = Report::default();
+    let me = std::process::id() as i32;
+    let Some(st) = platform::stat(pid) else {
+        return report;
+    };
+    let own_group = platform::stat(me).map(|s| s.pgid);
+    let leads_group = st.pgid == pid && Some(st.pgid) != own_group;
+    if pid == me {
+        report.survivors.push(pid);
+        return report;
+    }
+    let send = |sig: i32| {
+        let _ = if leads_group {
+            platform::kill_group(pid, sig)
+        } else {
+            platform::kill(pid, sig)
+        };
+    };
+    let fd = PidFd::open(pid).ok().flatten();
+    send(nix::sys::signal::Signal::SIGTERM as i32);
+    if gone(pid, fd.as_ref(), Instant::now() + grace).await {
+        return report;
+    }
+    report.killed = true;
+    send(libc_sigkill());
+    if !gone(pid, fd.as_ref(), Instant::now() + KILL_GRACE).await {
+        report.survivors.push(pid);
+    }
+    report
+}
+
+/// Wait until `pid` has exited (through its pidfd) or `deadline`; true if it is gone.
+async fn gone(pid: i32, fd: Option<&PidFd>, deadline: Instant) -> bool {
+    match fd {
+        Some(fd) => timeout_at(deadline, fd.exited()).await.is_ok(),
+        None => platform::stat(pid).is_none_or(|s| s.state == 'Z'),
+    }
+}

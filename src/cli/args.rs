@@ -64,6 +64,9 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Every project on this machine with a registry, and what runs there.
     Ls,
+    /// Declared ports: listening or not, and who holds them (pid, user, command, ours or
+    /// foreign). Works without a supervisor.
+    Ports,
     /// Print the JSON Schema of procs.yaml.
     Schema,
     /// Print shell completions.

@@ -11,6 +11,7 @@ mod down;
 mod launch;
 mod logs;
 mod ls;
+mod ports;
 mod project;
 mod render;
 mod status;
@@ -91,6 +92,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Graph(args) => config_cmd::graph(global, args.format),
         Command::Doctor(args) => doctor::doctor(global, &out, args.fix),
         Command::Ls => Ok(ls::ls(&out)),
+        Command::Ports => ports::ports(global, &out),
         Command::Schema => config_cmd::schema(),
         Command::Completions(args) => Ok(config_cmd::completions(args.shell)),
         Command::Man => config_cmd::man(),

@@ -197,7 +197,15 @@ pub fn report(
         exit::FAILED
     };
     let names: Vec<&str> = bad.iter().map(|p| p.name.as_str()).collect();
-    let message = if outcome.timed_out {
+    // A port held by another process is the one thing to say first: it names the holder.
+    let held = bad.iter().find(|p| p.port_conflict);
+    let message = if let Some(p) = held {
+        format!(
+            "cannot start `{}`: {}",
+            p.name,
+            p.reason.as_deref().unwrap_or("a declared port is held")
+        )
+    } else if outcome.timed_out {
         format!(
             "timed out after {} waiting for {}",
             humantime::format_duration(timeout),
@@ -216,11 +224,17 @@ pub fn report(
     let mut failure = Failure::new(code, message);
     let mut details = String::new();
     for p in &bad {
+        if held.is_some_and(|h| h.name == p.name) {
+            continue;
+        }
         let reason = p
             .reason
             .clone()
             .unwrap_or_else(|| "no reason recorded".to_owned());
         failure = failure.cause(format!("`{}` is {}: {reason}", p.name, p.state));
+        if p.port_conflict {
+            continue;
+        }
         let tail = crate::logs::tail_file(std::path::Path::new(&p.log), 20).unwrap_or_default();
         if !tail.trim().is_empty() {
             details.push_str(&format!("--- last lines of {} ---\n{tail}", p.log));
@@ -230,7 +244,10 @@ pub fn report(
         }
     }
     if bad.iter().any(|p| p.port_conflict) {
-        failure = failure.hint("stop the holder, or run `procs up --kill-port-owners`");
+        failure = failure.hint(
+            "stop that process, or run `procs up --kill-port-owners` to have procs stop it \
+             (SIGTERM, then SIGKILL after 5s)",
+        );
     } else if outcome.timed_out {
         failure =
             failure.hint("raise it with `--timeout`, or check the health check with `procs logs`");

@@ -12,7 +12,8 @@
 //!    that lead their own process group are the main processes procs spawned (every child
 //!    leads its group); a verified pid file picks the main one among several leaders of
 //!    one name (a `setsid` grandchild leads its own group too), else the oldest wins.
-//!    Their config is unknown: they are adopted as they are.
+//!    Their config is unknown, so the first `up` replaces them (verified tree stop, then a
+//!    fresh start from the current file): never a duplicate, never a stale config.
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -103,7 +103,7 @@ async fn probe_once(task: &ProbeTask, limit: Duration, log: &mut LogState) -> Ve
         Probe::Exec(script) => exec_probe(task, script, limit).await,
         Probe::Tcp { host, port } => {
             match timeout(limit, TcpStream::connect((host.as_str(), *port))).await {
-                Ok(Ok(_)) => Verdict::Pass,
+                Ok(Ok(_)) => own_listener(task, *port),
                 Ok(Err(err)) => Verdict::Fail(format!("tcp {host}:{port}: {err}")),
                 Err(_) => Verdict::Fail(format!("tcp {host}:{port}: no answer within {limit:?}")),
             }
@@ -115,7 +115,7 @@ async fn probe_once(task: &ProbeTask, limit: Duration, log: &mut LogState) -> Ve
                     None => (200..400).contains(&code),
                 };
                 if ok {
-                    Verdict::Pass
+                    url_port(url).map_or(Verdict::Pass, |port| own_listener(task, port))
                 } else {
                     Verdict::Fail(format!("GET {url}: status {code}"))
                 }
@@ -124,6 +124,19 @@ async fn probe_once(task: &ProbeTask, limit: Duration, log: &mut LogState) -> Ve
             Err(_) => Verdict::Fail(format!("GET {url}: no answer within {limit:?}")),
         },
         Probe::Log(pattern) => log_probe(task, pattern, log),
+    }
+}
+
+/// A check on one of the process's declared ports passes only if the listener belongs to the
+/// process's own tree: an impostor holding the port never makes the process healthy.
+fn own_listener(task: &ProbeTask, port: u16) -> Verdict {
+    let declared = task.spec.ports.iter().any(|p| p.port == port);
+    if !declared || platform::tree_holds_port(task.pid, port) {
+        Verdict::Pass
+    } else {
+        Verdict::Fail(format!(
+            "port {port} accepts connections, but not from this process's tree"
+        ))
     }
 }
 
@@ -142,11 +155,8 @@ async fn ports_probe(task: &ProbeTask, limit: Duration) -> Verdict {
                 return Verdict::Fail(format!("port {}: no answer within {limit:?}", port.port));
             }
         }
-        if !platform::tree_holds_port(task.pid, port.port) {
-            return Verdict::Fail(format!(
-                "port {} accepts connections, but not from this process's tree",
-                port.port
-            ));
+        if let Verdict::Fail(why) = own_listener(task, port.port) {
+            return Verdict::Fail(why);
         }
     }
     Verdict::Pass
@@ -216,6 +226,19 @@ fn log_probe(task: &ProbeTask, pattern: &str, state: &mut LogState) -> Verdict {
     Verdict::Fail(format!("no output line matched /{pattern}/ yet"))
 }
 
+/// The port of an `http://` URL (80 when none is given).
+fn url_port(url: &str) -> Option<u16> {
+    let rest = url.strip_prefix("http://")?;
+    let authority = rest.split('/').next()?;
+    if authority.ends_with(']') {
+        return Some(80);
+    }
+    match authority.rsplit_once(':') {
+        Some((_, port)) => port.parse().ok(),
+        None => Some(80),
+    }
+}
+
 /// A minimal HTTP/1.1 GET: returns the status code. Only `http://` URLs (local daemons).
 async fn http_get(url: &str) -> Result<u16, String> {
     let rest = url
@@ -258,4 +281,18 @@ async fn http_get(url: &str) -> Result<u16, String> {
         .and_then(|c| c.parse::<u16>().ok())
         .ok_or_else(|| "not an HTTP response".to_owned())?;
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_port;
+
+    #[test]
+    fn url_ports() {
+        assert_eq!(url_port("http://127.0.0.1:8080/health"), Some(8080));
+        assert_eq!(url_port("http://localhost/health"), Some(80));
+        assert_eq!(url_port("http://[::1]:9000/"), Some(9000));
+        assert_eq!(url_port("http://[::1]/"), Some(80));
+        assert_eq!(url_port("https://x/"), None);
+    }
 }

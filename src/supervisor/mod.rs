@@ -12,6 +12,7 @@ mod adopt;
 mod backoff;
 mod health;
 mod orchestrator;
+mod ports;
 mod reaper;
 mod server;
 mod service;

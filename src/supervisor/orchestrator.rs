@@ -218,7 +218,7 @@ impl Orchestrator {
                 ambient_env: req.env.clone(),
             });
             let notes = self
-                .reconcile(&req.config, &graph, &order, &selection, req.no_deps, &ctx)
+                .reconcile(&req.config, &order, &selection, &req, &ctx)
                 .await;
             if let Ok(mut config) = self.config.lock() {
                 *config = Some(req.config.clone());
@@ -280,12 +280,32 @@ impl Orchestrator {
                 }
             }
         }
-        let mut outcome = self.outcome(&wanted, ready);
+        // `--no-wait`: accepted and not already failed is success.
+        let wait = req.wait;
+        let mut outcome = self.outcome(&wanted, |spec, s| {
+            ready(spec, s) || (!wait && !is_settled_bad(s))
+        });
         outcome.notes = notes;
+        outcome.notes.extend(self.port_notes(&wanted));
         outcome.timed_out = timed_out;
         // Whatever the CLI does next (`status`, a script reading state.json) sees this.
         self.save_now();
         let _ = out.send(Response::Done(outcome)).await;
+    }
+
+    /// What the port pre-flights of `names` did (`web: port 8080 is held by …: stopping it`).
+    fn port_notes(&self, names: &[String]) -> Vec<String> {
+        let Ok(services) = self.services.lock() else {
+            return Vec::new();
+        };
+        names
+            .iter()
+            .filter_map(|name| Some((name, services.get(name)?)))
+            .flat_map(|(name, h)| {
+                let notes = h.status.borrow().port_notes.clone();
+                notes.into_iter().map(move |n| format!("{name}: {n}"))
+            })
+            .collect()
     }
 
     fn settled(&self, wanted: &[String], ready: &dyn Fn(&Process, &Status) -> bool) -> bool {
@@ -336,12 +356,12 @@ impl Orchestrator {
     async fn reconcile(
         &self,
         config: &Config,
-        graph: &Graph,
         order: &[String],
         selection: &BTreeSet<String>,
-        no_deps: bool,
+        req: &UpRequest,
         ctx: &Arc<Context>,
     ) -> Vec<String> {
+        let no_deps = req.no_deps;
         let mut notes = self.adopt(config, ctx).await;
         // Processes gone from the file, and changed ones, are stopped first (dependents
         // before their dependencies).
@@ -439,7 +459,12 @@ impl Orchestrator {
                         .collect()
                 };
                 let (ack, acked) = oneshot::channel();
-                if handle.tx.send(Cmd::Start { deps, ack }).is_ok() {
+                let start = Cmd::Start {
+                    deps,
+                    kill_port_owners: req.kill_port_owners,
+                    ack,
+                };
+                if handle.tx.send(start).is_ok() {
                     acks.push(acked);
                 }
             }
@@ -447,7 +472,6 @@ impl Orchestrator {
         for acked in acks {
             let _ = acked.await;
         }
-        let _ = graph;
         notes
     }
 
@@ -468,6 +492,17 @@ impl Orchestrator {
                 }
                 continue;
             };
+            // Found by its tags after the registry was lost: what it runs is unknown, so
+            // it is replaced by an instance of the current config (never duplicated).
+            if a.old_hash.is_empty() {
+                if let Some(pid) = a.pid {
+                    self.stop_unknown(&name, pid, Some(spec)).await;
+                    notes.push(format!(
+                        "{name}: stopped pid {pid}, left over from an earlier run with an unknown config (the registry was lost); starting it anew"
+                    ));
+                }
+                continue;
+            }
             let (actor_spec, hash) = match a.old_spec.clone() {
                 Some(old) if !a.old_hash.is_empty() => (old, a.old_hash.clone()),
                 _ => (spec.clone(), config_hash(spec)),

@@ -25,6 +25,7 @@ use tokio::time::Instant;
 
 use super::backoff;
 use super::health::{self, ProbeTask, Verdict};
+use super::ports;
 use super::reaper::Reaper;
 use super::spawn::{self, Context};
 use crate::config::{Condition, Process, RestartPolicy};
@@ -54,6 +55,9 @@ pub struct Status {
     pub waiting_for: Option<String>,
     /// The last start failed because a declared port was held by a foreign process.
     pub port_conflict: bool,
+    /// What the port pre-flight did since the last `Start` (stopped a leftover or a
+    /// foreign holder), for the `up` output.
+    pub port_notes: Vec<String>,
 }
 
 impl Status {
@@ -73,6 +77,7 @@ impl Status {
             exited_once: false,
             waiting_for: None,
             port_conflict: false,
+            port_notes: Vec::new(),
         }
     }
 }
@@ -107,6 +112,8 @@ pub enum Cmd {
     /// actor has left `stopped` (so a waiter never mistakes the old state for the outcome).
     Start {
         deps: Vec<DepWatch>,
+        /// Stop foreign holders of declared ports at the next start (`--kill-port-owners`).
+        kill_port_owners: bool,
         ack: oneshot::Sender<()>,
     },
     /// Stop the tree; the actor stays, idle.
@@ -164,6 +171,7 @@ pub fn spawn_actor(
         status: status_tx,
         rx,
         quick_failures: 0,
+        kill_port_owners: false,
     };
     let task = tokio::spawn(actor.run(adopt));
     Handle {
@@ -184,6 +192,8 @@ struct Running {
     pid: i32,
     exit: Exit,
     started: Instant,
+    /// Size of the log when this run started: the early-exit explanation reads after it.
+    log_offset: u64,
     probes: Option<(JoinHandle<()>, mpsc::Receiver<Verdict>)>,
     healthy_once: bool,
     fails_in_row: u32,
@@ -206,6 +216,8 @@ struct Actor {
     status: watch::Sender<Status>,
     rx: mpsc::UnboundedReceiver<Cmd>,
     quick_failures: u32,
+    /// Set by a `Start` from `up --kill-port-owners`; consumed by the next pre-flight.
+    kill_port_owners: bool,
 }
 
 enum DepState {
@@ -287,6 +299,25 @@ fn exit_reason(info: ExitInfo) -> String {
     }
 }
 
+/// The last 64 KiB of `log` written after `offset` (what the current run printed).
+fn read_after(log: &std::path::Path, offset: u64) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(log) else {
+        return String::new();
+    };
+    let len = file.metadata().map_or(0, |m| m.len());
+    let from = if len < offset {
+        0
+    } else {
+        offset.max(len.saturating_sub(64 * 1024))
+    };
+    let mut buf = Vec::new();
+    if file.seek(SeekFrom::Start(from)).is_err() || file.read_to_end(&mut buf).is_err() {
+        return String::new();
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
 fn human(d: Duration) -> String {
     if d < Duration::from_secs(1) {
         format!("{}ms", d.as_millis())
@@ -339,11 +370,12 @@ impl Actor {
                     tokio::select! {
                         () = tokio::time::sleep_until(until) => {
                             self.set(|s| { s.restarts += 1; s.next_restart_at = None; });
-                            self.start_child()
+                            self.start_child().await
                         }
                         cmd = self.rx.recv() => match cmd {
                             None => return,
-                            Some(Cmd::Start { ack, .. }) => {
+                            Some(Cmd::Start { ack, kill_port_owners, .. }) => {
+                                self.kill_port_owners |= kill_port_owners;
                                 let _ = ack.send(());
                                 Mode::Backoff(until)
                             }
@@ -358,16 +390,22 @@ impl Actor {
     /// Handle a command outside of the running state (or with `run` when running).
     async fn on_cmd(&mut self, cmd: Cmd, run: Option<Running>) -> Mode {
         match cmd {
-            Cmd::Start { deps, ack } => {
+            Cmd::Start {
+                deps,
+                kill_port_owners,
+                ack,
+            } => {
                 if let Some(run) = run {
                     let _ = ack.send(());
                     Mode::Running(run)
                 } else {
                     self.quick_failures = 0;
+                    self.kill_port_owners = kill_port_owners;
                     self.set(|s| {
                         s.state = ProcState::Pending;
                         s.reason = None;
                         s.port_conflict = false;
+                        s.port_notes.clear();
                         s.exit_code = None;
                         s.signal = None;
                         s.started_once = false;
@@ -411,7 +449,7 @@ impl Actor {
             }
             if waiting.is_empty() {
                 self.set(|s| s.waiting_for = None);
-                return self.start_child();
+                return self.start_child().await;
             }
             let what = waiting.join(", ");
             self.set(|s| {
@@ -422,7 +460,12 @@ impl Actor {
                 () = any_changed(&mut deps) => {}
                 cmd = self.rx.recv() => match cmd {
                     None => return Mode::Exit,
-                    Some(Cmd::Start { ack, .. }) => {
+                    Some(Cmd::Start {
+                        ack,
+                        kill_port_owners,
+                        ..
+                    }) => {
+                        self.kill_port_owners |= kill_port_owners;
                         let _ = ack.send(());
                     }
                     Some(cmd) => return self.on_cmd(cmd, None).await,
@@ -431,8 +474,47 @@ impl Actor {
         }
     }
 
-    fn start_child(&mut self) -> Mode {
+    /// Free the declared ports (SPEC §3), then spawn. A port that cannot be freed makes
+    /// the process `failed` with `port_conflict` set, and nothing is spawned.
+    async fn start_child(&mut self) -> Mode {
         let spec = Arc::clone(&self.spec);
+        if !spec.ports.is_empty() {
+            let kill_foreign = std::mem::take(&mut self.kill_port_owners);
+            self.set(|s| {
+                s.waiting_for = Some("declared ports to be free".to_owned());
+            });
+            let pf = ports::Preflight {
+                spec: &spec,
+                project_id: &self.ctx.project_id,
+                kill_foreign,
+                scanner: &self.shared.scanner,
+            };
+            let mut said = Vec::new();
+            let result = ports::preflight(&pf, |line| {
+                spawn::log_event(&self.log, &line);
+                said.push(line);
+            })
+            .await;
+            if !said.is_empty() {
+                self.set(|s| {
+                    s.port_notes.extend(said);
+                    let extra = s.port_notes.len().saturating_sub(10);
+                    s.port_notes.drain(..extra);
+                });
+            }
+            if let Err(conflict) = result {
+                self.event(&format!("not started: {}", conflict.reason));
+                self.set(|s| {
+                    s.state = ProcState::Failed;
+                    s.reason = Some(conflict.reason);
+                    s.port_conflict = true;
+                    s.pid = None;
+                    s.pgid = None;
+                    s.waiting_for = None;
+                });
+                return Mode::Idle;
+            }
+        }
         let log_offset = std::fs::metadata(&self.log).map_or(0, |m| m.len());
         let child = match spawn::spawn(
             &spec,
@@ -455,6 +537,7 @@ impl Actor {
             }
         };
         let pid = child.pid;
+        self.set(|s| s.port_conflict = false);
         let _ = registry::write_pid_file(&self.shared.paths.pid_file(&spec.name), Some(pid));
         self.event(&format!("started pid {pid}"));
         let checked = has_health(&spec);
@@ -509,6 +592,7 @@ impl Actor {
             pid,
             exit,
             started: Instant::now(),
+            log_offset,
             probes,
             healthy_once: false,
             fails_in_row: 0,
@@ -645,6 +729,7 @@ impl Actor {
                         pid: 0,
                         exit: Exit::Child(oneshot::channel().1),
                         started: Instant::now(),
+                        log_offset: 0,
                         probes: None,
                         healthy_once: false,
                         fails_in_row: 0,
@@ -653,7 +738,7 @@ impl Actor {
                 );
                 self.stop(Some(old), None).await;
                 self.set(|s| s.restarts += 1);
-                Some(self.start_child())
+                Some(self.start_child().await)
             }
         }
     }
@@ -685,6 +770,18 @@ impl Actor {
             None => (None, None),
         };
         let uptime = run.started.elapsed();
+        // Exited before it was ready, and the log says an address was taken: name the port
+        // and its holder instead of a bare exit code.
+        let in_use = if !run.healthy_once && !success {
+            let tail = read_after(&self.log, run.log_offset);
+            ports::explain_early_exit(&spec, &self.ctx.project_id, &tail)
+        } else {
+            None
+        };
+        let reason = match &in_use {
+            Some((why, _)) => format!("{reason}: {why}"),
+            None => reason,
+        };
         self.set(|s| {
             s.pid = None;
             s.pgid = None;
@@ -694,6 +791,16 @@ impl Actor {
             s.exited_once = true;
             s.waiting_for = None;
         });
+        if let Some((_, true)) = in_use {
+            // A foreign holder: restarting cannot help (the next pre-flight would say the same).
+            self.event(&reason);
+            self.set(|s| {
+                s.state = ProcState::Failed;
+                s.reason = Some(reason);
+                s.port_conflict = true;
+            });
+            return Mode::Idle;
+        }
         if spec.oneshot && success {
             self.event(&format!("{reason}: completed"));
             self.set(|s| {
@@ -745,10 +852,10 @@ impl Actor {
         self.event(&why);
         if delay.is_zero() {
             self.set(|s| {
-                s.restarts += 1;
                 s.reason = Some(reason);
             });
-            return self.start_child();
+            // The backoff branch counts the restart and runs the pre-flight.
+            return Mode::Backoff(Instant::now());
         }
         self.set(|s| {
             s.state = ProcState::Backoff;

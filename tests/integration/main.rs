@@ -7,6 +7,7 @@ mod cli;
 mod harness;
 mod health;
 mod lifecycle;
+mod ports;
 mod recovery;
 
 use std::io::{Read, Write};
