@@ -265,6 +265,12 @@ impl Orchestrator {
         if req.wait {
             let deadline = Instant::now() + Duration::from_millis(req.timeout_ms);
             loop {
+                // Show every change that already happened before deciding we are done.
+                while let Ok(ev) = events.try_recv() {
+                    if selection.contains(&ev.name) {
+                        let _ = out.send(Response::Event(ev)).await;
+                    }
+                }
                 if self.settled(&wanted, &ready) {
                     break;
                 }
