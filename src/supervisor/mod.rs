@@ -12,6 +12,7 @@ mod backoff;
 mod health;
 mod orchestrator;
 mod reaper;
+mod rotate;
 mod server;
 mod service;
 mod spawn;
@@ -119,6 +120,9 @@ async fn serve(paths: Paths, project: String) -> anyhow::Result<()> {
     platform::redirect_stdio(&log)?;
     init_tracing();
     tracing::info!(pid, "supervisor started");
+    if let Err(err) = rotate::start(&paths, orch.log_policies.subscribe()) {
+        tracing::error!("logs will not be rotated: {err}");
+    }
 
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;

@@ -12,9 +12,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{Notify, broadcast, mpsc, oneshot};
+use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
+use super::rotate;
 use super::service::{self, Cmd, DepWatch, Handle, Shared, Status, StopOutcome};
 use super::spawn::Context;
 use crate::config::{Config, Process};
@@ -38,6 +39,8 @@ pub struct Orchestrator {
     written: Mutex<u64>,
     /// Set once a full `down` finished: the server stops and the supervisor exits.
     pub shutdown: Arc<Notify>,
+    /// The log rotation policies of the current config, for the rotation task.
+    pub log_policies: watch::Sender<rotate::Policies>,
 }
 
 use crate::plan::config_hash;
@@ -75,6 +78,7 @@ impl Orchestrator {
             shutdown: Arc::new(Notify::new()),
             seq: std::sync::atomic::AtomicU64::new(0),
             written: Mutex::new(0),
+            log_policies: watch::Sender::new(rotate::Policies::new()),
         })
     }
 
@@ -197,6 +201,12 @@ impl Orchestrator {
             let notes = self
                 .reconcile(&req.config, &graph, &order, &selection, req.no_deps, &ctx)
                 .await;
+            let policies = rotate::policies(&req.config);
+            self.log_policies.send_if_modified(|current| {
+                let changed = *current != policies;
+                *current = policies;
+                changed
+            });
             if let Ok(mut config) = self.config.lock() {
                 *config = Some(req.config.clone());
             }
