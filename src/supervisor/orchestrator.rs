@@ -198,15 +198,16 @@ impl Orchestrator {
                 project_id: self.shared.paths.project_id.clone(),
                 ambient_env: req.env.clone(),
             });
-            let notes = self
-                .reconcile(&req.config, &graph, &order, &selection, req.no_deps, &ctx)
-                .await;
+            // Before anything starts, so that a first burst of output is rotated too.
             let policies = rotate::policies(&req.config);
             self.log_policies.send_if_modified(|current| {
                 let changed = *current != policies;
                 *current = policies;
                 changed
             });
+            let notes = self
+                .reconcile(&req.config, &graph, &order, &selection, req.no_deps, &ctx)
+                .await;
             if let Ok(mut config) = self.config.lock() {
                 *config = Some(req.config.clone());
             }

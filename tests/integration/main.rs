@@ -6,6 +6,7 @@
 mod harness;
 mod health;
 mod lifecycle;
+mod logs;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
