@@ -77,8 +77,24 @@ pub fn tail_file(path: &Path, n: usize) -> io::Result<String> {
     Ok(text)
 }
 
-/// The last `n` lines of a file.
+/// The last `n` lines of a log; when it holds fewer (it was just rotated), the rest
+/// comes from the end of `NAME.log.1`.
 pub fn tail_lines(path: &Path, n: usize) -> io::Result<Vec<String>> {
+    let lines = tail_of(path, n)?;
+    if lines.len() >= n {
+        return Ok(lines);
+    }
+    match tail_of(&rotated_path(path, 1), n - lines.len()) {
+        Ok(mut older) => {
+            older.extend(lines);
+            Ok(older)
+        }
+        Err(_) => Ok(lines),
+    }
+}
+
+/// The last `n` lines of one file.
+fn tail_of(path: &Path, n: usize) -> io::Result<Vec<String>> {
     const CHUNK: u64 = 64 * 1024;
     let mut file = File::open(path)?;
     let len = file.metadata()?.len();
@@ -264,6 +280,20 @@ mod tests {
             vec!["line 997", "line 998", "line 999"]
         );
         assert_eq!(tail_lines(&path, 5000).expect("tail").len(), 1000);
+    }
+
+    #[test]
+    fn tail_continues_into_the_rotated_copy() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a.log");
+        std::fs::write(rotated_path(&path, 1), "old 1\nold 2\nold 3\n").expect("write");
+        std::fs::write(&path, "new 1\n").expect("write");
+        assert_eq!(
+            tail_lines(&path, 3).expect("tail"),
+            vec!["old 2", "old 3", "new 1"]
+        );
+        assert_eq!(tail_lines(&path, 1).expect("tail"), vec!["new 1"]);
+        assert_eq!(tail_lines(&path, 0).expect("tail"), Vec::<String>::new());
     }
 
     #[test]

@@ -120,10 +120,7 @@ fn shift(path: &Path, keep: u32) -> io::Result<()> {
     };
     ignore_missing(fs::remove_file(rotated_path(path, keep)))?;
     for n in (1..keep).rev() {
-        ignore_missing(fs::rename(
-            rotated_path(path, n),
-            rotated_path(path, n + 1),
-        ))?;
+        ignore_missing(fs::rename(rotated_path(path, n), rotated_path(path, n + 1)))?;
     }
     Ok(())
 }
@@ -285,7 +282,7 @@ mod tests {
             .append(true)
             .open(&log)
             .expect("open");
-        writer.write_all(&[b'a'; 100_000]).expect("write");
+        writer.write_all(&vec![b'a'; 100_000]).expect("write");
         let inode = fs::metadata(&log).expect("meta").ino();
         assert_eq!(rotate_once(&log, 3).expect("rotate"), 100_000);
         writer.write_all(b"after\n").expect("write");
@@ -351,10 +348,18 @@ mod tests {
         rotate_once(&log, 2).expect("rotate");
         // The writer finishes its line in the new file, which grows past the old offset
         // before the follower looks again.
-        append(&log, "ee\nnew 1, long enough to pass the old offset\nnew 2\n");
+        append(
+            &log,
+            "ee\nnew 1, long enough to pass the old offset\nnew 2\n",
+        );
         assert_eq!(
             f.read_new(),
-            ["two", "three", "new 1, long enough to pass the old offset", "new 2"]
+            [
+                "two",
+                "three",
+                "new 1, long enough to pass the old offset",
+                "new 2"
+            ]
         );
         assert_eq!(f.read_new(), Vec::<String>::new());
         rotate_once(&log, 2).expect("rotate");

@@ -81,7 +81,10 @@ processes:
         assert_whole_lines(&p, file);
     }
     assert!(size(&p, "w.log.3").is_none());
-    assert!(size(&p, "w.log.rotating").is_none(), "no rotation left half done");
+    assert!(
+        size(&p, "w.log.rotating").is_none(),
+        "no rotation left half done"
+    );
     let rotations = read(&p, "procs.log").matches("rotated w.log").count();
     assert!(rotations >= 3, "{rotations} rotations");
     p.procs(["down"]).success();
@@ -162,7 +165,10 @@ processes:
 
     // Another writer of the same log (as a grandchild would be) pushes it past 16 KiB in
     // one write; the supervisor rotates it.
-    let filler: String = (0..2000).map(|i| format!("filler {i:05}\n")).collect();
+    let filler: String = (0..2000).fold(String::new(), |mut acc, i| {
+        acc.push_str(&format!("filler {i:05}\n"));
+        acc
+    });
     fs::OpenOptions::new()
         .append(true)
         .open(log_path(&p, "w.log"))
