@@ -29,9 +29,13 @@
 //! `NAME.log` was already truncated (step 4 before 5).
 //!
 //! **Limits.** (a) A write that lands between step 3 reaching the end of file and step 4
-//! is lost: the window is one `ftruncate(2)` call, microseconds, but it is not zero — no
-//! scheme can close it without the writers' cooperation (stopping them with `SIGSTOP`
-//! would be visible to them and to their parents). (b) Rotation is asynchronous: the
+//! taking the inode lock is lost, as is the rest of a write the copy caught half done. For
+//! an ordinary logger the window is one `ftruncate(2)` call, microseconds; a writer that
+//! saturates the file keeps taking the inode lock first and can make the truncation wait
+//! for milliseconds, losing what it writes meantime (measured: up to 10 MiB of a 256 MiB
+//! burst at 1 GB/s). Closing the window needs the writers' cooperation (stopping them with
+//! `SIGSTOP` would be visible to them and to their parents) or
+//! `FALLOC_FL_COLLAPSE_RANGE` (ext4/XFS only; see `docs/architecture.md`). (b) Rotation is asynchronous: the
 //! size is checked when inotify reports a write, so a writer faster than the check
 //! overshoots `max_size` by what it wrote in the meantime; `NAME.log.1` holds whatever was
 //! there at rotation time, not exactly `max_size` bytes, and rotations never split lines
