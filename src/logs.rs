@@ -1,15 +1,71 @@
 //! Process logs on disk: reading the end of a file, `--since`, and following files
 //! across appends, restarts and rotations.
 //!
-//! Owns: everything that reads `logs/NAME.log*`. Writers are the children themselves
-//! (their stdout/stderr are the file, `O_APPEND`) and the supervisor's `[procs]` event
-//! lines; rotation lives in the supervisor.
+//! Owns: everything that reads `logs/NAME.log*`, and the names of rotated copies
+//! ([`rotated_path`], [`rotation_temp_path`]). Writers are the children themselves (their
+//! stdout/stderr are the file, `O_APPEND`) and the supervisor's `[procs]` event lines;
+//! rotation (copytruncate) lives in the supervisor (`supervisor/rotate.rs`), which
+//! documents the order of its steps that [`Followed`] relies on.
 
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
+
+/// `NAME.log.N`: the `n`-th newest rotated copy of the log at `path` (`n` ≥ 1).
+pub fn rotated_path(path: &Path, n: u32) -> PathBuf {
+    let mut name = OsString::from(path.as_os_str());
+    name.push(format!(".{n}"));
+    PathBuf::from(name)
+}
+
+/// `NAME.log.rotating`: where a rotation copies the log before the copy is renamed to
+/// `NAME.log.1`. It exists only while a rotation is in progress (or after a supervisor
+/// died in the middle of one).
+pub fn rotation_temp_path(path: &Path) -> PathBuf {
+    let mut name = OsString::from(path.as_os_str());
+    name.push(".rotating");
+    PathBuf::from(name)
+}
+
+/// Is a rotation of the log at `path` in progress? A copy that has not been written to
+/// for a while is the leftover of a supervisor that died mid-rotation, not a rotation.
+fn rotation_in_progress(path: &Path) -> bool {
+    const STALE: Duration = Duration::from_secs(2);
+    std::fs::metadata(rotation_temp_path(path))
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| t.elapsed().map_or(true, |age| age < STALE))
+}
+
+/// Identity of a file: inode and change time (a rename updates the change time, so an
+/// inode number reused by a later copy still reads as a different file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId {
+    ino: u64,
+    ctime: i64,
+    ctime_nsec: i64,
+}
+
+fn file_id(path: &Path) -> Option<FileId> {
+    std::fs::metadata(path).ok().map(|m| FileId {
+        ino: m.ino(),
+        ctime: m.ctime(),
+        ctime_nsec: m.ctime_nsec(),
+    })
+}
+
+/// Up to `limit` bytes of `path` from `offset` (nothing if it cannot be read).
+fn read_from(path: &Path, offset: u64, limit: u64) -> Vec<u8> {
+    let mut buf = Vec::new();
+    if let Ok(mut file) = File::open(path)
+        && file.seek(SeekFrom::Start(offset)).is_ok()
+    {
+        let _ = file.take(limit).read_to_end(&mut buf);
+    }
+    buf
+}
 
 /// The last `n` lines of a file, as text (lossy UTF-8), read from the end.
 pub fn tail_file(path: &Path, n: usize) -> io::Result<String> {
@@ -21,8 +77,24 @@ pub fn tail_file(path: &Path, n: usize) -> io::Result<String> {
     Ok(text)
 }
 
-/// The last `n` lines of a file.
+/// The last `n` lines of a log; when it holds fewer (it was just rotated), the rest
+/// comes from the end of `NAME.log.1`.
 pub fn tail_lines(path: &Path, n: usize) -> io::Result<Vec<String>> {
+    let lines = tail_of(path, n)?;
+    if lines.len() >= n {
+        return Ok(lines);
+    }
+    match tail_of(&rotated_path(path, 1), n - lines.len()) {
+        Ok(mut older) => {
+            older.extend(lines);
+            Ok(older)
+        }
+        Err(_) => Ok(lines),
+    }
+}
+
+/// The last `n` lines of one file.
+fn tail_of(path: &Path, n: usize) -> io::Result<Vec<String>> {
     const CHUNK: u64 = 64 * 1024;
     let mut file = File::open(path)?;
     let len = file.metadata()?.len();
@@ -79,62 +151,114 @@ pub fn cutoff(duration: Duration) -> SystemTime {
         .unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
-/// Follows one log file like `tail -F`: new bytes as they are appended; a new file
-/// (rotation: inode changed, or the file shrank) is read from its start.
+/// Follows one log file like `tail -F`: new bytes as they are appended, across
+/// rotations and restarts.
+///
+/// * A copytruncate rotation by the supervisor (copy to `NAME.log.rotating`, truncate
+///   `NAME.log`, rename the copy to `NAME.log.1`) is recognised by the new identity of
+///   `NAME.log.1`. Since the rename comes after the truncation, a new `.1` means the file
+///   was truncated: the part not read yet is the end of `.1` from our offset (the copy
+///   has the same offsets), then the new file is read from its start. No line is read
+///   twice, and none is skipped unless two rotations happen between two reads.
+/// * A read is trusted only if, after it, no rotation is in progress and `.1` is
+///   unchanged: then the truncation cannot have happened before the read. Otherwise the
+///   bytes are dropped and read again once the rotation is done (its rename wakes a
+///   directory watch).
+/// * A file that shrank with no rotation in sight (truncated by someone else, or a
+///   rotation with `keep: 0`) is read from its start; a replaced file (new inode:
+///   moved away and recreated) too.
 pub struct Followed {
     pub name: String,
     pub path: PathBuf,
+    rotated_path: PathBuf,
     offset: u64,
     inode: u64,
+    /// Identity of `NAME.log.1` when last looked at.
+    rotated: Option<FileId>,
     carry: Vec<u8>,
 }
+
+/// Most bytes one [`Followed::read_new`] reads from one file.
+const READ_LIMIT: u64 = 16 * 1024 * 1024;
 
 impl Followed {
     /// Start at the current end of `path`.
     pub fn at_end(name: &str, path: PathBuf) -> Self {
+        let rotated_path = rotated_path(&path, 1);
+        let rotated = file_id(&rotated_path);
         let (offset, inode) = std::fs::metadata(&path).map_or((0, 0), |m| (m.len(), m.ino()));
         Self {
             name: name.to_owned(),
             path,
+            rotated_path,
             offset,
             inode,
+            rotated,
             carry: Vec::new(),
         }
     }
 
+    /// Has `NAME.log.1` been replaced since we last looked (a rotation finished)?
+    fn rotated_since(&self) -> Option<FileId> {
+        file_id(&self.rotated_path).filter(|id| Some(*id) != self.rotated)
+    }
+
     /// Complete new lines since the last call.
     pub fn read_new(&mut self) -> Vec<String> {
-        let Ok(meta) = std::fs::metadata(&self.path) else {
-            return Vec::new();
-        };
-        if meta.ino() != self.inode || meta.len() < self.offset {
-            // Rotated or truncated: the old file's tail was read before the rename,
-            // or is lost with it; start the new file from its beginning.
-            self.inode = meta.ino();
-            self.offset = 0;
-            self.carry.clear();
-        }
-        if meta.len() == self.offset {
-            return Vec::new();
-        }
-        let Ok(mut file) = File::open(&self.path) else {
-            return Vec::new();
-        };
-        if file.seek(SeekFrom::Start(self.offset)).is_err() {
-            return Vec::new();
-        }
-        let mut buf = Vec::new();
-        let Ok(read) = file.take(16 * 1024 * 1024).read_to_end(&mut buf) else {
-            return Vec::new();
-        };
-        self.offset += read as u64;
-        self.carry.extend_from_slice(&buf);
         let mut lines = Vec::new();
-        while let Some(end) = self.carry.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.carry.drain(..=end).collect();
-            lines.push(String::from_utf8_lossy(&line[..line.len() - 1]).into_owned());
+        // Each round either ends the call or saw a rotation finish; a few are plenty.
+        for _ in 0..4 {
+            if let Some(id) = self.rotated_since() {
+                // What we had not read of the old file is the end of its copy.
+                self.rotated = Some(id);
+                let rest = read_from(&self.rotated_path, self.offset, READ_LIMIT);
+                self.push(&rest, &mut lines);
+                self.offset = 0;
+            }
+            let Ok(meta) = std::fs::metadata(&self.path) else {
+                break;
+            };
+            if meta.ino() != self.inode {
+                self.inode = meta.ino();
+                self.offset = 0;
+                self.carry.clear();
+            } else if meta.len() < self.offset {
+                if rotation_in_progress(&self.path) {
+                    break;
+                }
+                if self.rotated_since().is_some() {
+                    continue;
+                }
+                self.offset = 0;
+                self.carry.clear();
+            }
+            if meta.len() == self.offset {
+                break;
+            }
+            let buf = read_from(&self.path, self.offset, READ_LIMIT);
+            // Trust the bytes only if no truncation can have preceded the read.
+            if rotation_in_progress(&self.path) {
+                break;
+            }
+            if self.rotated_since().is_some() {
+                continue;
+            }
+            self.offset += buf.len() as u64;
+            self.push(&buf, &mut lines);
+            break;
         }
         lines
+    }
+
+    fn push(&mut self, bytes: &[u8], lines: &mut Vec<String>) {
+        self.carry.extend_from_slice(bytes);
+        let mut consumed = 0;
+        while let Some(end) = self.carry[consumed..].iter().position(|b| *b == b'\n') {
+            let line = &self.carry[consumed..consumed + end];
+            lines.push(String::from_utf8_lossy(line).into_owned());
+            consumed += end + 1;
+        }
+        self.carry.drain(..consumed);
     }
 }
 
@@ -156,6 +280,20 @@ mod tests {
             vec!["line 997", "line 998", "line 999"]
         );
         assert_eq!(tail_lines(&path, 5000).expect("tail").len(), 1000);
+    }
+
+    #[test]
+    fn tail_continues_into_the_rotated_copy() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a.log");
+        std::fs::write(rotated_path(&path, 1), "old 1\nold 2\nold 3\n").expect("write");
+        std::fs::write(&path, "new 1\n").expect("write");
+        assert_eq!(
+            tail_lines(&path, 3).expect("tail"),
+            vec!["old 2", "old 3", "new 1"]
+        );
+        assert_eq!(tail_lines(&path, 1).expect("tail"), vec!["new 1"]);
+        assert_eq!(tail_lines(&path, 0).expect("tail"), Vec::<String>::new());
     }
 
     #[test]

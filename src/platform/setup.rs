@@ -131,3 +131,84 @@ pub fn group_exists(pgid: i32) -> bool {
     }
     nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), None).is_ok()
 }
+
+/// An inotify watch on a directory for the supervisor's async runtime: [`DirEvents::next`]
+/// waits (through the reactor, no polling) until files were written to, then reads every
+/// queued event and names the files.
+///
+/// The kernel merges an event identical to the last unread one, so a fast writer costs
+/// one queued event per read of the queue, not one per `write(2)`.
+pub struct DirEvents {
+    fd: tokio::io::unix::AsyncFd<InotifyFd>,
+}
+
+/// An inotify instance as the reactor sees it.
+struct InotifyFd(nix::sys::inotify::Inotify);
+
+impl std::os::fd::AsRawFd for InotifyFd {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsFd as _;
+        self.0.as_fd().as_raw_fd()
+    }
+}
+
+/// What [`DirEvents::next`] found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Touched {
+    /// Names (not paths) of the files modified since the last call, each once.
+    pub names: std::collections::BTreeSet<std::ffi::OsString>,
+    /// The kernel queue overflowed: events were lost, every file may have changed.
+    pub overflow: bool,
+}
+
+impl DirEvents {
+    /// Watch `dir` for writes to (and truncations of) the files in it. Needs a tokio runtime.
+    pub fn new(dir: &std::path::Path) -> io::Result<Self> {
+        use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
+            .map_err(io::Error::from)?;
+        inotify
+            .add_watch(dir, AddWatchFlags::IN_MODIFY)
+            .map_err(io::Error::from)?;
+        // SAFETY: the `AsyncFd` owns the `Inotify`, whose descriptor is open and stays the
+        // same until the `AsyncFd` (and with it the `Inotify`) is dropped; `as_raw_fd`
+        // always returns that descriptor.
+        let fd = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(
+                InotifyFd(inotify),
+                tokio::io::Interest::READABLE,
+            )
+        }?;
+        Ok(Self { fd })
+    }
+
+    /// Wait until at least one event is queued, then read them all. Cancel-safe.
+    pub async fn next(&self) -> io::Result<Touched> {
+        use nix::sys::inotify::AddWatchFlags;
+        loop {
+            let mut guard = self.fd.readable().await?;
+            let mut touched = Touched::default();
+            loop {
+                match guard.get_inner().0.read_events() {
+                    Ok(events) if events.is_empty() => break,
+                    Ok(events) => {
+                        for event in events {
+                            touched.overflow |= event.mask.contains(AddWatchFlags::IN_Q_OVERFLOW);
+                            if let Some(name) = event.name {
+                                touched.names.insert(name);
+                            }
+                        }
+                    }
+                    Err(nix::errno::Errno::EAGAIN) => break,
+                    Err(nix::errno::Errno::EINTR) => {}
+                    Err(err) => return Err(io::Error::from(err)),
+                }
+            }
+            // The queue was read until it was empty: wait for the next edge.
+            guard.clear_ready();
+            if touched != Touched::default() {
+                return Ok(touched);
+            }
+        }
+    }
+}

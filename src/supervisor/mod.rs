@@ -14,6 +14,7 @@ mod health;
 mod orchestrator;
 mod ports;
 mod reaper;
+mod rotate;
 mod server;
 mod service;
 mod spawn;
@@ -143,6 +144,9 @@ async fn serve(paths: Paths, project: String) -> anyhow::Result<()> {
             adopt_count,
             "processes still running from the previous supervisor will be adopted"
         );
+    }
+    if let Err(err) = rotate::start(&paths, orch.log_policies.subscribe()) {
+        tracing::error!("logs will not be rotated: {err}");
     }
 
     let mut term = signal(SignalKind::terminate())?;

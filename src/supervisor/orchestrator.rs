@@ -12,10 +12,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{Notify, broadcast, mpsc, oneshot};
+use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use super::adopt::{self, Adoptable};
+use super::rotate;
 use super::service::{self, Adopt, Cmd, DepWatch, Handle, Shared, Status, StopOutcome};
 use super::spawn::Context;
 use crate::config::{Condition, Config, Process};
@@ -41,6 +42,8 @@ pub struct Orchestrator {
     written: Mutex<u64>,
     /// Set once a full `down` finished: the server stops and the supervisor exits.
     pub shutdown: Arc<Notify>,
+    /// The log rotation policies of the current config, for the rotation task.
+    pub log_policies: watch::Sender<rotate::Policies>,
 }
 
 use crate::plan::config_hash;
@@ -79,6 +82,7 @@ impl Orchestrator {
             adoptable: Mutex::new(BTreeMap::new()),
             seq: std::sync::atomic::AtomicU64::new(0),
             written: Mutex::new(0),
+            log_policies: watch::Sender::new(rotate::Policies::new()),
         })
     }
 
@@ -216,6 +220,13 @@ impl Orchestrator {
                 project: req.config.name.clone(),
                 project_id: self.shared.paths.project_id.clone(),
                 ambient_env: req.env.clone(),
+            });
+            // Before anything starts, so that a first burst of output is rotated too.
+            let policies = rotate::policies(&req.config);
+            self.log_policies.send_if_modified(|current| {
+                let changed = *current != policies;
+                *current = policies;
+                changed
             });
             let notes = self
                 .reconcile(&req.config, &order, &selection, &req, &ctx)

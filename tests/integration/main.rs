@@ -7,6 +7,7 @@ mod cli;
 mod harness;
 mod health;
 mod lifecycle;
+mod logs;
 mod ports;
 mod recovery;
 
