@@ -33,7 +33,12 @@ fn read(p: &Project, name: &str) -> String {
 fn wait_for_the_burst_to_be_rotated(p: &Project, max: u64) {
     wait_until("the burst to end and w.log to be rotated", WAIT, || {
         assert!(size(p, "w.log.3").is_none(), "keep: 2 means no w.log.3");
-        p.path().join("done").exists() && size(p, "w.log").is_some_and(|s| s <= max)
+        // Between the truncate and the rename of a rotation, `w.log` is already small
+        // but `w.log.1` is not there yet: wait for the rotation to be finished too.
+        p.path().join("done").exists()
+            && size(p, "w.log").is_some_and(|s| s <= max)
+            && size(p, "w.log.rotating").is_none()
+            && size(p, "w.log.1").is_some()
     });
 }
 
