@@ -18,9 +18,11 @@
 //! panics on any input.
 
 mod error;
+mod fast;
 mod load;
 pub mod model;
 pub mod raw;
+mod site;
 mod tree;
 mod validate;
 

@@ -217,7 +217,7 @@ fn the_quick_start_example_stack_runs() {
         up.stderr
     );
     let status = procs_in(&p, &dir, &["status", "--json"], &env).json();
-    let states: Vec<(String, String)> = status["processes"]
+    let process_states: Vec<(String, String)> = status["processes"]
         .as_array()
         .expect("processes")
         .iter()
@@ -235,8 +235,8 @@ fn the_quick_start_example_stack_runs() {
         ("frontend", "healthy"),
     ] {
         assert!(
-            states.contains(&(name.to_owned(), want.to_owned())),
-            "{name} should be {want}: {states:?}"
+            process_states.contains(&(name.to_owned(), want.to_owned())),
+            "{name} should be {want}: {process_states:?}"
         );
     }
     let down = procs_in(&p, &dir, &["down"], &env);
