@@ -3,12 +3,15 @@
 //! Owns: discovery (`procs.yaml`/`procs.yml` in the working directory or its nearest
 //! ancestor, or `-f`), the project directory, reading `procs.yaml` and
 //! `procs.override.yaml`, the interpolation sources (the invoking environment over `.env`
-//! and the top-level `env_file`s), parsing both files into located trees and merging them.
+//! and the top-level `env_file`s), parsing and merging both files — first by the fast path
+//! (`fast.rs`, no locations), then, only when that fails or validation finds a problem, by
+//! the slow path (located trees, `tree.rs`) that reports every problem with its location.
 //! Must not: mutate the process environment (env files are read with
 //! `dotenvy::from_path_iter`), or decide what keys mean (that is `validate.rs`).
 //! Invariants: every problem it reports names the file as the user knows it (relative to
 //! the working directory when possible); a YAML syntax error, duplicate key or failed
-//! interpolation stops the load before validation, since the tree is then incomplete.
+//! interpolation stops the load before validation, since the tree is then incomplete; a
+//! `Config` returned by the fast path is the one the slow path would return.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Component, Path, PathBuf};

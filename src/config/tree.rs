@@ -1,4 +1,6 @@
 //! A located YAML tree: what `procs.yaml` says, with where each node and key is.
+//! The slow path of loading: built only when the fast path (`fast.rs`) gives up or a
+//! problem must be located.
 //!
 //! Owns: parsing YAML text (with interpolation, merge keys `<<` applied and duplicate keys
 //! rejected — both by serde-saphyr) into a generic [`Node`] tree whose every node and map

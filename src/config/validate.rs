@@ -1,4 +1,4 @@
-//! Stage two of loading: the located tree → the raw serde mirror → the typed [`Config`].
+//! Stage two of loading: the JSON document → the raw serde mirror → the typed [`Config`].
 //!
 //! Owns: collecting *every* problem with its location, defaults (built-in, `defaults:`,
 //! top-level `logs`), env layering, path resolution, and the meaning checks the raw mirror
@@ -6,10 +6,13 @@
 //! dependencies, cycles).
 //! How every problem is found: each process (and `defaults`, then the top level) is
 //! deserialized from JSON with `serde_path_to_error`; on an error, the problem is recorded
-//! at the span of the failing path, that key or item is removed, and deserialization is
-//! retried until it succeeds. Removed list items are remembered so that later paths into
-//! the same list still map to the right source item.
-//! Invariants: returns a `Config` only when no problem was found; never panics.
+//! at the path that failed, that key or item is removed, and deserialization is retried
+//! until it succeeds. Removed list items are remembered so that later paths into the same
+//! list still map to the right source item.
+//! Must not: compute locations. A problem carries a [`Site`] (a path), built only when the
+//! problem is recorded; the loader resolves it against the located tree (slow path only).
+//! Invariants: returns a `Config` only when no problem was found; never panics; the same
+//! document always gives the same result, whichever path produced it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
