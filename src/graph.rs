@@ -57,16 +57,20 @@ fn build(config: &Config) -> (DiGraph<String, Condition>, BTreeMap<String, NodeI
 /// Every dependency cycle, one per strongly connected component, each starting (and
 /// ending) at the component's smallest name. Empty for an acyclic configuration.
 pub fn find_cycles(config: &Config) -> Vec<Vec<String>> {
-    let (graph, _) = build(config);
+    cycles_in(&build(config).0)
+}
+
+/// [`find_cycles`] on a built graph.
+fn cycles_in(graph: &DiGraph<String, Condition>) -> Vec<Vec<String>> {
     let mut cycles = Vec::new();
-    for scc in petgraph::algo::tarjan_scc(&graph) {
-        let members: BTreeSet<NodeIndex> = scc.iter().copied().collect();
+    for scc in petgraph::algo::tarjan_scc(graph) {
         let Some(&start) = scc.iter().min_by(|a, b| graph[**a].cmp(&graph[**b])) else {
             continue;
         };
         if scc.len() == 1 && graph.find_edge(start, start).is_none() {
             continue;
         }
+        let members: BTreeSet<NodeIndex> = scc.iter().copied().collect();
         // Shortest way back to `start` inside the component (BFS, neighbours by name).
         let mut parent: BTreeMap<NodeIndex, NodeIndex> = BTreeMap::new();
         let mut queue = VecDeque::from([start]);
@@ -110,10 +114,10 @@ pub fn find_cycles(config: &Config) -> Vec<Vec<String>> {
 impl Graph {
     /// Builds the graph; fails with the first cycle (by name) if there is one.
     pub fn new(config: &Config) -> Result<Self, CycleError> {
-        if let Some(cycle) = find_cycles(config).into_iter().next() {
+        let (graph, index) = build(config);
+        if let Some(cycle) = cycles_in(&graph).into_iter().next() {
             return Err(CycleError { cycle });
         }
-        let (graph, index) = build(config);
         Ok(Self {
             name: config.name.clone(),
             dag: graph,

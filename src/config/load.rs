@@ -3,12 +3,15 @@
 //! Owns: discovery (`procs.yaml`/`procs.yml` in the working directory or its nearest
 //! ancestor, or `-f`), the project directory, reading `procs.yaml` and
 //! `procs.override.yaml`, the interpolation sources (the invoking environment over `.env`
-//! and the top-level `env_file`s), parsing both files into located trees and merging them.
+//! and the top-level `env_file`s), parsing and merging both files — first by the fast path
+//! (`fast.rs`, no locations), then, only when that fails or validation finds a problem, by
+//! the slow path (located trees, `tree.rs`) that reports every problem with its location.
 //! Must not: mutate the process environment (env files are read with
 //! `dotenvy::from_path_iter`), or decide what keys mean (that is `validate.rs`).
 //! Invariants: every problem it reports names the file as the user knows it (relative to
 //! the working directory when possible); a YAML syntax error, duplicate key or failed
-//! interpolation stops the load before validation, since the tree is then incomplete.
+//! interpolation stops the load before validation, since the tree is then incomplete; a
+//! `Config` returned by the fast path is the one the slow path would return.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Component, Path, PathBuf};
@@ -16,8 +19,9 @@ use std::path::{Component, Path, PathBuf};
 use super::LoadOptions;
 use super::error::{ConfigError, Problem};
 use super::model::Config;
+use super::site::Site;
 use super::tree::{self, Loc, Node, Seg, Value};
-use super::validate;
+use super::{fast, validate};
 
 /// Names looked for, in order, in each directory.
 pub const FILE_NAMES: [&str; 2] = ["procs.yaml", "procs.yml"];
@@ -42,6 +46,11 @@ pub(crate) struct Sources {
 }
 
 impl Sources {
+    /// The text of every file, the main file first.
+    fn texts(&self) -> impl Iterator<Item = &str> {
+        self.files.iter().map(|(_, text)| text.as_str())
+    }
+
     /// A problem at `loc` (line 0 = no snippet).
     pub(crate) fn problem(&self, loc: Loc, message: impl Into<String>) -> Problem {
         let (name, text) = self
@@ -125,54 +134,75 @@ pub(crate) fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
     // Pass 2: parse with interpolation, the invoking environment winning.
     let mut props: HashMap<String, String> = file_env.iter().cloned().collect();
     props.extend(opts.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-    let mut trees = Vec::new();
-    for (index, (_, text)) in sources.files.iter().enumerate() {
-        match tree::parse(text, index, Some(&props)) {
-            Ok((node, complex_keys)) => {
-                problems.extend(complex_keys.into_iter().map(|(l, m)| sources.problem(l, m)));
-                trees.push(node);
-            }
-            Err(e) => problems.push(sources.problem(
-                Loc {
-                    file: index,
-                    line: e.line,
-                    column: e.column,
-                    width: 1,
-                },
-                e.message,
-            )),
-        }
-    }
-    if !problems.is_empty() {
-        return Err(ConfigError::new(problems));
-    }
-    let root = merge_all(trees);
-
     let input = validate::Input {
-        root: &root,
         project_dir: &project_dir,
         file: file.clone(),
         override_file,
         invoking_env: &opts.env,
-        file_env,
+        file_env: &file_env,
     };
-    validate::validate(&input).map_err(|found| {
+
+    // The fast path: no locations. It either yields the configuration the slow path would
+    // yield, or gives up; problems are only ever found and reported by the slow path.
+    if let Some(doc) = fast::document(sources.texts(), Some(&props))
+        && let Ok(config) = validate::validate(doc, &input)
+    {
+        return Ok(config);
+    }
+
+    // The slow path: located trees, and every problem with its file, line and column.
+    let root = match located(&sources, Some(&props)) {
+        Ok((root, complex_keys)) if complex_keys.is_empty() => root,
+        Ok((_, problems)) | Err(problems) => return Err(ConfigError::new(problems)),
+    };
+    validate::validate(root.to_json(), &input).map_err(|found| {
         ConfigError::new(
             found
                 .into_iter()
-                .map(|(l, m)| sources.problem(l, m))
+                .map(|(site, m)| sources.problem(site.resolve(&root), m))
                 .collect(),
         )
     })
 }
 
-fn merge_all(trees: Vec<Node>) -> Node {
+/// Every file parsed into a located tree, merged in order, with the problems that do not
+/// stop parsing (complex keys); `Err` with every problem when some file cannot be parsed.
+fn located(
+    sources: &Sources,
+    props: Option<&HashMap<String, String>>,
+) -> Result<(Node, Vec<Problem>), Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut trees = Vec::new();
+    let mut failed = false;
+    for (index, (_, text)) in sources.files.iter().enumerate() {
+        match tree::parse(text, index, props) {
+            Ok((node, complex_keys)) => {
+                problems.extend(complex_keys.into_iter().map(|(l, m)| sources.problem(l, m)));
+                trees.push(node);
+            }
+            Err(e) => {
+                failed = true;
+                problems.push(sources.problem(
+                    Loc {
+                        file: index,
+                        line: e.line,
+                        column: e.column,
+                        width: 1,
+                    },
+                    e.message,
+                ));
+            }
+        }
+    }
+    if failed {
+        return Err(problems);
+    }
     let mut iter = trees.into_iter();
     let first = iter.next().unwrap_or(Node {
         value: Value::Null,
         loc: Loc::default(),
     });
-    iter.fold(first, Node::merge)
+    Ok((iter.fold(first, Node::merge), problems))
 }
 
 fn read_text(path: &Path, name: &str) -> Result<String, ConfigError> {
@@ -199,38 +229,71 @@ fn top_level_env(
             Err(m) => problems.push(Problem::unlocated(Some(DOT_ENV.into()), m)),
         }
     }
-    let mut trees = Vec::new();
-    for (index, (_, text)) in sources.files.iter().enumerate() {
-        match tree::parse(text, index, None) {
-            Ok((node, _)) => trees.push(node),
-            Err(_) => return vars,
-        }
+    if !sources.texts().any(may_spell_env_file) {
+        return vars;
     }
-    let root = merge_all(trees);
-    for (path, loc) in env_file_entries(&root, &[]) {
-        let full = project_dir.join(&path);
+    // Fast path first; the located trees only when it gives up or an env file fails.
+    let Some(doc) = fast::document(sources.texts(), None)
+        .or_else(|| located(sources, None).ok().map(|(root, _)| root.to_json()))
+    else {
+        return vars;
+    };
+    let mut literal_tree = None;
+    for entry in env_file_entries(&doc, &[]) {
+        let full = project_dir.join(&entry.file);
         if full == dot_env {
             continue;
         }
         match read_env_file(&full) {
             Ok(v) => vars.extend(v),
-            Err(m) => problems.push(sources.problem(loc, m)),
+            Err(m) => {
+                let root = literal_tree
+                    .get_or_insert_with(|| located(sources, None).ok().map(|(root, _)| root));
+                let loc = root
+                    .as_ref()
+                    .map_or_else(Loc::default, |r| Site::value(entry.path).resolve(r));
+                problems.push(sources.problem(loc, m));
+            }
         }
     }
     vars
 }
 
-/// The string entries of `env_file` under `base` with their locations.
-pub(crate) fn env_file_entries(root: &Node, base: &[Seg]) -> Vec<(String, Loc)> {
-    let mut p = base.to_vec();
-    p.push(Seg::Key("env_file".into()));
-    match root.at(&p).map(|n| &n.value) {
-        Some(Value::Str(s)) => vec![(s.clone(), root.locate(&p, false))],
-        Some(Value::Seq(items)) => items
+/// Whether `text` could hold an `env_file` key: YAML spells every key out in the text, except
+/// through an escape sequence of a double-quoted scalar (`"env\x5ffile"`), which needs a
+/// backslash. Most files have neither, which spares pass 1 a whole parse.
+fn may_spell_env_file(text: &str) -> bool {
+    text.contains("env_file") || text.contains('\\')
+}
+
+/// One string entry of an `env_file` key, with its path from the document root.
+pub(crate) struct EnvFileEntry {
+    pub file: String,
+    pub path: Vec<Seg>,
+}
+
+/// The string entries of `env_file` in `map` (a mapping found at `base` in the document).
+pub(crate) fn env_file_entries(map: &serde_json::Value, base: &[Seg]) -> Vec<EnvFileEntry> {
+    use serde_json::Value as J;
+    let at = |tail: Option<usize>| {
+        let mut p = base.to_vec();
+        p.push(Seg::Key("env_file".into()));
+        p.extend(tail.map(Seg::Index));
+        p
+    };
+    match map.get("env_file") {
+        Some(J::String(s)) => vec![EnvFileEntry {
+            file: s.clone(),
+            path: at(None),
+        }],
+        Some(J::Array(items)) => items
             .iter()
-            .filter_map(|n| match &n.value {
-                Value::Str(s) => Some((s.clone(), n.loc)),
-                _ => None,
+            .enumerate()
+            .filter_map(|(i, item)| {
+                item.as_str().map(|s| EnvFileEntry {
+                    file: s.to_owned(),
+                    path: at(Some(i)),
+                })
             })
             .collect(),
         _ => Vec::new(),

@@ -4,12 +4,20 @@
 //! interpolation, defaults, validation with located errors, the JSON Schema.
 //! Pipeline (one concept per module):
 //! 1. [`load`](load.rs): find and read the files; read `.env` and the top-level
-//!    `env_file`s (a first, uninterpolated pass); parse each file with interpolation into a
-//!    located tree ([`tree`]) and merge the override on top.
-//! 2. [`validate`](validate.rs): tree → JSON → the serde mirror ([`raw`]) collecting every
-//!    problem → the typed [`model`] with defaults applied, paths resolved, and the
-//!    dependency graph checked (unknown names, cycles).
+//!    `env_file`s (a first, uninterpolated pass); parse each file with interpolation and
+//!    merge the override on top.
+//! 2. [`validate`](validate.rs): JSON document → the serde mirror ([`raw`]) collecting every
+//!    problem, each with its [`site`] (a path) → the typed [`model`] with defaults applied,
+//!    paths resolved, and the dependency graph checked (unknown names, cycles).
 //! 3. [`error`]: every problem rendered as `procs.yaml:LINE:COL: error: …` with a snippet.
+//!
+//! Fast path and slow path: the files are first read by [`fast`] straight into a
+//! location-free JSON document and validated. Only if that gives up (a YAML error, a float,
+//! an odd key) or validation finds a problem does the slow path run: parse into located
+//! trees ([`tree`]), validate again, and resolve each problem's [`site`] to file, line and
+//! column. The fast path never reports anything; the slow path is the reference, so a valid
+//! configuration loads the same either way and every problem is reported exactly as the
+//! slow path finds it.
 //!
 //! Must not: touch the process environment, start anything, or print.
 //! Invariants: [`load`] returns a `Config` only if the configuration has no problem at all;
@@ -18,9 +26,11 @@
 //! panics on any input.
 
 mod error;
+mod fast;
 mod load;
 pub mod model;
 pub mod raw;
+mod site;
 mod tree;
 mod validate;
 

@@ -262,6 +262,22 @@ fn missing_listed_env_file() {
 }
 
 #[test]
+fn top_level_env_file_spelt_with_an_escape_feeds_interpolation() {
+    let dir = project(&[
+        (".env.vars", "FROM_FILE=yes\n"),
+        (
+            "procs.yaml",
+            "\"env\\x5ffile\": .env.vars\nprocesses:\n  a:\n    command: echo ${FROM_FILE}\n",
+        ),
+    ]);
+    let config = load_in(dir.path(), &[]).expect("valid");
+    assert_eq!(
+        config.processes["a"].command,
+        Command::Shell("echo yes".into())
+    );
+}
+
+#[test]
 fn required_variable_unset() {
     assert_eq!(
         one_error("processes:\n  web:\n    command: run ${TOKEN:?set TOKEN first}\n"),
@@ -994,4 +1010,32 @@ fn loader_never_panics_on_random_and_mutated_yaml() {
         });
         assert!(result.is_ok(), "panicked on case {case}:\n{text}");
     }
+}
+
+/// The fast path's invariant: whenever it reads a document, the located tree reads the same
+/// files without a problem into the same JSON (so validation cannot tell them apart).
+#[test]
+fn fast_document_equals_the_located_tree_on_random_and_mutated_yaml() {
+    let props: std::collections::HashMap<String, String> =
+        [("FRONTEND_PORT".to_owned(), "3001".to_owned())].into();
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    let mut read = 0;
+    for case in 0..3000 {
+        let text = match case % 4 {
+            0 => random_yaml(&mut rng),
+            _ => mutate(&mut rng, REALISTIC),
+        };
+        let Some(doc) = fast::parse(&text, Some(&props)) else {
+            continue;
+        };
+        read += 1;
+        let (node, complex_keys) = tree::parse(&text, 0, Some(&props))
+            .unwrap_or_else(|e| panic!("case {case}: only the tree failed ({e:?}):\n{text}"));
+        assert!(complex_keys.is_empty(), "case {case}:\n{text}");
+        assert_eq!(doc, node.to_json(), "case {case}:\n{text}");
+    }
+    assert!(
+        read > 300,
+        "too few documents read by the fast path: {read}"
+    );
 }

@@ -1,4 +1,6 @@
 //! A located YAML tree: what `procs.yaml` says, with where each node and key is.
+//! The slow path of loading: built only when the fast path (`fast.rs`) gives up or a
+//! problem must be located.
 //!
 //! Owns: parsing YAML text (with interpolation, merge keys `<<` applied and duplicate keys
 //! rejected — both by serde-saphyr) into a generic [`Node`] tree whose every node and map
@@ -86,6 +88,19 @@ fn options() -> serde_saphyr::Options {
     }
 }
 
+/// [`options`], plus Docker Compose style interpolation from `props` when given. Shared
+/// with the fast path (`fast.rs`), which must read exactly what this module reads.
+pub fn parse_options(props: Option<&HashMap<String, String>>) -> serde_saphyr::Options {
+    match props {
+        Some(map) => {
+            let mut o = options();
+            o.property_syntax = serde_saphyr::PropertySyntax::DockerCompose;
+            o.with_properties(map.clone())
+        }
+        None => options(),
+    }
+}
+
 /// A serde-saphyr failure: syntax error, duplicate key, failed interpolation, budget.
 #[derive(Debug)]
 pub struct ParseError {
@@ -102,16 +117,8 @@ pub fn parse(
     file: usize,
     props: Option<&HashMap<String, String>>,
 ) -> Result<(Node, Vec<(Loc, String)>), ParseError> {
-    let opts = match props {
-        Some(map) => {
-            let mut o = options();
-            o.property_syntax = serde_saphyr::PropertySyntax::DockerCompose;
-            o.with_properties(map.clone())
-        }
-        None => options(),
-    };
-    let parsed: Spanned<RawNode> =
-        serde_saphyr::from_str_with_options(text, opts).map_err(|e| {
+    let parsed: Spanned<RawNode> = serde_saphyr::from_str_with_options(text, parse_options(props))
+        .map_err(|e| {
             use serde_saphyr::MessageFormatter as _;
             let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
             let message = serde_saphyr::DefaultMessageFormatter

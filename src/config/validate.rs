@@ -1,4 +1,4 @@
-//! Stage two of loading: the located tree → the raw serde mirror → the typed [`Config`].
+//! Stage two of loading: the JSON document → the raw serde mirror → the typed [`Config`].
 //!
 //! Owns: collecting *every* problem with its location, defaults (built-in, `defaults:`,
 //! top-level `logs`), env layering, path resolution, and the meaning checks the raw mirror
@@ -6,10 +6,13 @@
 //! dependencies, cycles).
 //! How every problem is found: each process (and `defaults`, then the top level) is
 //! deserialized from JSON with `serde_path_to_error`; on an error, the problem is recorded
-//! at the span of the failing path, that key or item is removed, and deserialization is
-//! retried until it succeeds. Removed list items are remembered so that later paths into
-//! the same list still map to the right source item.
-//! Invariants: returns a `Config` only when no problem was found; never panics.
+//! at the path that failed, that key or item is removed, and deserialization is retried
+//! until it succeeds. Removed list items are remembered so that later paths into the same
+//! list still map to the right source item.
+//! Must not: compute locations. A problem carries a [`Site`] (a path), built only when the
+//! problem is recorded; the loader resolves it against the located tree (slow path only).
+//! Invariants: returns a `Config` only when no problem was found; never panics; the same
+//! document always gives the same result, whichever path produced it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
@@ -19,7 +22,7 @@ use std::str::FromStr;
 use serde::de::DeserializeOwned;
 use serde_json::Value as J;
 
-use super::load::{env_file_entries, layer, read_env_file};
+use super::load::{EnvFileEntry, env_file_entries, layer, read_env_file};
 use super::model::{
     Backoff, Command, Condition, Config, Dependency, HealthCheck, LogPolicy, Port, Probe, Process,
     RestartPolicy, Signal, defaults,
@@ -28,90 +31,90 @@ use super::raw::{
     RawCommand, RawConfig, RawDepSpec, RawDependsOn, RawEnv, RawHealthcheck, RawLogs, RawPort,
     RawPortValue, RawProcess, RawRestart, RawSignal, RawSize, Scalar,
 };
-use super::tree::{Loc, Node, Seg, path};
+use super::site::Site;
+use super::tree::{Seg, path};
 use crate::graph;
 
-/// What validation needs from the loader.
+/// What validation needs from the loader besides the document.
 pub(crate) struct Input<'a> {
-    /// The merged, interpolated tree.
-    pub root: &'a Node,
     pub project_dir: &'a Path,
     pub file: PathBuf,
     pub override_file: Option<PathBuf>,
     pub invoking_env: &'a BTreeMap<String, String>,
     /// `.env` and the top-level `env_file`s, in reading order.
-    pub file_env: Vec<(String, String)>,
+    pub file_env: &'a [(String, String)],
 }
 
-type Found = Vec<(Loc, String)>;
+type Found = Vec<(Site, String)>;
 
-/// Validates the merged tree into a [`Config`], or every problem found.
-pub(crate) fn validate(input: &Input<'_>) -> Result<Config, Found> {
+/// Validates the merged, interpolated document into a [`Config`], or every problem found.
+pub(crate) fn validate(mut json: J, input: &Input<'_>) -> Result<Config, Found> {
     let mut found = Found::new();
-    let root = input.root;
-    let mut json = match root.to_json() {
-        J::Null => J::Object(serde_json::Map::new()),
-        obj @ J::Object(_) => obj,
+    match &json {
+        J::Null => json = J::Object(serde_json::Map::new()),
+        J::Object(_) => {}
         _ => {
             found.push((
-                root.loc,
+                Site::root(),
                 "expected a mapping of keys at the top level".into(),
             ));
             return Err(found);
         }
-    };
+    }
     strip_extension_keys(&mut json);
 
     // Process names, and every name that exists (even if its body is broken).
     let mut names = BTreeSet::new();
-    if let Some(entries) = root.get("processes").and_then(|e| e.value.entries()) {
-        for e in entries {
-            if !valid_name(&e.key) {
+    if let Some(J::Object(procs)) = json.get("processes") {
+        for name in procs.keys() {
+            if !valid_name(name) {
                 found.push((
-                    e.key_loc,
+                    Site::key(path(&["processes", name])),
                     format!(
-                        "invalid process name `{}`: use letters, digits, `_`, `.` and `-`, \
-                         not starting with `-`",
-                        e.key
+                        "invalid process name `{name}`: use letters, digits, `_`, `.` and `-`, \
+                         not starting with `-`"
                     ),
                 ));
             }
-            names.insert(e.key.clone());
+            names.insert(name.clone());
         }
     }
 
-    // Stage 1: raw mirror, every error collected.
-    let defaults_raw = match json.get_mut("defaults") {
-        Some(v) if !v.is_null() => {
-            collect::<RawProcess>(v, &path(&["defaults"]), root, &mut found).unwrap_or_default()
-        }
-        _ => RawProcess::default(),
-    };
-    // Each process with whether stage 1 already reported something in it.
-    let mut raw_procs: BTreeMap<String, (RawProcess, bool)> = BTreeMap::new();
+    // Stage 1: raw mirror, every error collected. What was collected on its own is then
+    // taken out, so the top level does not deserialize it again; what failed as a whole
+    // stays, and the top level reports it again (as a wrong type for that key).
+    let mut defaults_raw = RawProcess::default();
+    if let Some(v) = json.get_mut("defaults").filter(|v| !v.is_null())
+        && let Some(d) = collect::<RawProcess>(v, &path(&["defaults"]), &mut found)
+    {
+        defaults_raw = d;
+        remove(&mut json, &path(&["defaults"]));
+    }
+    // Each process with its own `env_file` entries (read from the document before stage 1
+    // may remove a broken item) and whether stage 1 already reported something in it.
+    let mut raw_procs: BTreeMap<String, (RawProcess, Vec<EnvFileEntry>, bool)> = BTreeMap::new();
     if let Some(J::Object(procs)) = json.get_mut("processes") {
         for (name, value) in procs.iter_mut() {
             if value.is_null() {
                 *value = J::Object(serde_json::Map::new());
             }
             let base = path(&["processes", name]);
+            let env_files = env_file_entries(value, &base);
             let before = found.len();
-            if let Some(p) = collect::<RawProcess>(value, &base, root, &mut found) {
-                raw_procs.insert(name.clone(), (p, found.len() > before));
+            if let Some(p) = collect::<RawProcess>(value, &base, &mut found) {
+                raw_procs.insert(name.clone(), (p, env_files, found.len() > before));
             }
         }
+        procs.retain(|name, _| !raw_procs.contains_key(name));
     }
-    let Some(raw) = collect::<RawConfig>(&mut json, &[], root, &mut found) else {
+    let Some(raw) = collect::<RawConfig>(&mut json, &[], &mut found) else {
         return Err(found);
     };
 
     // Stage 2: meaning.
     let name = match &raw.name {
         Some(n) if n.trim().is_empty() => {
-            found.push((
-                root.locate(&path(&["name"]), false),
-                "`name` is empty".into(),
-            ));
+            found.push((Site::value(path(&["name"])), "`name` is empty".into()));
             String::new()
         }
         Some(n) => n.clone(),
@@ -121,13 +124,12 @@ pub(crate) fn validate(input: &Input<'_>) -> Result<Config, Found> {
             .map_or_else(|| "procs".to_owned(), |n| n.to_string_lossy().into_owned()),
     };
     let ctx = Ctx {
-        root,
         input,
         names: &names,
     };
-    let top_logs = ctx.logs(
+    let top_logs = logs(
         raw.logs.as_ref(),
-        &path(&["logs"]),
+        || Site::value(path(&["logs", "max_size"])),
         LogPolicy {
             max_size: defaults::LOG_MAX_SIZE,
             keep: defaults::LOG_KEEP,
@@ -135,29 +137,32 @@ pub(crate) fn validate(input: &Input<'_>) -> Result<Config, Found> {
         &mut found,
     );
     let mut top_env = BTreeMap::new();
-    layer(&mut top_env, input.file_env.clone());
+    layer(&mut top_env, input.file_env.to_vec());
     if let Some(env) = &raw.env {
-        layer(&mut top_env, ctx.env(env, &path(&["env"]), &mut found));
+        let top_site = |seg: Seg, key: bool| Site::Doc {
+            path: vec![Seg::Key("env".into()), seg],
+            key,
+        };
+        layer(&mut top_env, ctx.env(env, &top_site, &mut found));
     }
 
     let mut processes = BTreeMap::new();
-    let mut dep_locs: HashMap<(String, String), Loc> = HashMap::new();
-    for (pname, (p, had_errors)) in raw_procs {
+    let mut dep_sites: HashMap<(String, String), DepAt> = HashMap::new();
+    for (pname, (p, env_files, had_errors)) in raw_procs {
         let merged = with_defaults(p, &defaults_raw);
-        let loc = Locator {
-            root,
+        let at = Locator {
             name: &pname,
             // A missing `command` after stage-1 errors is most likely a misspelt `command`,
             // already reported as an unknown key.
             quiet_missing_command: had_errors,
         };
         if let Some(process) = ctx.process(
-            &pname,
             &merged,
-            &loc,
+            &env_files,
+            &at,
             &top_env,
             top_logs,
-            &mut dep_locs,
+            &mut dep_sites,
             &mut found,
         ) {
             processes.insert(pname, process);
@@ -173,8 +178,11 @@ pub(crate) fn validate(input: &Input<'_>) -> Result<Config, Found> {
     for cycle in graph::find_cycles(&config) {
         let at = cycle
             .get(1)
-            .and_then(|second| dep_locs.get(&(cycle[0].clone(), second.clone())).copied())
-            .unwrap_or(root.loc);
+            .and_then(|second| {
+                let dep = dep_sites.get(&(cycle[0].clone(), second.clone()))?;
+                Some(dep.site(&cycle[0], second))
+            })
+            .unwrap_or_else(Site::root);
         found.push((at, format!("dependency cycle: {}", cycle.join(" -> "))));
     }
     if found.is_empty() {
@@ -211,12 +219,7 @@ pub(crate) fn valid_name(name: &str) -> bool {
 
 /// Deserializes `value` as `T`, recording every error (located under `base`) and removing
 /// the offending node until deserialization succeeds. `None` if the value itself is wrong.
-fn collect<T: DeserializeOwned>(
-    value: &mut J,
-    base: &[Seg],
-    root: &Node,
-    found: &mut Found,
-) -> Option<T> {
+fn collect<T: DeserializeOwned>(value: &mut J, base: &[Seg], found: &mut Found) -> Option<T> {
     // Removed list items, in original coordinates, to map later paths back to the source.
     let mut removed: Vec<Vec<Seg>> = Vec::new();
     for _ in 0..1000 {
@@ -238,7 +241,13 @@ fn collect<T: DeserializeOwned>(
         let message = err.inner().to_string();
         let at_value = pointer(value, &current).cloned();
         let (text, on_key) = describe(&message, &original, at_value.as_ref());
-        found.push((root.locate(&full, on_key), text));
+        found.push((
+            Site::Doc {
+                path: full,
+                key: on_key,
+            },
+            text,
+        ));
         if current.is_empty() || !remove(value, &current) {
             return None;
         }
@@ -451,46 +460,51 @@ fn with_defaults(p: RawProcess, d: &RawProcess) -> RawProcess {
     }
 }
 
-/// Locations for one process: its own key when it set it, else the `defaults:` key.
+/// Sites for one process: its own key when it set it, else the `defaults:` key (decided
+/// only when a problem's site is resolved, see [`Site::Process`]).
 struct Locator<'a> {
-    root: &'a Node,
     name: &'a str,
     quiet_missing_command: bool,
 }
 
 impl Locator<'_> {
-    fn base(&self, rel: &[Seg]) -> Vec<Seg> {
-        let own = path(&["processes", self.name]);
-        let from_defaults = rel.first().is_some_and(|first| {
-            let mut o = own.clone();
-            o.push(first.clone());
-            self.root.at(&o).is_none() && {
-                let mut d = path(&["defaults"]);
-                d.push(first.clone());
-                self.root.at(&d).is_some()
-            }
-        });
-        let mut p = if from_defaults {
-            path(&["defaults"])
-        } else {
-            own
+    fn seg(&self, rel: Vec<Seg>, key: bool) -> Site {
+        Site::Process {
+            name: self.name.to_owned(),
+            rel,
+            key,
+        }
+    }
+    fn value(&self, rel: &[&str]) -> Site {
+        self.seg(path(rel), false)
+    }
+    fn key(&self, rel: &[&str]) -> Site {
+        self.seg(path(rel), true)
+    }
+}
+
+/// Where a dependency is named in its process's `depends_on`: a list item or a map key.
+#[derive(Debug, Clone, Copy)]
+enum DepAt {
+    Item(usize),
+    Key,
+}
+
+impl DepAt {
+    fn site(self, process: &str, dep: &str) -> Site {
+        let (last, key) = match self {
+            DepAt::Item(i) => (Seg::Index(i), false),
+            DepAt::Key => (Seg::Key(dep.to_owned()), true),
         };
-        p.extend(rel.iter().cloned());
-        p
-    }
-    fn value(&self, rel: &[&str]) -> Loc {
-        self.root.locate(&self.base(&path(rel)), false)
-    }
-    fn key(&self, rel: &[&str]) -> Loc {
-        self.root.locate(&self.base(&path(rel)), true)
-    }
-    fn seg(&self, rel: &[Seg], key: bool) -> Loc {
-        self.root.locate(&self.base(rel), key)
+        Site::Process {
+            name: process.to_owned(),
+            rel: vec![Seg::Key("depends_on".into()), last],
+            key,
+        }
     }
 }
 
 struct Ctx<'a> {
-    root: &'a Node,
     input: &'a Input<'a>,
     names: &'a BTreeSet<String>,
 }
@@ -499,20 +513,21 @@ impl Ctx<'_> {
     #[allow(clippy::too_many_arguments)]
     fn process(
         &self,
-        name: &str,
         p: &RawProcess,
+        env_files: &[EnvFileEntry],
         at: &Locator<'_>,
         top_env: &BTreeMap<String, String>,
         top_logs: LogPolicy,
-        dep_locs: &mut HashMap<(String, String), Loc>,
+        dep_sites: &mut HashMap<(String, String), DepAt>,
         found: &mut Found,
     ) -> Option<Process> {
+        let name = at.name;
         let before = found.len();
         let command = match &p.command {
             None if at.quiet_missing_command => None,
             None => {
                 found.push((
-                    self.root.locate(&path(&["processes", name]), true),
+                    Site::key(path(&["processes", name])),
                     format!("process `{name}` has no `command`"),
                 ));
                 None
@@ -547,20 +562,20 @@ impl Ctx<'_> {
             }
         };
         let mut env = top_env.clone();
+        // Only the process's own `env_file` is read (one from `defaults:` is not).
         if p.env_file.is_some() {
-            let base = at.base(&[]);
-            for (file, loc) in env_file_entries(self.root, &base) {
-                match read_env_file(&self.input.project_dir.join(&file)) {
+            for entry in env_files {
+                match read_env_file(&self.input.project_dir.join(&entry.file)) {
                     Ok(vars) => layer(&mut env, vars),
-                    Err(m) => found.push((loc, m)),
+                    Err(m) => found.push((Site::value(entry.path.clone()), m)),
                 }
             }
         }
         if let Some(e) = &p.env {
-            let rel = at.base(&path(&["env"]));
-            layer(&mut env, self.env(e, &rel, found));
+            let site = |seg: Seg, key: bool| at.seg(vec![Seg::Key("env".into()), seg], key);
+            layer(&mut env, self.env(e, &site, found));
         }
-        let depends_on = self.depends_on(name, p.depends_on.as_ref(), at, dep_locs, found);
+        let depends_on = self.depends_on(p.depends_on.as_ref(), at, dep_sites, found);
         let healthcheck = p
             .healthcheck
             .as_ref()
@@ -571,15 +586,19 @@ impl Ctx<'_> {
             .flatten()
             .enumerate()
             .filter_map(|(i, port)| {
-                let loc = at.seg(&[Seg::Key("ports".into()), Seg::Index(i)], false);
-                parse_port(port, loc, found)
+                parse_port(port)
+                    .map_err(|m| {
+                        let site = at.seg(vec![Seg::Key("ports".into()), Seg::Index(i)], false);
+                        found.push((site, m));
+                    })
+                    .ok()
             })
             .collect();
         let oneshot = p.oneshot.unwrap_or(false);
         let restart = match &p.restart {
             None if oneshot => RestartPolicy::No,
             None => RestartPolicy::OnFailure,
-            Some(r) => restart(r, at.value(&["restart"]), found),
+            Some(r) => restart(r, at, found),
         };
         let backoff = Backoff {
             initial: p
@@ -625,7 +644,7 @@ impl Ctx<'_> {
         };
         let logs = match &p.logs {
             None => top_logs,
-            Some(l) => self.logs(Some(l), &at.base(&path(&["logs"])), top_logs, found),
+            Some(l) => logs(Some(l), || at.value(&["logs", "max_size"]), top_logs, found),
         };
         if found.len() > before || command.is_none() {
             return None;
@@ -652,17 +671,23 @@ impl Ctx<'_> {
         })
     }
 
-    fn env(&self, env: &RawEnv, at: &[Seg], found: &mut Found) -> Vec<(String, String)> {
+    /// The variables of one `env`; `site(step, key)` places a problem at one of its entries.
+    fn env(
+        &self,
+        env: &RawEnv,
+        site: &dyn Fn(Seg, bool) -> Site,
+        found: &mut Found,
+    ) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        let mut push = |key: &str, value: Option<String>, loc: Loc, found: &mut Found| {
+        let mut push = |key: &str, value: Option<String>, at: &dyn Fn() -> Site| {
             if key.is_empty() || key.contains('=') || key.contains('\0') {
-                found.push((loc, format!("invalid environment variable name `{key}`")));
+                found.push((at(), format!("invalid environment variable name `{key}`")));
                 return;
             }
             let value = value.or_else(|| self.input.invoking_env.get(key).cloned());
             if let Some(v) = value {
                 if v.contains('\0') {
-                    found.push((loc, format!("the value of `{key}` contains a NUL byte")));
+                    found.push((at(), format!("the value of `{key}` contains a NUL byte")));
                 } else {
                     out.push((key.to_owned(), v));
                 }
@@ -671,20 +696,16 @@ impl Ctx<'_> {
         match env {
             RawEnv::Map(map) => {
                 for (k, v) in map {
-                    let mut p = at.to_vec();
-                    p.push(Seg::Key(k.clone()));
                     let value = v.as_ref().map(Scalar::to_text);
-                    push(k, value, self.root.locate(&p, true), found);
+                    push(k, value, &|| site(Seg::Key(k.clone()), true));
                 }
             }
             RawEnv::List(items) => {
                 for (i, item) in items.iter().enumerate() {
-                    let mut p = at.to_vec();
-                    p.push(Seg::Index(i));
-                    let loc = self.root.locate(&p, false);
+                    let at = || site(Seg::Index(i), false);
                     match item.split_once('=') {
-                        Some((k, v)) => push(k, Some(v.to_owned()), loc, found),
-                        None => push(item, None, loc, found),
+                        Some((k, v)) => push(k, Some(v.to_owned()), &at),
+                        None => push(item, None, &at),
                     }
                 }
             }
@@ -694,53 +715,41 @@ impl Ctx<'_> {
 
     fn depends_on(
         &self,
-        name: &str,
         deps: Option<&RawDependsOn>,
         at: &Locator<'_>,
-        dep_locs: &mut HashMap<(String, String), Loc>,
+        dep_sites: &mut HashMap<(String, String), DepAt>,
         found: &mut Found,
     ) -> Vec<Dependency> {
-        let entries: Vec<(String, Option<String>, Loc, Loc)> = match deps {
+        let name = at.name;
+        // (dependency, condition, where it is named, whether the condition is `{condition:}`)
+        let entries: Vec<(&String, Option<&String>, DepAt, bool)> = match deps {
             None => Vec::new(),
             Some(RawDependsOn::List(items)) => items
                 .iter()
                 .enumerate()
-                .map(|(i, d)| {
-                    let loc = at.seg(&[Seg::Key("depends_on".into()), Seg::Index(i)], false);
-                    (d.clone(), None, loc, loc)
-                })
+                .map(|(i, d)| (d, None, DepAt::Item(i), false))
                 .collect(),
             Some(RawDependsOn::Map(map)) => map
                 .iter()
-                .map(|(d, spec)| {
-                    let key = at.seg(&[Seg::Key("depends_on".into()), Seg::Key(d.clone())], true);
-                    let mut cond_path = vec![Seg::Key("depends_on".into()), Seg::Key(d.clone())];
-                    let condition = match spec {
-                        None => None,
-                        Some(RawDepSpec::Condition(c)) => Some(c.clone()),
-                        Some(RawDepSpec::Long(l)) => {
-                            cond_path.push(Seg::Key("condition".into()));
-                            Some(l.condition.clone())
-                        }
-                    };
-                    (d.clone(), condition, key, at.seg(&cond_path, false))
+                .map(|(d, spec)| match spec {
+                    None => (d, None, DepAt::Key, false),
+                    Some(RawDepSpec::Condition(c)) => (d, Some(c), DepAt::Key, false),
+                    Some(RawDepSpec::Long(l)) => (d, Some(&l.condition), DepAt::Key, true),
                 })
                 .collect(),
         };
-        let known: Vec<&str> = self.names.iter().map(String::as_str).collect();
         let mut out: Vec<Dependency> = Vec::new();
-        for (dep, condition, loc, cond_loc) in entries {
-            if !self.names.contains(&dep) {
+        for (dep, condition, dep_at, long) in entries {
+            if !self.names.contains(dep) {
+                let known: Vec<&str> = self.names.iter().map(String::as_str).collect();
                 let mut m = format!("`{name}` depends on `{dep}`, which is not a defined process");
-                if let Some(s) = suggest(&dep, &known) {
-                    {
-                        let _ = write!(m, "; did you mean `{s}`?");
-                    };
+                if let Some(s) = suggest(dep, &known) {
+                    let _ = write!(m, "; did you mean `{s}`?");
                 }
-                found.push((loc, m));
+                found.push((dep_at.site(name, dep), m));
                 continue;
             }
-            let c = condition.as_deref().unwrap_or("started");
+            let c = condition.map_or("started", String::as_str);
             let Some(condition) = parse_condition(c) else {
                 let all = ["started", "healthy", "completed", "completed_successfully"];
                 let mut m = format!("unknown condition `{c}`");
@@ -752,57 +761,54 @@ impl Ctx<'_> {
                         let _ = write!(m, ", expected one of `{}`", all.join("`, `"));
                     }
                 }
-                found.push((cond_loc, m));
+                let mut rel = vec![Seg::Key("depends_on".into()), Seg::Key(dep.clone())];
+                if long {
+                    rel.push(Seg::Key("condition".into()));
+                }
+                found.push((at.seg(rel, false), m));
                 continue;
             };
-            dep_locs
+            dep_sites
                 .entry((name.to_owned(), dep.clone()))
-                .or_insert(loc);
-            if let Some(existing) = out.iter_mut().find(|d| d.name == dep) {
+                .or_insert(dep_at);
+            if let Some(existing) = out.iter_mut().find(|d| &d.name == dep) {
                 existing.condition = condition;
             } else {
                 out.push(Dependency {
-                    name: dep,
+                    name: dep.clone(),
                     condition,
                 });
             }
         }
         out
     }
+}
 
-    fn logs(
-        &self,
-        raw: Option<&RawLogs>,
-        at: &[Seg],
-        base: LogPolicy,
-        found: &mut Found,
-    ) -> LogPolicy {
-        let Some(raw) = raw else { return base };
-        let max_size = match &raw.max_size {
-            None => base.max_size,
-            Some(s) => {
-                let mut p = at.to_vec();
-                p.push(Seg::Key("max_size".into()));
-                match parse_size(s) {
-                    Ok(0) => {
-                        found.push((
-                            self.root.locate(&p, false),
-                            "`max_size` must be greater than 0".into(),
-                        ));
-                        base.max_size
-                    }
-                    Ok(n) => n,
-                    Err(m) => {
-                        found.push((self.root.locate(&p, false), m));
-                        base.max_size
-                    }
-                }
+/// `site` places a problem at `max_size`.
+fn logs(
+    raw: Option<&RawLogs>,
+    site: impl Fn() -> Site,
+    base: LogPolicy,
+    found: &mut Found,
+) -> LogPolicy {
+    let Some(raw) = raw else { return base };
+    let max_size = match &raw.max_size {
+        None => base.max_size,
+        Some(s) => match parse_size(s) {
+            Ok(0) => {
+                found.push((site(), "`max_size` must be greater than 0".into()));
+                base.max_size
             }
-        };
-        LogPolicy {
-            max_size,
-            keep: raw.keep.unwrap_or(base.keep),
-        }
+            Ok(n) => n,
+            Err(m) => {
+                found.push((site(), m));
+                base.max_size
+            }
+        },
+    };
+    LogPolicy {
+        max_size,
+        keep: raw.keep.unwrap_or(base.keep),
     }
 }
 
@@ -871,7 +877,6 @@ fn healthcheck(h: &RawHealthcheck, at: &Locator<'_>, found: &mut Found) -> Optio
         }
         Probe::Exec(cmd.clone())
     } else if let Some(t) = &h.tcp {
-        let loc = at.value(&["healthcheck", "tcp"]);
         let (host, port) = match t {
             RawPortValue::Number(p) => ("127.0.0.1".to_owned(), *p),
             RawPortValue::Text(s) => match s.rsplit_once(':') {
@@ -885,7 +890,7 @@ fn healthcheck(h: &RawHealthcheck, at: &Locator<'_>, found: &mut Found) -> Optio
         };
         if port == 0 {
             found.push((
-                loc,
+                at.value(&["healthcheck", "tcp"]),
                 "`tcp` must be `PORT` or `HOST:PORT` with a port from 1 to 65535".into(),
             ));
         }
@@ -919,7 +924,7 @@ fn port_number(s: &str) -> Option<u16> {
     s.trim().parse::<u16>().ok().filter(|p| *p != 0)
 }
 
-fn parse_port(port: &RawPort, loc: Loc, found: &mut Found) -> Option<Port> {
+fn parse_port(port: &RawPort) -> Result<Port, String> {
     let (number, host) = match port {
         RawPort::Number(n) => (Some(*n).filter(|p| *p != 0), None),
         RawPort::Text(s) => (port_number(s), None),
@@ -931,25 +936,19 @@ fn parse_port(port: &RawPort, loc: Loc, found: &mut Found) -> Option<Port> {
             l.host.clone(),
         ),
     };
-    if number.is_none() {
-        found.push((
-            loc,
-            "invalid port: expected a number from 1 to 65535".into(),
-        ));
+    match number {
+        Some(port) => Ok(Port { port, host }),
+        None => Err("invalid port: expected a number from 1 to 65535".into()),
     }
-    Some(Port {
-        port: number?,
-        host,
-    })
 }
 
-fn restart(r: &RawRestart, loc: Loc, found: &mut Found) -> RestartPolicy {
+fn restart(r: &RawRestart, at: &Locator<'_>, found: &mut Found) -> RestartPolicy {
     let all = ["no", "on-failure", "always"];
     match r {
         RawRestart::Bool(false) => RestartPolicy::No,
         RawRestart::Bool(true) => {
             found.push((
-                loc,
+                at.value(&["restart"]),
                 "`restart: true` is ambiguous; use `on-failure` or `always`".into(),
             ));
             RestartPolicy::OnFailure
@@ -966,7 +965,7 @@ fn restart(r: &RawRestart, loc: Loc, found: &mut Found) -> RestartPolicy {
                     }
                     None => m.push_str(", expected `no`, `on-failure` or `always`"),
                 }
-                found.push((loc, m));
+                found.push((at.value(&["restart"]), m));
                 RestartPolicy::OnFailure
             }
         },
