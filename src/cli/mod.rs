@@ -16,6 +16,7 @@ mod project;
 mod render;
 mod status;
 mod up;
+mod yaml;
 
 use std::io::IsTerminal;
 
