@@ -1039,3 +1039,23 @@ fn fast_document_equals_the_located_tree_on_random_and_mutated_yaml() {
         "too few documents read by the fast path: {read}"
     );
 }
+
+#[test]
+fn defaults_env_file_applies_to_processes_without_their_own() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("common.env"), "SHARED=from-defaults\n").expect("write");
+    std::fs::write(dir.path().join("own.env"), "SHARED=own\n").expect("write");
+    std::fs::write(
+        dir.path().join("procs.yaml"),
+        "defaults:\n  env_file: common.env\nprocesses:\n  a:\n    command: x\n  b:\n    command: y\n    env_file: own.env\n",
+    )
+    .expect("write");
+    let config = crate::config::load(&crate::config::LoadOptions {
+        file: None,
+        cwd: dir.path().to_path_buf(),
+        env: std::collections::BTreeMap::new(),
+    })
+    .expect("valid");
+    assert_eq!(config.processes["a"].env["SHARED"], "from-defaults");
+    assert_eq!(config.processes["b"].env["SHARED"], "own");
+}

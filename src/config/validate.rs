@@ -84,6 +84,10 @@ pub(crate) fn validate(mut json: J, input: &Input<'_>) -> Result<Config, Found> 
     // taken out, so the top level does not deserialize it again; what failed as a whole
     // stays, and the top level reports it again (as a wrong type for that key).
     let mut defaults_raw = RawProcess::default();
+    let default_env_files = json
+        .get("defaults")
+        .map(|d| env_file_entries(d, &path(&["defaults"])))
+        .unwrap_or_default();
     if let Some(v) = json.get_mut("defaults").filter(|v| !v.is_null())
         && let Some(d) = collect::<RawProcess>(v, &path(&["defaults"]), &mut found)
     {
@@ -126,6 +130,7 @@ pub(crate) fn validate(mut json: J, input: &Input<'_>) -> Result<Config, Found> 
     let ctx = Ctx {
         input,
         names: &names,
+        default_env_files: &default_env_files,
     };
     let top_logs = logs(
         raw.logs.as_ref(),
@@ -507,6 +512,8 @@ impl DepAt {
 struct Ctx<'a> {
     input: &'a Input<'a>,
     names: &'a BTreeSet<String>,
+    /// `defaults.env_file`, used by processes that have none of their own.
+    default_env_files: &'a [EnvFileEntry],
 }
 
 impl Ctx<'_> {
@@ -562,9 +569,10 @@ impl Ctx<'_> {
             }
         };
         let mut env = top_env.clone();
-        // Only the process's own `env_file` is read (one from `defaults:` is not).
+        // The process's own `env_file`s, or else those of `defaults:`.
         if p.env_file.is_some() {
-            for entry in env_files {
+            let entries = if env_files.is_empty() { self.default_env_files } else { env_files };
+            for entry in entries {
                 match read_env_file(&self.input.project_dir.join(&entry.file)) {
                     Ok(vars) => layer(&mut env, vars),
                     Err(m) => found.push((Site::value(entry.path.clone()), m)),
