@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 use crate::config::{Config, Process};
-use crate::registry::{ProcState, Registry};
+use crate::registry::{ProcState, Registry, StoredSpec};
 
 /// Stable hash of everything procs passes to a process.
 pub fn config_hash(spec: &Process) -> String {
@@ -108,9 +108,9 @@ pub fn plan(
             Some(rec) if live(name) => Action {
                 name: name.clone(),
                 action: "restart",
-                reasons: rec.spec.as_ref().map_or_else(
+                reasons: rec.spec.as_ref().and_then(StoredSpec::value).map_or_else(
                     || vec!["config changed".to_owned()],
-                    |old| diff_reasons(old, spec),
+                    |old| diff_reasons(&old, spec),
                 ),
             },
             Some(rec)

@@ -49,8 +49,12 @@ struct StatusJson {
 }
 
 /// A record as it really is: a live state whose pid does not check out is not running.
-fn effective(rec: &ProcessRecord, supervised: bool) -> (ProcState, Option<String>, Option<i32>) {
-    let verified = rec.verified();
+/// `verified` is the recorded pid if the live process is the recorded one.
+fn effective(
+    rec: &ProcessRecord,
+    verified: Option<i32>,
+    supervised: bool,
+) -> (ProcState, Option<String>, Option<i32>) {
     if rec.state.is_live() && verified.is_none() {
         let reason = if supervised {
             "not running (its exit was not recorded yet)"
@@ -126,13 +130,32 @@ pub fn status(global: &Global, out: &Out, names: &[String]) -> anyhow::Result<i3
         .filter(|s| platform::is_alive_same(s.pid, s.start_time, &s.boot_id))
         .map(|s| s.pid);
     let supervised = supervisor_pid.is_some();
-    let mut rows = Vec::new();
-    for (name, rec) in &registry.processes {
-        if !names.is_empty() && !names.contains(name) {
-            continue;
+    let selected: Vec<(&String, &ProcessRecord)> = registry
+        .processes
+        .iter()
+        .filter(|(name, _)| names.is_empty() || names.contains(name))
+        .collect();
+    // One read of /proc/PID/stat per process checks its identity (pid, kernel start time,
+    // boot id: `ProcessRecord::verified`) and gives its usage.
+    let boot_id = platform::boot_id();
+    let mut identities = Vec::new();
+    for (_, rec) in &selected {
+        if let (Some(pid), Some(start), Some(boot)) =
+            (rec.pid, rec.start_time, rec.boot_id.as_deref())
+            && boot == boot_id
+        {
+            identities.push((pid, start));
         }
-        let (state, reason, pid) = effective(rec, supervised);
-        let usage = pid.and_then(platform::usage);
+    }
+    let mut usages = platform::verified_usages(&identities, boot_id).into_iter();
+    let mut rows = Vec::with_capacity(selected.len());
+    for (name, rec) in selected {
+        let usage = match (rec.pid, rec.start_time, rec.boot_id.as_deref()) {
+            (Some(_), Some(_), Some(boot)) if boot == boot_id => usages.next().flatten(),
+            _ => None,
+        };
+        let verified = usage.and(rec.pid);
+        let (state, reason, pid) = effective(rec, verified, supervised);
         rows.push(ProcessJson {
             name: name.clone(),
             state,

@@ -571,7 +571,11 @@ impl Ctx<'_> {
         let mut env = top_env.clone();
         // The process's own `env_file`s, or else those of `defaults:`.
         if p.env_file.is_some() {
-            let entries = if env_files.is_empty() { self.default_env_files } else { env_files };
+            let entries = if env_files.is_empty() {
+                self.default_env_files
+            } else {
+                env_files
+            };
             for entry in entries {
                 match read_env_file(&self.input.project_dir.join(&entry.file)) {
                     Ok(vars) => layer(&mut env, vars),

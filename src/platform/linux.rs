@@ -252,6 +252,13 @@ pub fn children_zombies(parent: i32) -> Vec<i32> {
 // Command line, owner, environment
 // ---------------------------------------------------------------------------------------------
 
+/// Is `path` a regular file this process may execute (what `execvp` accepts on its
+/// `PATH` search)?
+pub fn is_executable_file(path: &std::path::Path) -> bool {
+    fs::metadata(path).is_ok_and(|m| m.is_file())
+        && nix::unistd::access(path, nix::unistd::AccessFlags::X_OK).is_ok()
+}
+
 /// The command line of `pid`, arguments joined by spaces. Processes without one (kernel
 /// threads, zombies) are shown as `[comm]`, like `ps` does. `None` if the process is gone.
 pub fn cmdline(pid: i32) -> Option<String> {
@@ -400,11 +407,36 @@ pub fn usages(pids: &[i32]) -> Vec<Option<Usage>> {
         .collect()
 }
 
+/// For each recorded `(pid, start_time)`: `None` unless the live process is the recorded
+/// one (the [`is_alive_same`] check against `boot_id`), else its usage. One read of
+/// `/proc/PID/stat` per process serves both the check and the usage.
+pub fn verified_usages(records: &[(i32, u64)], boot_id: &str) -> Vec<Option<Usage>> {
+    if boot_id != self::boot_id() {
+        return vec![None; records.len()];
+    }
+    let uptime = uptime_secs();
+    let mut buf = Vec::with_capacity(512);
+    records
+        .iter()
+        .map(|&(pid, start_time)| {
+            let st = stat_with(pid, &mut buf)?;
+            if st.is_zombie() || st.start_time != start_time {
+                return None;
+            }
+            Some(usage_of(&st, uptime.unwrap_or(0.0)))
+        })
+        .collect()
+}
+
 fn usage_at(pid: i32, uptime: f64, buf: &mut Vec<u8>) -> Option<Usage> {
     let st = stat_with(pid, buf)?;
     if st.is_zombie() {
         return None;
     }
+    Some(usage_of(&st, uptime))
+}
+
+fn usage_of(st: &ProcStat, uptime: f64) -> Usage {
     let hz = clock_ticks_per_second() as f64;
     let elapsed = uptime - st.start_time as f64 / hz;
     let cpu = (st.utime_ticks + st.stime_ticks) as f64 / hz;
@@ -413,10 +445,10 @@ fn usage_at(pid: i32, uptime: f64, buf: &mut Vec<u8>) -> Option<Usage> {
     } else {
         0.0
     };
-    Some(Usage {
+    Usage {
         cpu_percent,
         memory_bytes: st.rss_bytes,
-    })
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

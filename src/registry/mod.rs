@@ -126,8 +126,35 @@ pub struct ProcessRecord {
     /// The resolved process config the pid was started with (for drift reasons and
     /// adoption after a supervisor restart).
     #[serde(default)]
-    pub spec: Option<serde_json::Value>,
+    pub spec: Option<StoredSpec>,
 }
+
+/// A process config as stored in the registry: kept as the raw JSON text and parsed
+/// only by the few readers that need it (drift reasons), so that loading the registry —
+/// what every `procs status` does — does not build a JSON tree per process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StoredSpec(Box<serde_json::value::RawValue>);
+
+impl StoredSpec {
+    /// Store `spec` (anything serializable, normally a `config::Process`).
+    pub fn new<T: Serialize + ?Sized>(spec: &T) -> Option<Self> {
+        serde_json::value::to_raw_value(spec).ok().map(Self)
+    }
+
+    /// The stored config as a JSON tree.
+    pub fn value(&self) -> Option<serde_json::Value> {
+        serde_json::from_str(self.0.get()).ok()
+    }
+}
+
+impl PartialEq for StoredSpec {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+impl Eq for StoredSpec {}
 
 impl ProcessRecord {
     pub fn new(state: ProcState, log: PathBuf) -> Self {
@@ -227,19 +254,39 @@ pub fn load(path: &Path, repair: bool) -> io::Result<Loaded> {
 
 /// Parse a registry of any supported `schema_version`.
 pub fn parse(bytes: &[u8]) -> Result<Registry, String> {
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-    let version = value
-        .get("schema_version")
-        .and_then(serde_json::Value::as_u64)
-        .ok_or_else(|| "missing `schema_version`".to_owned())?;
-    if version > u64::from(SCHEMA_VERSION) {
-        return Err(format!(
-            "`schema_version` {version} is newer than this procs understands ({SCHEMA_VERSION})"
-        ));
+    /// The version alone: serde skips every other field without building it.
+    #[derive(Deserialize)]
+    struct Version {
+        schema_version: Option<serde_json::Value>,
     }
-    let mut registry: Registry = serde_json::from_value(value).map_err(|e| e.to_string())?;
-    registry.schema_version = SCHEMA_VERSION;
-    Ok(registry)
+    let too_new = |version: u64| {
+        format!(
+            "`schema_version` {version} is newer than this procs understands ({SCHEMA_VERSION})"
+        )
+    };
+    // One pass in the common case; the version is looked at on its own only to explain
+    // why a file does not load.
+    match serde_json::from_slice::<Registry>(bytes) {
+        Ok(mut registry) => {
+            if registry.schema_version > SCHEMA_VERSION {
+                return Err(too_new(u64::from(registry.schema_version)));
+            }
+            registry.schema_version = SCHEMA_VERSION;
+            Ok(registry)
+        }
+        Err(err) => {
+            let version: Version = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+            match version
+                .schema_version
+                .as_ref()
+                .map(serde_json::Value::as_u64)
+            {
+                None | Some(None) => Err("missing `schema_version`".to_owned()),
+                Some(Some(v)) if v > u64::from(SCHEMA_VERSION) => Err(too_new(v)),
+                Some(Some(_)) => Err(err.to_string()),
+            }
+        }
+    }
 }
 
 /// Write the registry atomically (temp file, fsync, rename, fsync of the directory).

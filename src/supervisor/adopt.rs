@@ -114,7 +114,8 @@ fn from_record(rec: ProcessRecord, pid: Option<i32>) -> Adoptable {
         restarts: rec.restarts,
         old_spec: rec
             .spec
-            .clone()
+            .as_ref()
+            .and_then(crate::registry::StoredSpec::value)
             .and_then(|v| serde_json::from_value(v).ok()),
         old_hash: rec.config_hash.clone(),
         record: rec,

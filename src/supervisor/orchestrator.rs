@@ -40,6 +40,8 @@ pub struct Orchestrator {
     /// Snapshot sequence numbers, and the newest one written.
     seq: std::sync::atomic::AtomicU64,
     written: Mutex<u64>,
+    /// The pid each `pids/NAME.pid` holds (as last written from a snapshot).
+    pid_files: Mutex<BTreeMap<String, Option<i32>>>,
     /// Set once a full `down` finished: the server stops and the supervisor exits.
     pub shutdown: Arc<Notify>,
     /// The log rotation policies of the current config, for the rotation task.
@@ -83,6 +85,7 @@ impl Orchestrator {
             seq: std::sync::atomic::AtomicU64::new(0),
             written: Mutex::new(0),
             log_policies: watch::Sender::new(rotate::Policies::new()),
+            pid_files: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -128,7 +131,31 @@ impl Orchestrator {
         if let Err(err) = registry::save(&self.shared.paths.state_file, &registry) {
             tracing::error!("cannot write the registry: {err}");
         }
+        self.write_pid_files(&registry);
         *last = seq;
+    }
+
+    /// Bring `pids/NAME.pid` in line with a snapshot, touching only the files whose pid
+    /// changed. Done here, on the writer's thread, rather than by the actor at spawn time:
+    /// creating a file (a new inode) per spawn was a measurable part of starting a large
+    /// stack, on the one thread that spawns. Actors still remove a pid file as soon as
+    /// their process is gone.
+    fn write_pid_files(&self, registry: &Registry) {
+        let Ok(mut files) = self.pid_files.lock() else {
+            return;
+        };
+        for (name, rec) in &registry.processes {
+            if files.get(name) == Some(&rec.pid) {
+                continue;
+            }
+            let path = self.shared.paths.pid_file(name);
+            match registry::write_pid_file(&path, rec.pid) {
+                Ok(()) => {
+                    files.insert(name.clone(), rec.pid);
+                }
+                Err(err) => tracing::warn!("cannot write {}: {err}", path.display()),
+            }
+        }
     }
 
     fn snapshot(&self) -> (u64, Registry) {
@@ -155,7 +182,7 @@ impl Orchestrator {
                 rec.updated_at = Some(registry::now_rfc3339());
                 rec.next_restart_at = s.next_restart_at;
                 rec.has_health = service::has_health(&handle.spec);
-                rec.spec = serde_json::to_value(&*handle.spec).ok();
+                rec.spec = registry::StoredSpec::new(&*handle.spec);
                 reg.processes.insert(name.clone(), rec);
             }
         }

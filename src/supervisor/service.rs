@@ -538,7 +538,6 @@ impl Actor {
         };
         let pid = child.pid;
         self.set(|s| s.port_conflict = false);
-        let _ = registry::write_pid_file(&self.shared.paths.pid_file(&spec.name), Some(pid));
         self.event(&format!("started pid {pid}"));
         let checked = has_health(&spec);
         let start_time = child.start_time;

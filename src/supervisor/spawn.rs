@@ -11,7 +11,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use tokio::sync::oneshot;
@@ -58,7 +58,11 @@ pub fn log_event(path: &Path, message: &str) {
     }
 }
 
-fn base_command(command: &Command) -> io::Result<std::process::Command> {
+fn base_command(
+    command: &Command,
+    env: &BTreeMap<String, String>,
+    cwd: &Path,
+) -> io::Result<std::process::Command> {
     match command {
         Command::Shell(script) => {
             let mut cmd = std::process::Command::new("/bin/sh");
@@ -69,12 +73,38 @@ fn base_command(command: &Command) -> io::Result<std::process::Command> {
             let (program, rest) = argv
                 .split_first()
                 .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
-            let mut cmd = std::process::Command::new(program);
+            let mut cmd = std::process::Command::new(resolve_program(program, env, cwd));
             cmd.args(rest);
             Ok(cmd)
         }
     }
 }
+
+/// The path `execvp` would run for `program` with the child's `PATH` (relative entries
+/// are relative to the child's working directory), or `program` itself when it holds a
+/// `/` or nothing matches (the spawn then fails as `execvp` would).
+///
+/// Resolving here, in the parent, is what lets std spawn with `posix_spawn` (a vfork-like
+/// clone) instead of fork + exec: std falls back to fork whenever the child's environment
+/// sets `PATH` and the program is a bare name. That fork copies the supervisor's page
+/// tables and then tries `execve` once per `PATH` entry, for every child.
+fn resolve_program(program: &str, env: &BTreeMap<String, String>, cwd: &Path) -> PathBuf {
+    if program.contains('/') || program.is_empty() {
+        return PathBuf::from(program);
+    }
+    let search = env.get("PATH").map_or(DEFAULT_PATH, String::as_str);
+    for dir in search.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let candidate = cwd.join(dir).join(program);
+        if platform::is_executable_file(&candidate) {
+            return candidate;
+        }
+    }
+    PathBuf::from(program)
+}
+
+/// What `execvp` searches when the environment has no `PATH` (glibc's default).
+const DEFAULT_PATH: &str = "/bin:/usr/bin";
 
 /// The environment a child of `spec` gets, lowest to highest layer.
 pub fn environment(spec: &Process, ctx: &Context) -> BTreeMap<String, String> {
@@ -97,9 +127,10 @@ pub fn spawn(
 ) -> io::Result<Child> {
     let out = open_log(log)?;
     let err = out.try_clone()?;
-    let mut cmd = base_command(command)?;
+    let env = environment(spec, ctx);
+    let mut cmd = base_command(command, &env, &spec.cwd)?;
     cmd.env_clear()
-        .envs(environment(spec, ctx))
+        .envs(env)
         .current_dir(&spec.cwd)
         .stdin(Stdio::null())
         .stdout(out)
