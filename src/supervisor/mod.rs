@@ -99,6 +99,11 @@ async fn serve(paths: Paths, project: String) -> anyhow::Result<()> {
         events,
         dirty: Arc::new(Notify::new()),
         boot_id: boot_id.clone(),
+        spawn_slots: tokio::sync::Semaphore::new(
+            std::thread::available_parallelism()
+                .map_or(2, std::num::NonZero::get)
+                .clamp(2, 8),
+        ),
     });
     let found = adopt::find(&paths);
     let project = found

@@ -90,6 +90,8 @@ pub struct Shared {
     pub events: broadcast::Sender<Event>,
     pub dirty: Arc<Notify>,
     pub boot_id: String,
+    /// Spawns running at once (each waits for its child's `exec`).
+    pub spawn_slots: tokio::sync::Semaphore,
 }
 
 /// A dependency as seen by a pending dependent.
@@ -516,13 +518,23 @@ impl Actor {
             }
         }
         let log_offset = std::fs::metadata(&self.log).map_or(0, |m| m.len());
-        let child = match spawn::spawn(
-            &spec,
-            &spec.command,
-            &self.ctx,
-            &self.log,
-            &self.shared.reaper,
-        ) {
+        // Spawning waits for the child's `exec`; a few run side by side on worker
+        // threads so that bringing up hundreds of processes uses every core.
+        let spawned = {
+            let _slot = self.shared.spawn_slots.acquire().await.ok();
+            let (spec, ctx, log, reaper) = (
+                Arc::clone(&spec),
+                Arc::clone(&self.ctx),
+                self.log.clone(),
+                Arc::clone(&self.shared.reaper),
+            );
+            tokio::task::spawn_blocking(move || {
+                spawn::spawn(&spec, &spec.command, &ctx, &log, &reaper)
+            })
+            .await
+            .unwrap_or_else(|err| Err(std::io::Error::other(err)))
+        };
+        let child = match spawned {
             Ok(child) => child,
             Err(err) => {
                 let reason = format!("cannot start: {err}");

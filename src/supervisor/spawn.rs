@@ -136,9 +136,11 @@ pub fn spawn(
         .stdout(out)
         .stderr(err)
         .process_group(0);
+    let guard = reaper.begin_spawn();
     let child = cmd.spawn()?;
     let pid = child.id() as i32;
     let exit = reaper.watch(pid);
+    drop(guard);
     // The reaper owns the wait; dropping std's handle neither kills nor waits.
     drop(child);
     let start_time = platform::start_time(pid).unwrap_or(0);
@@ -175,9 +177,11 @@ pub fn spawn_helper(
         .stdout(out)
         .stderr(err)
         .process_group(0);
+    let guard = reaper.begin_spawn();
     let child = cmd.spawn()?;
     let pid = child.id() as i32;
     let exit = reaper.watch(pid);
+    drop(guard);
     drop(child);
     Ok(Child {
         pid,
