@@ -421,7 +421,12 @@ def bench_running(sv, n, idle, reps):
 def bench_logs(sv, size):
     writer = f"head -c {size} /dev/zero"
     if isinstance(sv, Procs):
-        extra = f"  writer:\n    command: {writer}\n    restart: no\n    disabled: true\n"
+        # No rotation during the measurement: the figure is the raw write path (like
+        # supervisord's `stdout_logfile_maxbytes=0` below).
+        extra = (
+            f"  writer:\n    command: {writer}\n    restart: no\n    disabled: true\n"
+            "    logs: { max_size: 1099511627776, keep: 1 }\n"
+        )
     else:
         extra = f"""
 [program:writer]
