@@ -25,6 +25,9 @@ use crate::error::exit;
 use crate::graph::Graph;
 use crate::registry::{self, ProcState, ProcessRecord, Registry, SupervisorRecord};
 
+/// Shortest pause between two background registry writes.
+const WRITE_INTERVAL: Duration = Duration::from_millis(50);
+
 /// The supervisor's state.
 pub struct Orchestrator {
     pub shared: Arc<Shared>,
@@ -110,6 +113,11 @@ impl Orchestrator {
                 let snapshot = me.snapshot();
                 let writer = Arc::clone(&me);
                 let _ = tokio::task::spawn_blocking(move || writer.write(snapshot)).await;
+                // At most one write per WRITE_INTERVAL while changes keep coming (a burst
+                // of 500 starts is a handful of writes, not hundreds of new inodes); the
+                // changes of the pause are written right after it. Whatever a crash loses
+                // of that window is found again through the processes' tags.
+                tokio::time::sleep(WRITE_INTERVAL).await;
             }
         });
     }
@@ -161,6 +169,7 @@ impl Orchestrator {
     fn snapshot(&self) -> (u64, Registry) {
         let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let (project, project_id) = self.project.lock().map(|p| p.clone()).unwrap_or_default();
+        let now = registry::now_rfc3339();
         let mut reg = Registry::new(&project, &self.shared.paths.project_dir, &project_id);
         reg.supervisor = self.supervisor.lock().ok().and_then(|s| s.clone());
         if let Ok(services) = self.services.lock() {
@@ -179,10 +188,10 @@ impl Orchestrator {
                 rec.ports = handle.spec.ports.iter().map(|p| p.port).collect();
                 rec.oneshot = handle.spec.oneshot;
                 rec.started_at = s.started_at;
-                rec.updated_at = Some(registry::now_rfc3339());
+                rec.updated_at = Some(now.clone());
                 rec.next_restart_at = s.next_restart_at;
                 rec.has_health = service::has_health(&handle.spec);
-                rec.spec = registry::StoredSpec::new(&*handle.spec);
+                rec.spec.clone_from(&handle.stored);
                 reg.processes.insert(name.clone(), rec);
             }
         }

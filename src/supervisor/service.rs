@@ -133,6 +133,8 @@ pub enum Cmd {
 /// The orchestrator's handle on an actor.
 pub struct Handle {
     pub spec: Arc<Process>,
+    /// `spec` as stored in the registry, serialized once.
+    pub stored: Option<crate::registry::StoredSpec>,
     pub hash: String,
     pub tx: mpsc::UnboundedSender<Cmd>,
     pub status: watch::Receiver<Status>,
@@ -177,6 +179,7 @@ pub fn spawn_actor(
     };
     let task = tokio::spawn(actor.run(adopt));
     Handle {
+        stored: crate::registry::StoredSpec::new(&*spec),
         spec,
         hash,
         tx,
