@@ -131,6 +131,9 @@ fn shift(path: &Path, keep: u32) -> io::Result<()> {
 
 /// Start the rotation task for the logs of `paths`, with the process policies that
 /// `policies` publishes (the orchestrator sends a new map on each `procs up`).
+/// Shortest pause between two looks at the logs while writes keep coming.
+const CHECK_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
+
 pub fn start(paths: &Paths, policies: watch::Receiver<Policies>) -> io::Result<()> {
     let events = DirEvents::new(&paths.logs_dir)?;
     let supervisor_log = paths
@@ -163,8 +166,15 @@ impl Rotator {
     async fn run(mut self, events: DirEvents) {
         let mut touched = self.known_logs();
         loop {
+            let checked = !touched.is_empty();
             for name in std::mem::take(&mut touched) {
                 self.check(name);
+            }
+            if checked {
+                // Under a write storm, look at most every CHECK_PAUSE: meanwhile the
+                // kernel merges the events of each file into one, so the supervisor's
+                // cost no longer grows with the writer's speed.
+                tokio::time::sleep(CHECK_PAUSE).await;
             }
             tokio::select! {
                 found = events.next() => match found {
