@@ -1059,3 +1059,26 @@ fn defaults_env_file_applies_to_processes_without_their_own() {
     assert_eq!(config.processes["a"].env["SHARED"], "from-defaults");
     assert_eq!(config.processes["b"].env["SHARED"], "own");
 }
+
+#[test]
+fn the_name_procs_is_reserved() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("procs.yaml"),
+        "processes:\n  procs:\n    command: x\n",
+    )
+    .expect("write");
+    let err = crate::config::load(&crate::config::LoadOptions {
+        file: None,
+        cwd: dir.path().to_path_buf(),
+        env: std::collections::BTreeMap::new(),
+    })
+    .expect_err("reserved");
+    let problem = &err.problems()[0];
+    assert!(
+        problem.message.contains("`procs` is reserved"),
+        "{}",
+        problem.message
+    );
+    assert_eq!((problem.line, problem.column), (2, 3));
+}

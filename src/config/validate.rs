@@ -75,6 +75,14 @@ pub(crate) fn validate(mut json: J, input: &Input<'_>) -> Result<Config, Found> 
                          not starting with `-`"
                     ),
                 ));
+            } else if name == "procs" {
+                // `logs/procs.log` is the supervisor's own log.
+                found.push((
+                    Site::key(path(&["processes", name])),
+                    "the process name `procs` is reserved (its log would be the supervisor's \
+                     `logs/procs.log`); choose another name"
+                        .to_owned(),
+                ));
             }
             names.insert(name.clone());
         }
