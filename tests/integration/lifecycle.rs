@@ -326,3 +326,78 @@ processes:
     assert!(!pid_alive(pid), "the stack is down");
     p.assert_no_survivors();
 }
+
+#[test]
+fn children_get_the_environment_layers_cwd_and_procs_tags() {
+    let mut p = Project::new().config(
+        r#"
+name: envdemo
+env: { TOP: top, OVERRIDDEN: top }
+processes:
+  show:
+    command: 'echo "TOP=$$TOP OVERRIDDEN=$$OVERRIDDEN OWN=$$OWN AMBIENT=$$AMBIENT PWD=$$(pwd)"; echo "TAGS=$$PROCS_PROJECT/$$PROCS_PROCESS/$$PROCS_PROJECT_ID"; exec "{testd}"'
+    cwd: sub
+    env: { OWN: own, OVERRIDDEN: process }
+"#,
+    );
+    std::fs::create_dir(p.path().join("sub")).expect("mkdir sub");
+    p.procs_env(["up"], &[("AMBIENT", "from-the-shell")])
+        .success();
+    wait_until(
+        "show to print its environment",
+        Duration::from_secs(10),
+        || p.read_log("show").contains("TAGS="),
+    );
+    let log = p.read_log("show");
+    let sub = p.path().join("sub").canonicalize().expect("canonical");
+    assert!(
+        log.contains(&format!(
+            "TOP=top OVERRIDDEN=process OWN=own AMBIENT=from-the-shell PWD={}",
+            sub.display()
+        )),
+        "{log}"
+    );
+    let id = p.procs(["status", "--json"]).success().json()["project_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert!(log.contains(&format!("TAGS=envdemo/show/{id}")), "{log}");
+    p.procs(["down"]).success();
+    p.assert_no_survivors();
+}
+
+#[test]
+fn up_no_deps_and_down_by_name() {
+    let mut p = Project::new().config(
+        r#"
+processes:
+  db:
+    command: ["{testd}"]
+  app:
+    command: ["{testd}"]
+    depends_on: [db]
+  other:
+    command: ["{testd}"]
+"#,
+    );
+    p.procs(["up", "--no-deps", "app"]).success();
+    assert_eq!(proc_status(&p, "app")["state"], "running");
+    assert_eq!(
+        proc_status(&p, "db")["state"],
+        "stopped",
+        "--no-deps leaves db alone"
+    );
+    p.procs(["up"]).success();
+    let (db, app, other) = (pid_of(&p, "db"), pid_of(&p, "app"), pid_of(&p, "other"));
+    p.procs(["down", "app", "db"]).success();
+    assert!(!pid_alive(db) && !pid_alive(app), "named processes stopped");
+    assert!(pid_alive(other), "down NAME leaves the others running");
+    let status = p.procs(["status", "--json"]).success().json();
+    assert_eq!(
+        status["supervisor"]["running"], true,
+        "down NAME keeps the supervisor"
+    );
+    p.procs(["down"]).success();
+    assert!(!pid_alive(other));
+    p.assert_no_survivors();
+}
