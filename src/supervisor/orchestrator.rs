@@ -702,6 +702,12 @@ impl Orchestrator {
                 }
             }
         }
+        // The last changes (the final `stopped`) may still be queued: show them too.
+        while let Ok(ev) = events.try_recv() {
+            if targets.contains(&ev.name) {
+                let _ = out.send(Response::Event(ev)).await;
+            }
+        }
         let order: Vec<String> = layers
             .iter()
             .flatten()
