@@ -96,13 +96,20 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Short stable hash (8 hex digits) of the canonical project directory: FNV-1a 64.
-pub fn project_id(project_dir: &Path) -> String {
+/// FNV-1a, 64 bits: a stable, dependency-free hash for ids and config hashes (not for
+/// anything adversarial).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in project_dir.as_os_str().as_encoded_bytes() {
+    for byte in bytes {
         hash ^= u64::from(*byte);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
+    hash
+}
+
+/// Short stable hash (8 hex digits) of the canonical project directory.
+pub fn project_id(project_dir: &Path) -> String {
+    let hash = fnv1a(project_dir.as_os_str().as_encoded_bytes());
     format!("{:08x}", (hash >> 32) ^ (hash & 0xffff_ffff))
 }
 

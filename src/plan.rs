@@ -16,12 +16,7 @@ use crate::registry::{ProcState, Registry, StoredSpec};
 /// Stable hash of everything procs passes to a process.
 pub fn config_hash(spec: &Process) -> String {
     let bytes = serde_json::to_vec(spec).unwrap_or_default();
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{hash:016x}")
+    format!("{:016x}", crate::paths::fnv1a(&bytes))
 }
 
 /// Field-level reasons why `new` differs from `old` (`env.COLOR changed`).
