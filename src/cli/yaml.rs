@@ -63,7 +63,7 @@ fn key(k: &str) -> String {
 pub fn to_yaml(value: &Value) -> String {
     let mut out = String::new();
     match value {
-        Value::Object(map) if !map.is_empty() => write_map(&mut out, map, 0),
+        Value::Object(map) if !map.is_empty() => write_map(&mut out, map, 0, false),
         Value::Array(items) if !items.is_empty() => write_seq(&mut out, items, 0),
         other => {
             out.push_str(&inline(other));
@@ -89,18 +89,25 @@ fn is_block(v: &Value) -> bool {
     matches!(v, Value::Array(a) if !a.is_empty()) || matches!(v, Value::Object(m) if !m.is_empty())
 }
 
-fn write_map(out: &mut String, map: &serde_json::Map<String, Value>, indent: usize) {
-    for (k, v) in map {
-        let pad = pad(indent);
+/// Write `map` at `indent`; with `dash`, the first entry carries the `- ` of a sequence
+/// item (drawn in the two columns left of `indent`).
+fn write_map(out: &mut String, map: &serde_json::Map<String, Value>, indent: usize, dash: bool) {
+    for (i, (k, v)) in map.iter().enumerate() {
+        if dash && i == 0 {
+            out.push_str(pad(indent - 2));
+            out.push_str("- ");
+        } else {
+            out.push_str(pad(indent));
+        }
         if is_block(v) {
-            let _ = writeln!(out, "{pad}{}:", key(k));
+            let _ = writeln!(out, "{}:", key(k));
             match v {
-                Value::Object(m) => write_map(out, m, indent + 2),
+                Value::Object(m) => write_map(out, m, indent + 2, false),
                 Value::Array(a) => write_seq(out, a, indent + 2),
                 _ => {}
             }
         } else {
-            let _ = writeln!(out, "{pad}{}: {}", key(k), inline(v));
+            let _ = writeln!(out, "{}: {}", key(k), inline(v));
         }
     }
 }
@@ -109,24 +116,7 @@ fn write_seq(out: &mut String, items: &[Value], indent: usize) {
     let pad = pad(indent);
     for item in items {
         match item {
-            Value::Object(m) if !m.is_empty() => {
-                // First entry on the dash line, the rest aligned under it.
-                let mut first = true;
-                for (k, v) in m {
-                    let lead = if first { "- " } else { "  " };
-                    first = false;
-                    if is_block(v) {
-                        let _ = writeln!(out, "{pad}{lead}{}:", key(k));
-                        match v {
-                            Value::Object(inner) => write_map(out, inner, indent + 4),
-                            Value::Array(inner) => write_seq(out, inner, indent + 4),
-                            _ => {}
-                        }
-                    } else {
-                        let _ = writeln!(out, "{pad}{lead}{}: {}", key(k), inline(v));
-                    }
-                }
-            }
+            Value::Object(m) if !m.is_empty() => write_map(out, m, indent + 2, true),
             Value::Array(inner) if !inner.is_empty() => {
                 let _ = writeln!(out, "{pad}-");
                 write_seq(out, inner, indent + 2);
