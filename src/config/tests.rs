@@ -1082,3 +1082,32 @@ fn the_name_procs_is_reserved() {
     );
     assert_eq!((problem.line, problem.column), (2, 3));
 }
+
+#[test]
+fn https_probes_and_bad_log_regexes_are_config_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("procs.yaml"),
+        "processes:\n  a:\n    command: x\n    healthcheck: { http: \"https://x/h\" }\n  b:\n    command: y\n    healthcheck: { log: \"ready(\" }\n",
+    )
+    .expect("write");
+    let err = crate::config::load(&crate::config::LoadOptions {
+        file: None,
+        cwd: dir.path().to_path_buf(),
+        env: std::collections::BTreeMap::new(),
+    })
+    .expect_err("invalid");
+    let messages: Vec<&str> = err.problems().iter().map(|p| p.message.as_str()).collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("use `exec: curl -fsS https://x/h`")),
+        "{messages:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("not a valid regular expression")),
+        "{messages:?}"
+    );
+}

@@ -916,7 +916,14 @@ fn healthcheck(h: &RawHealthcheck, at: &Locator<'_>, found: &mut Found) -> Optio
         }
         Probe::Tcp { host, port }
     } else if let Some(url) = &h.http {
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
+        if url.starts_with("https://") {
+            found.push((
+                at.value(&["healthcheck", "http"]),
+                format!(
+                    "the `http` probe speaks plain HTTP; for `{url}` use `exec: curl -fsS {url}`"
+                ),
+            ));
+        } else if !url.starts_with("http://") {
             found.push((
                 at.value(&["healthcheck", "http"]),
                 format!("`http` must be an `http://` URL, found `{url}`"),
@@ -927,6 +934,15 @@ fn healthcheck(h: &RawHealthcheck, at: &Locator<'_>, found: &mut Found) -> Optio
             status: h.status,
         }
     } else if let Some(re) = &h.log {
+        if let Err(err) = regex::Regex::new(re) {
+            found.push((
+                at.value(&["healthcheck", "log"]),
+                format!(
+                    "`log` is not a valid regular expression: {}",
+                    err.to_string().lines().last().unwrap_or_default()
+                ),
+            ));
+        }
         Probe::Log(re.clone())
     } else {
         return None;
