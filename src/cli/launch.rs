@@ -43,6 +43,15 @@ fn lock_is_free(paths: &Paths) -> bool {
 }
 
 fn launch(paths: &Paths, project: &str, attempts: u32) -> anyhow::Result<()> {
+    // The new supervisor moves a corrupt registry aside and rebuilds it: say so once.
+    if let Ok(crate::registry::Loaded::Corrupt { error, .. }) =
+        crate::registry::load(&paths.state_file, false)
+    {
+        eprintln!(
+            "warning: {} is corrupt ({error}); keeping a copy and rebuilding it from the running processes",
+            paths.state_file.display()
+        );
+    }
     paths
         .ensure_dirs()
         .context("cannot create the state directory")?;

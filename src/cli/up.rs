@@ -42,14 +42,6 @@ pub fn up(global: &Global, out: &Out, args: &UpArgs) -> anyhow::Result<i32> {
     if args.dry_run {
         return dry_run(&config, &paths, args, out);
     }
-    if !launch::running(&paths)
-        && let Ok(Loaded::Corrupt { error, .. }) = registry::load(&paths.state_file, false)
-    {
-        eprintln!(
-            "warning: {} is corrupt ({error}); keeping a copy and rebuilding it from the running processes",
-            paths.state_file.display()
-        );
-    }
     launch::ensure(&paths, &config.name)?;
     let request = Request::Up(UpRequest {
         config: config.clone(),

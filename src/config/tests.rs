@@ -1042,72 +1042,41 @@ fn fast_document_equals_the_located_tree_on_random_and_mutated_yaml() {
 
 #[test]
 fn defaults_env_file_applies_to_processes_without_their_own() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("common.env"), "SHARED=from-defaults\n").expect("write");
-    std::fs::write(dir.path().join("own.env"), "SHARED=own\n").expect("write");
-    std::fs::write(
-        dir.path().join("procs.yaml"),
-        "defaults:\n  env_file: common.env\nprocesses:\n  a:\n    command: x\n  b:\n    command: y\n    env_file: own.env\n",
-    )
-    .expect("write");
-    let config = crate::config::load(&crate::config::LoadOptions {
-        file: None,
-        cwd: dir.path().to_path_buf(),
-        env: std::collections::BTreeMap::new(),
-    })
-    .expect("valid");
+    let dir = project(&[
+        ("common.env", "SHARED=from-defaults\n"),
+        ("own.env", "SHARED=own\n"),
+        (
+            "procs.yaml",
+            "defaults:\n  env_file: common.env\nprocesses:\n  a:\n    command: x\n  b:\n    command: y\n    env_file: own.env\n",
+        ),
+    ]);
+    let config = load_in(dir.path(), &[]).expect("valid");
     assert_eq!(config.processes["a"].env["SHARED"], "from-defaults");
     assert_eq!(config.processes["b"].env["SHARED"], "own");
 }
 
 #[test]
 fn the_name_procs_is_reserved() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(
-        dir.path().join("procs.yaml"),
-        "processes:\n  procs:\n    command: x\n",
-    )
-    .expect("write");
-    let err = crate::config::load(&crate::config::LoadOptions {
-        file: None,
-        cwd: dir.path().to_path_buf(),
-        env: std::collections::BTreeMap::new(),
-    })
-    .expect_err("reserved");
-    let problem = &err.problems()[0];
-    assert!(
-        problem.message.contains("`procs` is reserved"),
-        "{}",
-        problem.message
-    );
-    assert_eq!((problem.line, problem.column), (2, 3));
+    let (line, column, message) = one_error("processes:\n  procs:\n    command: x\n");
+    assert!(message.contains("`procs` is reserved"), "{message}");
+    assert_eq!((line, column), (2, 3));
 }
 
 #[test]
 fn https_probes_and_bad_log_regexes_are_config_errors() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(
-        dir.path().join("procs.yaml"),
+    let found = errors(
         "processes:\n  a:\n    command: x\n    healthcheck: { http: \"https://x/h\" }\n  b:\n    command: y\n    healthcheck: { log: \"ready(\" }\n",
-    )
-    .expect("write");
-    let err = crate::config::load(&crate::config::LoadOptions {
-        file: None,
-        cwd: dir.path().to_path_buf(),
-        env: std::collections::BTreeMap::new(),
-    })
-    .expect_err("invalid");
-    let messages: Vec<&str> = err.problems().iter().map(|p| p.message.as_str()).collect();
-    assert!(
-        messages
-            .iter()
-            .any(|m| m.contains("use `exec: curl -fsS https://x/h`")),
-        "{messages:?}"
     );
     assert!(
-        messages
+        found
             .iter()
-            .any(|m| m.contains("not a valid regular expression")),
-        "{messages:?}"
+            .any(|(l, _, m)| *l == 4 && m.contains("use `exec: curl -fsS https://x/h`")),
+        "{found:?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|(l, _, m)| *l == 7 && m.contains("not a valid regular expression")),
+        "{found:?}"
     );
 }
