@@ -1012,31 +1012,310 @@ fn loader_never_panics_on_random_and_mutated_yaml() {
     }
 }
 
+/// Structured random YAML: mostly valid documents in every style the fast path reads
+/// (block and flow collections, compact items, quoting, block scalars, anchors, aliases,
+/// merge keys, interpolation), with scalars chosen to sit on typing edges.
+struct YamlGen {
+    rng: Rng,
+    /// Anchors defined so far: name and whether it names a mapping.
+    anchors: Vec<(String, bool)>,
+}
+
+const GEN_PLAIN: &[&str] = &[
+    "a",
+    "web",
+    "x y",
+    "-m",
+    "--port",
+    "127.0.0.1",
+    "http://h:1/p?q",
+    "a#b",
+    "a:b",
+    "1",
+    "-1",
+    "+1",
+    "0",
+    "-0",
+    "007",
+    "+07",
+    "1_000",
+    "1.5",
+    "1e3",
+    "-0.5",
+    ".5",
+    "1.",
+    "1e999",
+    ".inf",
+    "-.inf",
+    ".nan",
+    "0x1F",
+    "0o7",
+    "true",
+    "True",
+    "FALSE",
+    "yes",
+    "no",
+    "on",
+    "null",
+    "Null",
+    "~",
+    "10s",
+    "10MiB",
+    "SIGTERM",
+    "é",
+    "${A}",
+    "${A:-d}",
+    "${EMPTY:-d}",
+    "${B-x}",
+    "${A:+y}",
+    "$$A",
+    "$A/x",
+    "${UNSET}",
+    "${A:?m}",
+    "${UNSET:?m}",
+    "a$",
+    "$1",
+    "99999999999999999999",
+    "-9223372036854775809",
+    "18446744073709551615",
+    "inf",
+    "nan",
+    "echo {a,b}",
+    "a [b]",
+    "x: y",
+    "- z",
+    "a,b",
+    "k #c",
+    "${A:-${B}}",
+    "${A-}",
+    "a  b",
+];
+const GEN_QUOTED: &[&str] = &[
+    "'a'",
+    "'it''s'",
+    "''",
+    "\"\"",
+    "\"a\\tb\"",
+    "\"\\u00e9\"",
+    "\"\\x41\"",
+    "\"${A}\"",
+    "'${A}'",
+    "\"#x\"",
+    "\"a: b\"",
+    "\"1\"",
+    "'true'",
+    "\"\\\"q\\\"\"",
+    "'a\"b'",
+    "\"x\\/y\"",
+    "'<<'",
+];
+const GEN_KEYS: &[&str] = &[
+    "a", "b", "c", "name", "1", "true", "~", "\"q\"", "'s k'", "x y", "1.5", "-1", "007", "k-1",
+    "a.b", "\"<<\"",
+];
+
+impl YamlGen {
+    fn scalar(&mut self) -> String {
+        if self.rng.below(4) == 0 {
+            self.rng.pick(GEN_QUOTED).to_owned()
+        } else {
+            self.rng.pick(GEN_PLAIN).to_owned()
+        }
+    }
+
+    fn alias(&mut self, want_map: bool) -> Option<String> {
+        let fitting: Vec<String> = self
+            .anchors
+            .iter()
+            .filter(|(_, is_map)| !want_map || *is_map)
+            .map(|(n, _)| n.clone())
+            .collect();
+        (!fitting.is_empty()).then(|| format!("*{}", fitting[self.rng.below(fitting.len())]))
+    }
+
+    fn new_anchor(&mut self, is_map: bool) -> String {
+        let name = format!("n{}", self.anchors.len());
+        self.anchors.push((name.clone(), is_map));
+        name
+    }
+
+    fn flow(&mut self, depth: usize, indent: usize) -> String {
+        let map = self.rng.below(2) == 0;
+        let n = self.rng.below(4);
+        let sep = if self.rng.below(5) == 0 {
+            format!(",\n{}", " ".repeat(indent + 2))
+        } else {
+            ", ".to_owned()
+        };
+        let items: Vec<String> = (0..n)
+            .map(|_| {
+                let v = match self.rng.below(6) {
+                    0 if depth > 0 => self.flow(depth - 1, indent),
+                    1 => self.alias(false).unwrap_or_else(|| "x".into()),
+                    _ => self.scalar(),
+                };
+                if map {
+                    format!("{}: {v}", self.rng.pick(GEN_KEYS))
+                } else {
+                    v
+                }
+            })
+            .collect();
+        let (open, close) = if map { ("{", "}") } else { ("[", "]") };
+        format!("{open}{}{close}", items.join(&sep))
+    }
+
+    fn block_scalar(&mut self, indent: usize) -> String {
+        let mut s = self.rng.pick(&["|", ">"]).to_owned();
+        s.push_str(self.rng.pick(&["", "-", "+"]));
+        s.push('\n');
+        let pad = " ".repeat(indent + 2);
+        for _ in 0..=self.rng.below(4) {
+            match self.rng.below(6) {
+                0 => s.push('\n'),
+                1 => s.push_str(&format!("{pad}  more ${{A}}\n")),
+                _ => s.push_str(&format!("{pad}{}\n", self.rng.pick(GEN_PLAIN))),
+            }
+        }
+        s
+    }
+
+    /// The text after `key:` or `-` (starting with a space or a line break), ending with a
+    /// line break.
+    fn value(&mut self, depth: usize, indent: usize, in_seq: bool) -> String {
+        match self.rng.below(if depth == 0 { 4 } else { 9 }) {
+            0 => format!(" {}\n", self.scalar()),
+            1 => format!(" {} # note\n", self.scalar()),
+            2 => format!(" {}\n", self.alias(false).unwrap_or_else(|| "~".into())),
+            3 => format!(" {}", self.block_scalar(indent)),
+            4 | 5 => format!(" {}\n", self.flow(depth - 1, indent)),
+            6 => {
+                let anchor = (self.rng.below(2) == 0).then(|| self.new_anchor(true));
+                let body = self.map(depth - 1, indent + 2);
+                match anchor {
+                    Some(a) => format!(" &{a}\n{body}"),
+                    None => format!("\n{body}"),
+                }
+            }
+            7 if in_seq && self.rng.below(2) == 0 => {
+                // Compact forms: `- k: v` and `- - x`.
+                let inner = if self.rng.below(2) == 0 {
+                    self.map(depth - 1, indent + 2)
+                } else {
+                    self.seq(depth - 1, indent + 2)
+                };
+                format!(" {}", &inner[indent + 2..])
+            }
+            _ => {
+                let same = !in_seq && self.rng.below(2) == 0;
+                format!(
+                    "\n{}",
+                    self.seq(depth - 1, if same { indent } else { indent + 2 })
+                )
+            }
+        }
+    }
+
+    fn map(&mut self, depth: usize, indent: usize) -> String {
+        let pad = " ".repeat(indent);
+        let mut out = String::new();
+        let mut used = Vec::new();
+        let mut merged = false;
+        for _ in 0..=self.rng.below(4) {
+            if !merged
+                && self.rng.below(6) == 0
+                && let Some(alias) = self.alias(true)
+            {
+                let merge = if self.rng.below(3) == 0 {
+                    format!("[{alias}, {}]", self.alias(true).unwrap_or(alias.clone()))
+                } else {
+                    alias
+                };
+                out.push_str(&format!("{pad}<<: {merge}\n"));
+                merged = true;
+                continue;
+            }
+            let key = self.rng.pick(GEN_KEYS);
+            if used.contains(&key) {
+                continue;
+            }
+            used.push(key);
+            let value = self.value(depth, indent, false);
+            out.push_str(&format!("{pad}{key}:{value}"));
+            if self.rng.below(8) == 0 {
+                out.push_str(&format!("{pad}# comment\n\n"));
+            }
+        }
+        out
+    }
+
+    fn seq(&mut self, depth: usize, indent: usize) -> String {
+        let pad = " ".repeat(indent);
+        let mut out = String::new();
+        for _ in 0..=self.rng.below(3) {
+            let value = self.value(depth, indent, true);
+            out.push_str(&format!("{pad}-{value}"));
+        }
+        out
+    }
+
+    fn document(&mut self) -> String {
+        self.anchors.clear();
+        let head = if self.rng.below(6) == 0 {
+            "--- # doc\n"
+        } else {
+            ""
+        };
+        format!("{head}{}", self.map(3, 0))
+    }
+}
+
 /// The fast path's invariant: whenever it reads a document, the located tree reads the same
 /// files without a problem into the same JSON (so validation cannot tell them apart).
 #[test]
 fn fast_document_equals_the_located_tree_on_random_and_mutated_yaml() {
-    let props: std::collections::HashMap<String, String> =
-        [("FRONTEND_PORT".to_owned(), "3001".to_owned())].into();
+    let props: std::collections::HashMap<String, String> = [
+        ("FRONTEND_PORT", "3001"),
+        ("A", "va"),
+        ("B", "1.5"),
+        ("EMPTY", ""),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .into();
     let mut rng = Rng(0x2545_F491_4F6C_DD1D);
-    let mut read = 0;
-    for case in 0..3000 {
-        let text = match case % 4 {
+    let mut generator = YamlGen {
+        rng: Rng(0x9E37_79B9_7F4A_7C15),
+        anchors: Vec::new(),
+    };
+    let (mut read, mut structured, mut structured_read) = (0, 0, 0);
+    for case in 0..6000 {
+        let text = match case % 6 {
             0 => random_yaml(&mut rng),
-            _ => mutate(&mut rng, REALISTIC),
+            1 | 2 => mutate(&mut rng, REALISTIC),
+            3 => mutate(&mut rng, &generator.document()),
+            _ => {
+                structured += 1;
+                generator.document()
+            }
         };
-        let Some(doc) = fast::parse(&text, Some(&props)) else {
+        let props = (case % 5 != 0).then_some(&props);
+        let Some(doc) = fast::parse(&text, props) else {
             continue;
         };
         read += 1;
-        let (node, complex_keys) = tree::parse(&text, 0, Some(&props))
+        structured_read += usize::from(case % 6 > 3);
+        let (node, complex_keys) = tree::parse(&text, 0, props)
             .unwrap_or_else(|e| panic!("case {case}: only the tree failed ({e:?}):\n{text}"));
         assert!(complex_keys.is_empty(), "case {case}:\n{text}");
         assert_eq!(doc, node.to_json(), "case {case}:\n{text}");
     }
     assert!(
-        read > 300,
+        read > 1500,
         "too few documents read by the fast path: {read}"
+    );
+    assert!(
+        structured_read * 2 > structured,
+        "the fast path gave up on most generated documents: {structured_read} of {structured}"
     );
 }
 
@@ -1079,4 +1358,45 @@ fn https_probes_and_bad_log_regexes_are_config_errors() {
             .any(|(l, _, m)| *l == 7 && m.contains("not a valid regular expression")),
         "{found:?}"
     );
+}
+
+#[test]
+fn many_processes_may_merge_one_anchor() {
+    let mut text = String::from("x-defaults: &d\n  restart: always\nprocesses:\n");
+    for i in 0..150 {
+        text.push_str(&format!("  p{i}:\n    <<: *d\n    command: sleep 1\n"));
+    }
+    let config = ok(&text);
+    assert_eq!(config.processes.len(), 150);
+    assert!(
+        config
+            .processes
+            .values()
+            .all(|p| p.restart == RestartPolicy::Always)
+    );
+    // The located path (taken when there is a problem) reads it too: only the problem shows.
+    text.push_str("  bad:\n    <<: *d\n    comand: x\n");
+    let (line, column, message) = one_error(&text);
+    assert_eq!((line, column), (456, 5), "{message}");
+    assert!(message.contains("did you mean `command`"), "{message}");
+}
+
+/// Every example is read by the fast path (a configuration written the usual way never
+/// pays for the located parser).
+#[test]
+fn the_fast_path_reads_the_examples() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&examples).unwrap() {
+        let file = entry.unwrap().path().join("procs.yaml");
+        if let Ok(text) = std::fs::read_to_string(&file) {
+            seen += 1;
+            assert!(
+                fast::parse(&text, Some(&std::collections::HashMap::new())).is_some(),
+                "{} needs the located parser",
+                file.display()
+            );
+        }
+    }
+    assert!(seen > 0);
 }

@@ -80,12 +80,18 @@ pub fn path(keys: &[&str]) -> Vec<Seg> {
 
 /// Parse options shared by every YAML read: YAML 1.2 booleans (`yes`/`no`/`on`/`off` are
 /// strings, so `restart: no` means what it says), `0755` kept as a string.
+///
+/// The default budget stays (depth, nodes, alias expansion, input size), without the
+/// aliases-per-anchor heuristic: a stack of 150 processes that each merge one `x-defaults`
+/// anchor is normal, and the other limits already bound what aliases can expand to.
 fn options() -> serde_saphyr::Options {
-    serde_saphyr::options! {
+    let mut o = serde_saphyr::options! {
         strict_booleans: true,
         leading_zero_numbers_as_strings: true,
         underscored_numbers_as_strings: true,
-    }
+    };
+    o.budget = serde_saphyr::budget! { enforce_alias_anchor_ratio: false };
+    o
 }
 
 /// [`options`], plus Docker Compose style interpolation from `props` when given. Shared
