@@ -14,7 +14,7 @@ pub fn config(global: &Global, out: &Out) -> anyhow::Result<i32> {
     if out.json {
         println!("{}", serde_json::to_string_pretty(&config)?);
     } else {
-        print!("{}", super::yaml::to_yaml(&serde_json::to_value(&config)?));
+        print!("{}", super::yaml::to_yaml(&config)?);
     }
     Ok(exit::OK)
 }
