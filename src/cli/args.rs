@@ -79,6 +79,25 @@ pub enum Command {
     Supervise(SuperviseArgs),
 }
 
+impl Command {
+    /// Commands that only read and print, and so may simply end when their reader goes away
+    /// (`procs logs -f | grep -m1 ready`). Commands that change state finish their work.
+    pub fn only_prints(&self) -> bool {
+        matches!(
+            self,
+            Self::Status(_)
+                | Self::Logs(_)
+                | Self::Config
+                | Self::Graph(_)
+                | Self::Ls
+                | Self::Ports
+                | Self::Schema
+                | Self::Completions(_)
+                | Self::Man
+        )
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct UpArgs {
     /// Processes to start (with their dependencies); default: every process not disabled.

@@ -68,6 +68,9 @@ pub fn main() -> i32 {
             return code;
         }
     };
+    if cli.command.only_prints() {
+        crate::platform::default_sigpipe();
+    }
     match run(cli) {
         Ok(code) => code,
         Err(err) => {

@@ -45,12 +45,12 @@ pub struct Process {
     pub restart: RestartPolicy,
     pub backoff: Backoff,
     pub max_restarts: u32,
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "human_duration")]
     pub min_uptime: Duration,
     pub oneshot: bool,
     pub success_exit_codes: Vec<i32>,
     pub stop_signal: Signal,
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "human_duration")]
     pub stop_timeout: Duration,
     pub stop_command: Option<Command>,
     pub disabled: bool,
@@ -88,13 +88,13 @@ pub enum Condition {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthCheck {
     pub probe: Probe,
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "human_duration")]
     pub interval: Duration,
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "human_duration")]
     pub timeout: Duration,
     /// Consecutive failures that make a healthy process unhealthy.
     pub retries: u32,
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "human_duration")]
     pub start_timeout: Duration,
 }
 
@@ -132,9 +132,9 @@ pub enum RestartPolicy {
 /// Exponential backoff between restarts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Backoff {
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "human_duration")]
     pub initial: Duration,
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "human_duration")]
     pub max: Duration,
 }
 
@@ -169,4 +169,16 @@ pub mod defaults {
     pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
     pub const LOG_MAX_SIZE: u64 = 10 * 1024 * 1024;
     pub const LOG_KEEP: u32 = 3;
+}
+
+/// Durations as humantime text (`1m 30s`), written straight to the serializer (no
+/// intermediate `String` per duration); read back with `humantime_serde`.
+mod human_duration {
+    use std::time::Duration;
+
+    pub use humantime_serde::deserialize;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_duration(*d))
+    }
 }

@@ -233,6 +233,10 @@ pub(crate) fn valid_name(name: &str) -> bool {
 /// Deserializes `value` as `T`, recording every error (located under `base`) and removing
 /// the offending node until deserialization succeeds. `None` if the value itself is wrong.
 fn collect<T: DeserializeOwned>(value: &mut J, base: &[Seg], found: &mut Found) -> Option<T> {
+    // The happy path without path tracking (same acceptance; only the errors need paths).
+    if let Ok(v) = T::deserialize(&*value) {
+        return Some(v);
+    }
     // Removed list items, in original coordinates, to map later paths back to the source.
     let mut removed: Vec<Vec<Seg>> = Vec::new();
     for _ in 0..1000 {

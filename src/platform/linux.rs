@@ -808,6 +808,20 @@ pub fn set_child_subreaper() -> io::Result<()> {
     nix::sys::prctl::set_child_subreaper(true).map_err(io::Error::from)
 }
 
+/// Restore the default action for `SIGPIPE` (the Rust runtime ignores it): a command whose
+/// output is piped into `head` or `grep -m1` then ends quietly when the reader goes away,
+/// like any Unix filter, instead of failing on the write.
+pub fn default_sigpipe() {
+    // SAFETY: SIG_DFL installs no handler, so no Rust code can run in signal context; the
+    // call only changes this process's disposition for SIGPIPE.
+    let _ = unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        )
+    };
+}
+
 /// How a reaped child ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitInfo {

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::harness::{Project, free_port, procs_bin, run};
+use crate::harness::{Project, free_port, procs_bin, run, wait_until};
 
 const STACK: &str = r#"
 name: demo
@@ -43,6 +43,57 @@ fn config_prints_the_resolved_config_and_json() {
         "healthy"
     );
     assert_eq!(json["processes"]["db"]["restart"], "on-failure");
+    p.assert_no_survivors();
+}
+
+/// `procs config | head -1`: the command ends quietly when its reader goes away (like any
+/// Unix filter), instead of panicking on the write.
+#[test]
+fn printing_into_a_closed_pipe_ends_quietly() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+
+    let mut yaml = String::from("processes:\n");
+    for i in 0..400 {
+        yaml.push_str(&format!("  p{i}:\n    command: sleep 1\n"));
+    }
+    let mut p = Project::new().config(&yaml);
+    let mut child = p
+        .command(procs_bin())
+        .arg("config")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("name:"), "{first}");
+    // The reader is gone now (dropped above); the output is far bigger than a pipe buffer.
+    let mut status = None;
+    wait_until(
+        "`procs config` to end",
+        std::time::Duration::from_secs(20),
+        || {
+            status = child.try_wait().unwrap();
+            status.is_some()
+        },
+    );
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(
+        status.and_then(|s| s.signal()),
+        Some(13),
+        "ended by SIGPIPE ({status:?}); stderr:\n{stderr}"
+    );
+    assert!(stderr.is_empty(), "{stderr}");
     p.assert_no_survivors();
 }
 
