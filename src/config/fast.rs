@@ -7,14 +7,17 @@
 //! and merge keys — and merging the override on top ([`merge`]).
 //! Covers: block mappings and sequences (including compact `- key: value` items), flow
 //! collections (`[a, b]`, `{k: v}`, also across lines), plain, single- and double-quoted
-//! single-line scalars, literal and folded block scalars (`|`, `>-`, `|+`, …), comments,
+//! single-line scalars, multi-line plain scalars, literal and folded block scalars (`|`, `>-`, `|+`, …), comments,
 //! one optional `---`, anchors `&a`, aliases `*a`, merge keys `<<: *a` / `<<: [*a, *b]`, and
 //! the common interpolation forms (`$$`, `$VAR`, `${VAR}`, `${VAR:-text}`, `${VAR-text}`,
 //! `${VAR:+text}`, `${VAR+text}`, and `${VAR:?msg}` / `${VAR?msg}` when satisfied).
-//! Must not: report anything. Whatever it does not cover — tags, multi-line flow scalars,
-//! multi-line plain or quoted scalars, complex keys, tabs, CR line ends, directives, several
-//! documents, nested interpolation, a duplicate key, anything invalid — makes it give up with
-//! `None`, and the caller takes the slow, located path, which is the reference.
+//! Interpolation forms it does not expand itself (nested `${A:-${B}}`, unusual names) are
+//! expanded by serde-saphyr for that one scalar.
+//! Must not: report anything. Whatever it does not cover — tags, multi-line quoted scalars,
+//! multi-line plain scalars inside flow collections, complex keys, tabs, CR line ends,
+//! directives, several documents, a duplicate key, a failed interpolation, anything invalid —
+//! makes it give up with `None`, and the caller takes the slow, located path, which is the
+//! reference.
 //! Invariants: when [`document`] returns `Some(doc)`, the located tree reads the same files
 //! without a problem into a tree whose `to_json()` equals `doc` (the test
 //! `fast_document_equals_the_located_tree_on_random_and_mutated_yaml` and the tests below
@@ -68,6 +71,7 @@ pub fn parse(text: &str, props: Option<&HashMap<String, String>>) -> Option<J> {
         anchors: HashMap::new(),
         nodes: 0,
         depth: 0,
+        saphyr: None,
     };
     r.skip_blank_lines();
     if r.starts_marker(*b"...") {
@@ -135,6 +139,8 @@ struct Reader<'a> {
     anchors: HashMap<&'a str, J>,
     nodes: usize,
     depth: usize,
+    /// serde-saphyr's options with `props`, made on first use (see [`Reader::expand`]).
+    saphyr: Option<serde_saphyr::Options>,
 }
 
 impl<'a> Reader<'a> {
@@ -260,7 +266,8 @@ impl<'a> Reader<'a> {
                     self.pos = start;
                     self.block_map(col)?
                 } else {
-                    let v = self.value_of(first)?;
+                    let whole = self.plain_tail(first, parent)?;
+                    let v = self.value_of(whole)?;
                     self.eol()?;
                     v
                 }
@@ -337,6 +344,9 @@ impl<'a> Reader<'a> {
         let anchor = if self.peek() == b'&' {
             let name = self.name()?;
             self.skip_spaces();
+            // Inside its own node the name is being defined: an alias to it there is a
+            // recursive reference (the located parser's error), not the previous definition.
+            self.anchors.remove(name);
             Some(name)
         } else {
             None
@@ -376,7 +386,11 @@ impl<'a> Reader<'a> {
             if self.anchors.len() >= 10_000 {
                 return None;
             }
-            self.anchors.insert(name, value.clone());
+            // A definition of the same name inside the node came later in the document,
+            // so it is the one later aliases mean.
+            if !self.anchors.contains_key(name) {
+                self.anchors.insert(name, value.clone());
+            }
         }
         Some(value)
     }
@@ -388,9 +402,98 @@ impl<'a> Reader<'a> {
             b'*' => self.alias(),
             _ => {
                 let s = self.scalar(false)?;
-                self.value_of(s)
+                let whole = self.plain_tail(s, parent)?;
+                self.value_of(whole)
             }
         }
+    }
+
+    /// A plain scalar (`first`, just read) continued on the following lines, each indented
+    /// deeper than `parent`: the lines fold into one — a line break becomes a space, blank
+    /// lines stay line breaks. Continuation lines that look like structure (`key: value`,
+    /// an indicator first) are left to the located parser.
+    fn plain_tail(&mut self, first: Scalar<'a>, parent: isize) -> Option<Scalar<'a>> {
+        if !first.plain || parent < 0 {
+            return Some(first);
+        }
+        let mut i = self.pos;
+        while self.at(i) == b' ' {
+            i += 1;
+        }
+        let mut folded: Option<String> = None;
+        let mut end = self.pos;
+        while self.at(i) == b'\n' {
+            let mut blanks = 0;
+            let mut line_start = i + 1;
+            let mut j = line_start;
+            loop {
+                while self.at(j) == b' ' {
+                    j += 1;
+                }
+                if self.at(j) != b'\n' {
+                    break;
+                }
+                blanks += 1;
+                j += 1;
+                line_start = j;
+            }
+            if matches!(self.at(j), 0 | b'#') || (j - line_start) as isize <= parent {
+                break;
+            }
+            let line_end = memchr(b'\n', &self.b[j..]).map_or(self.b.len(), |k| j + k);
+            let mut line = self.text[j..line_end].trim_end_matches(' ');
+            // A comment ends the scalar (a deeper line after it is the caller's problem).
+            let commented = line.find(" #");
+            if let Some(k) = commented {
+                line = line[..k].trim_end_matches(' ');
+            }
+            if line.contains(": ")
+                || line.ends_with(':')
+                || line == "-"
+                || line.starts_with("- ")
+                || matches!(
+                    line.as_bytes()[0],
+                    b'?' | b':'
+                        | b','
+                        | b'['
+                        | b']'
+                        | b'{'
+                        | b'}'
+                        | b'&'
+                        | b'*'
+                        | b'!'
+                        | b'|'
+                        | b'>'
+                        | b'\''
+                        | b'"'
+                        | b'%'
+                        | b'@'
+                        | b'`'
+                )
+            {
+                return None;
+            }
+            let text = folded.get_or_insert_with(|| first.text.to_string());
+            if blanks == 0 {
+                text.push(' ');
+            }
+            text.extend(std::iter::repeat_n('\n', blanks));
+            text.push_str(line);
+            self.line_start = line_start;
+            end = j + line.len();
+            i = line_end;
+            if commented.is_some() {
+                break;
+            }
+        }
+        self.pos = end;
+        Some(match folded {
+            Some(text) => Scalar {
+                text: text.into(),
+                plain: true,
+            },
+            None => first,
+        })
     }
 
     /// `&name` or `*name`: the name after the indicator.
@@ -520,7 +623,7 @@ impl<'a> Reader<'a> {
         if let Some(vars) = self.props
             && out.contains('$')
         {
-            return interpolate(&out, vars).map(J::String);
+            return self.expand(&out, vars).map(J::String);
         }
         Some(J::String(out))
     }
@@ -773,6 +876,23 @@ impl<'a> Reader<'a> {
         char::from_u32(u32::from_str_radix(text, 16).ok()?)
     }
 
+    /// `text` interpolated: the common forms here; the rest (nested references, unusual
+    /// names) by serde-saphyr itself, on a one-scalar document — so a single `${A:-${B}}`
+    /// does not send a whole large file down the located path. `None` when interpolation
+    /// fails (an unset required variable): the located parser reports it.
+    fn expand(&mut self, text: &str, vars: &HashMap<String, String>) -> Option<String> {
+        if let Some(done) = interpolate(text, vars) {
+            return Some(done);
+        }
+        let options = self
+            .saphyr
+            .get_or_insert_with(|| super::tree::parse_options(Some(vars)))
+            .clone();
+        // A JSON string is a valid YAML double-quoted scalar with the same value.
+        let quoted = serde_json::to_string(text).ok()?;
+        serde_saphyr::from_str_with_options::<String>(&quoted, options).ok()
+    }
+
     /// A scalar in value position: interpolated (an interpolated value stays a string, as
     /// in Compose), otherwise typed when plain.
     fn value_of(&mut self, s: Scalar<'a>) -> Option<J> {
@@ -780,7 +900,7 @@ impl<'a> Reader<'a> {
         if let Some(vars) = self.props
             && s.text.contains('$')
         {
-            let expanded = interpolate(&s.text, vars)?;
+            let expanded = self.expand(&s.text, vars)?;
             if expanded != s.text {
                 return Some(J::String(expanded));
             }
@@ -946,7 +1066,7 @@ fn interpolate(text: &str, vars: &HashMap<String, String>) -> Option<String> {
                     .iter()
                     .find_map(|op| op_and_text.strip_prefix(op).map(|arg| (*op, arg)))
                     .unwrap_or(("", op_and_text));
-                if op.is_empty() && !arg.is_empty() || arg.contains(['$', '{']) {
+                if op.is_empty() && !arg.is_empty() || arg.contains(['$', '{', '\n']) {
                     return None;
                 }
                 let replacement = match (op, value) {
@@ -1022,6 +1142,16 @@ mod tests {
     }
 
     #[test]
+    fn multi_line_plain_scalars_match_the_tree() {
+        let doc = read(
+            "a: x\n  continued\nb:\n  - one\n    two\n\n    three\n  - k: v\n      w # c\nc: 1\n",
+        );
+        assert_eq!(doc["a"], "x continued");
+        assert_eq!(doc["b"][0], "one two\nthree");
+        read("cmd: python3 -m http.server\n     --bind 127.0.0.1\n  # comment\nn: 2\n");
+    }
+
+    #[test]
     fn block_scalars_match_the_tree() {
         read("a: |\n  x\n   y\n\n  z\n\n\nb: 1\n");
         read("a: |-\n  x\n  y\nb: >\n  one\n  two\n\n  three\nc: >-\n  p\n  q\n");
@@ -1059,11 +1189,17 @@ mod tests {
         let doc = same_as_tree(text, Some(&props)).expect("read");
         assert_eq!(doc["k"], "8080", "an interpolated value stays a string");
         assert_eq!(doc["b"], "");
-        // Keys are never interpolated; required-but-unset and nested forms are left to the
-        // located parser, which reports or expands them.
+        // Keys are never interpolated; a required-but-unset variable is left to the located
+        // parser, which reports it.
         same_as_tree("${SET}: 1\n", Some(&props)).expect("read");
         assert_eq!(parse("a: ${MISSING:?needed}\n", Some(&props)), None);
-        assert_eq!(parse("a: ${A:-${B}}\n", Some(&props)), None);
+        // Nested forms are expanded by serde-saphyr for just that scalar.
+        let doc = same_as_tree(
+            "a: ${MISSING:-${SET}}\nb: \"${MISSING:-x${SET}y}\"\nc: |\n  ${A:-${B:-z}}\n",
+            Some(&props),
+        )
+        .expect("read");
+        assert_eq!(doc["b"], "xvaluey");
     }
 
     #[test]
@@ -1075,7 +1211,6 @@ mod tests {
             "a: [\n",
             "a: b: c\n",
             "a: !!str 1\n",
-            "a: x\n  continued\n",
             "a: 'multi\n  line'\n",
             "a:\tb\n",
             "a: 1\r\n",

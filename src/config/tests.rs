@@ -1183,8 +1183,18 @@ impl YamlGen {
     /// The text after `key:` or `-` (starting with a space or a line break), ending with a
     /// line break.
     fn value(&mut self, depth: usize, indent: usize, in_seq: bool) -> String {
-        match self.rng.below(if depth == 0 { 4 } else { 9 }) {
+        match self.rng.below(if depth == 0 { 4 } else { 10 }) {
             0 => format!(" {}\n", self.scalar()),
+            9 => {
+                // A plain scalar continued on deeper lines (sometimes after a blank line).
+                let pad = " ".repeat(indent + 1 + self.rng.below(3));
+                let blank = if self.rng.below(3) == 0 { "\n" } else { "" };
+                format!(
+                    " {}\n{blank}{pad}{}\n",
+                    self.rng.pick(GEN_PLAIN),
+                    self.rng.pick(GEN_PLAIN)
+                )
+            }
             1 => format!(" {} # note\n", self.scalar()),
             2 => format!(" {}\n", self.alias(false).unwrap_or_else(|| "~".into())),
             3 => format!(" {}", self.block_scalar(indent)),
@@ -1282,13 +1292,23 @@ fn fast_document_equals_the_located_tree_on_random_and_mutated_yaml() {
     ]
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .into();
-    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    // `PROCS_FUZZ_CASES=200000 PROCS_FUZZ_SEED=7 cargo test --release fast_document` for a
+    // longer run; the normal run is fixed and deterministic.
+    let knob = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let cases = knob("PROCS_FUZZ_CASES", 6000);
+    let seed = knob("PROCS_FUZZ_SEED", 0);
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D ^ seed);
     let mut generator = YamlGen {
-        rng: Rng(0x9E37_79B9_7F4A_7C15),
+        rng: Rng(0x9E37_79B9_7F4A_7C15 ^ seed),
         anchors: Vec::new(),
     };
     let (mut read, mut structured, mut structured_read) = (0, 0, 0);
-    for case in 0..6000 {
+    for case in 0..cases {
         let text = match case % 6 {
             0 => random_yaml(&mut rng),
             1 | 2 => mutate(&mut rng, REALISTIC),
