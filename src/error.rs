@@ -70,7 +70,11 @@ impl std::error::Error for Failure {}
 /// Render an error chain in the one grammar and pick its exit code.
 pub fn render(err: &anyhow::Error) -> (String, i32) {
     if let Some(config) = err.downcast_ref::<crate::config::ConfigError>() {
-        return (config.to_string(), exit::USAGE);
+        let mut text = config.to_string();
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        return (text, exit::USAGE);
     }
     let mut out = String::new();
     let mut code = exit::FAILED;

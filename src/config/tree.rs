@@ -127,9 +127,11 @@ pub fn parse(
         .map_err(|e| {
             use serde_saphyr::MessageFormatter as _;
             let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
-            let message = serde_saphyr::DefaultMessageFormatter
-                .format_message(&e)
-                .replace(", set DuplicateKeyPolicy in Options if acceptable", "");
+            let message = humane(
+                serde_saphyr::DefaultMessageFormatter
+                    .format_message(&e)
+                    .replace(", set DuplicateKeyPolicy in Options if acceptable", ""),
+            );
             ParseError {
                 line,
                 column,
@@ -140,6 +142,30 @@ pub fn parse(
     let conv = Converter { text, file };
     let node = conv.node(parsed, &mut problems);
     Ok((node, problems))
+}
+
+/// serde-saphyr's limit messages (`budget breached: Depth { depth: 65 }`) in words.
+fn humane(message: String) -> String {
+    let Some(breach) = message.strip_prefix("budget breached: ") else {
+        return message;
+    };
+    let kind = breach.split([' ', '{']).next().unwrap_or(breach);
+    let what = match kind {
+        "Depth" => "collections are nested more than 64 levels deep",
+        "Nodes" | "Events" | "RecordedAnchorEvents" | "RecordedAnchorBytes" => {
+            "the document is too large once its aliases are expanded (over 250000 nodes)"
+        }
+        "Aliases" => "more than 50000 aliases (`*name`)",
+        "Anchors" => "more than 50000 anchors (`&name`)",
+        "MergeKeys" => "more than 10000 merge keys (`<<`)",
+        "Documents" => "too many YAML documents (`---`)",
+        "ScalarBytes" | "InputBytes" | "CommentBytes" => "the file is too large",
+        "PropertyExpansionDepth" | "PropertyInterpolationWork" => {
+            "interpolation (`${...}`) is nested too deeply or expands too much"
+        }
+        _ => return format!("the configuration exceeds a parser limit ({breach})"),
+    };
+    format!("{what}; procs stops reading here to protect itself")
 }
 
 struct Converter<'a> {
@@ -453,6 +479,18 @@ mod tests {
         );
         assert_eq!(m.locate(&path(&["a", "c"]), false).file, 1);
         assert_eq!(m.locate(&path(&["a", "b"]), false).file, 0);
+    }
+
+    #[test]
+    fn limits_are_explained_in_words() {
+        let deep = format!("a: {}{}\n", "[".repeat(70), "]".repeat(70));
+        let e = parse(&deep, 0, None).expect_err("too deep");
+        assert!(
+            e.message.starts_with("collections are nested more than 64"),
+            "{}",
+            e.message
+        );
+        assert_eq!(humane("other".into()), "other");
     }
 
     #[test]
