@@ -797,19 +797,25 @@ impl<'a> Reader<'a> {
                     run = self.pos;
                 }
                 b'\'' => {
-                    let text = match out {
-                        None => self.text[start..self.pos].into(),
-                        Some(mut s) => {
-                            s.push_str(&self.text[run..self.pos]);
-                            s.into()
-                        }
-                    };
-                    self.pos += 1;
-                    return Some(Scalar { text, plain: false });
+                    return Some(self.close_quote(start, run, out));
                 }
                 _ => self.pos += 1,
             }
         }
+    }
+
+    /// At a closing quote: the scalar's text — borrowed when nothing was unescaped, else
+    /// `decoded` plus the run since the last escape — and past the quote.
+    fn close_quote(&mut self, start: usize, run: usize, decoded: Option<String>) -> Scalar<'a> {
+        let text = match decoded {
+            None => self.text[start..self.pos].into(),
+            Some(mut s) => {
+                s.push_str(&self.text[run..self.pos]);
+                s.into()
+            }
+        };
+        self.pos += 1;
+        Scalar { text, plain: false }
     }
 
     fn double_quoted(&mut self) -> Option<Scalar<'a>> {
@@ -821,15 +827,7 @@ impl<'a> Reader<'a> {
             match self.peek() {
                 b'\n' | 0 => return None,
                 b'"' => {
-                    let text = match out {
-                        None => self.text[start..self.pos].into(),
-                        Some(mut s) => {
-                            s.push_str(&self.text[run..self.pos]);
-                            s.into()
-                        }
-                    };
-                    self.pos += 1;
-                    return Some(Scalar { text, plain: false });
+                    return Some(self.close_quote(start, run, out));
                 }
                 b'\\' => {
                     let s = out.get_or_insert_with(String::new);
