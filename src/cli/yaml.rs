@@ -119,33 +119,46 @@ fn push_int(out: &mut String, negative: bool, mut magnitude: u64) {
     }
 }
 
-/// Appends `s` as a JSON string literal, byte for byte what `serde_json` writes.
+/// Appends `s` as a JSON string literal — what `serde_json` writes, except that DEL and the
+/// C1 controls (U+007F–U+009F), which JSON leaves raw but a YAML reader rejects, are
+/// `\u` escapes too.
 fn push_json_str(out: &mut String, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push('"');
+    let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let escape = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x08 => "\\b",
-            0x0c => "\\f",
-            0x00..=0x1f => "",
-            _ => continue,
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        // A C1 control is the two bytes C2 80..=9F; `code` is the character's value.
+        let (escape, code, width) = match b {
+            b'"' => ("\\\"", 0, 1),
+            b'\\' => ("\\\\", 0, 1),
+            b'\n' => ("\\n", 0, 1),
+            b'\r' => ("\\r", 0, 1),
+            b'\t' => ("\\t", 0, 1),
+            0x08 => ("\\b", 0, 1),
+            0x0c => ("\\f", 0, 1),
+            0x00..=0x1f | 0x7f => ("", b, 1),
+            0xc2 if bytes.get(i + 1).is_some_and(|n| (0x80..=0x9f).contains(n)) => {
+                ("", bytes[i + 1], 2)
+            }
+            _ => {
+                i += 1;
+                continue;
+            }
         };
-        // `i` is an ASCII byte, so both slices end on character boundaries.
+        // `i` starts a character, so both slices end on character boundaries.
         out.push_str(&s[start..i]);
         if escape.is_empty() {
             out.push_str("\\u00");
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xf)]));
+            out.push(char::from(HEX[usize::from(code >> 4)]));
+            out.push(char::from(HEX[usize::from(code & 0xf)]));
         } else {
             out.push_str(escape);
         }
-        start = i + 1;
+        i += width;
+        start = i;
     }
     out.push_str(&s[start..]);
     out.push('"');
