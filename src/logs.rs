@@ -14,6 +14,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use crate::platform;
+
 /// `NAME.log.N`: the `n`-th newest rotated copy of the log at `path` (`n` ≥ 1).
 pub fn rotated_path(path: &Path, n: u32) -> PathBuf {
     let mut name = OsString::from(path.as_os_str());
@@ -38,6 +40,13 @@ fn rotation_in_progress(path: &Path) -> bool {
         .and_then(|m| m.modified())
         .is_ok_and(|t| t.elapsed().map_or(true, |age| age < STALE))
 }
+
+/// How long a one-shot reader ([`tail_lines`]) waits for a rotation to release the lock.
+const TAIL_PATIENCE: Duration = Duration::from_secs(1);
+/// How long [`Followed::read_new`] waits for it before giving up until its next call.
+const FOLLOW_PATIENCE: Duration = Duration::from_millis(200);
+/// Most rotated copies [`Followed`] reads after missing several rotations.
+const CATCH_UP_COPIES: u32 = 64;
 
 /// Identity of a file: inode and change time (a rename updates the change time, so an
 /// inode number reused by a later copy still reads as a different file).
@@ -80,6 +89,11 @@ pub fn tail_file(path: &Path, n: usize) -> io::Result<String> {
 /// The last `n` lines of a log; when it holds fewer (it was just rotated), the rest
 /// comes from the end of `NAME.log.1`.
 pub fn tail_lines(path: &Path, n: usize) -> io::Result<Vec<String>> {
+    // Both files as of one moment: no rotation between the two reads. Without the lock
+    // (a rotator stuck holding it), the result may miss or repeat one rotation's worth.
+    let _lock = platform::lock_log_shared(path, TAIL_PATIENCE)
+        .ok()
+        .flatten();
     let lines = tail_of(path, n)?;
     if lines.len() >= n {
         return Ok(lines);
@@ -184,6 +198,9 @@ const READ_LIMIT: u64 = 16 * 1024 * 1024;
 impl Followed {
     /// Start at the current end of `path`.
     pub fn at_end(name: &str, path: PathBuf) -> Self {
+        let _lock = platform::lock_log_shared(&path, FOLLOW_PATIENCE)
+            .ok()
+            .flatten();
         let rotated_path = rotated_path(&path, 1);
         let rotated = file_id(&rotated_path);
         let (offset, inode) = std::fs::metadata(&path).map_or((0, 0), |m| (m.len(), m.ino()));
@@ -206,48 +223,77 @@ impl Followed {
     /// Complete new lines since the last call.
     pub fn read_new(&mut self) -> Vec<String> {
         let mut lines = Vec::new();
-        // Each round either ends the call or saw a rotation finish; a few are plenty.
-        for _ in 0..4 {
-            if let Some(id) = self.rotated_since() {
-                // What we had not read of the old file is the end of its copy.
-                self.rotated = Some(id);
-                let rest = read_from(&self.rotated_path, self.offset, READ_LIMIT);
-                self.push(&rest, &mut lines);
-                self.offset = 0;
-            }
-            let Ok(meta) = std::fs::metadata(&self.path) else {
-                break;
-            };
-            if meta.ino() != self.inode {
-                self.inode = meta.ino();
-                self.offset = 0;
-                self.carry.clear();
-            } else if meta.len() < self.offset {
-                if rotation_in_progress(&self.path) {
-                    break;
-                }
-                if self.rotated_since().is_some() {
-                    continue;
-                }
-                self.offset = 0;
-                self.carry.clear();
-            }
-            if meta.len() == self.offset {
-                break;
-            }
-            let buf = read_from(&self.path, self.offset, READ_LIMIT);
-            // Trust the bytes only if no truncation can have preceded the read.
+        let _lock = match platform::lock_log_shared(&self.path, FOLLOW_PATIENCE) {
+            Ok(Some(lock)) => Some(lock),
+            // A rotator holds the lock for longer than it should (stopped?): look again
+            // next time rather than read a half-rotated log.
+            Ok(None) => return lines,
+            // No log (yet): nothing to lock, and nothing for a rotation to change.
+            Err(_) => None,
+        };
+        if let Some(id) = self.rotated_since() {
+            self.catch_up(id, &mut lines);
+        }
+        let Ok(meta) = std::fs::metadata(&self.path) else {
+            return lines;
+        };
+        if meta.ino() != self.inode {
+            self.inode = meta.ino();
+            self.offset = 0;
+            self.carry.clear();
+        } else if meta.len() < self.offset {
+            // Shrunk with no new `.1`: truncated by someone else or by a `keep: 0`
+            // rotation — unless a rotator that does not take the lock (a supervisor of an
+            // older version) is between its truncation and its rename.
             if rotation_in_progress(&self.path) {
-                break;
+                return lines;
             }
-            if self.rotated_since().is_some() {
-                continue;
-            }
+            self.offset = 0;
+            self.carry.clear();
+        }
+        if meta.len() > self.offset {
+            let buf = read_from(&self.path, self.offset, READ_LIMIT);
             self.offset += buf.len() as u64;
             self.push(&buf, &mut lines);
-            break;
         }
         lines
+    }
+
+    /// Rotations happened since the last look (`.1` is now `id`): read what we had not
+    /// read of the old file from the new copies, oldest first, and move the offset into
+    /// the live file. Each copy is the front of the log as it was then (all of it after a
+    /// copytruncate, a block-aligned part after a collapse), so an offset past a copy's
+    /// length is that much further into what came after it.
+    fn catch_up(&mut self, id: FileId, lines: &mut Vec<String>) {
+        // The copy that was `.1` last time has moved to `.k`: `.k-1` … `.1` are new. If it
+        // cannot be found (dropped, or there was none), only `.1` is known to be new.
+        let mut new_copies = vec![self.rotated_path.clone()];
+        if let Some(old) = self.rotated {
+            let mut found = false;
+            for n in 2..=CATCH_UP_COPIES {
+                let copy = rotated_path(&self.path, n);
+                match std::fs::metadata(&copy) {
+                    Ok(m) if m.ino() == old.ino => {
+                        found = true;
+                        break;
+                    }
+                    Ok(_) => new_copies.push(copy),
+                    Err(_) => break,
+                }
+            }
+            if !found {
+                new_copies.truncate(1);
+            }
+        }
+        for copy in new_copies.iter().rev() {
+            let len = std::fs::metadata(copy).map_or(0, |m| m.len());
+            if self.offset < len {
+                let rest = read_from(copy, self.offset, (len - self.offset).min(READ_LIMIT));
+                self.push(&rest, lines);
+            }
+            self.offset = self.offset.saturating_sub(len);
+        }
+        self.rotated = Some(id);
     }
 
     fn push(&mut self, bytes: &[u8], lines: &mut Vec<String>) {

@@ -53,8 +53,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
-use std::io;
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::{self, Read};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use tokio::sync::watch;
@@ -63,7 +63,7 @@ use tokio::task::JoinSet;
 use crate::config::{Config, LogPolicy};
 use crate::logs::{rotated_path, rotation_temp_path};
 use crate::paths::Paths;
-use crate::platform::DirEvents;
+use crate::platform::{self, DirEvents};
 
 /// The rotation policy of each process log, by process name.
 pub type Policies = BTreeMap<String, LogPolicy>;
@@ -83,15 +83,31 @@ pub fn policies(config: &Config) -> Policies {
         .collect()
 }
 
+/// What one rotation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rotation {
+    /// Bytes moved to `NAME.log.1` (or dropped, with `keep: 0`).
+    pub moved: u64,
+    /// Lossless (the front of the log collapsed), or copytruncate.
+    pub collapsed: bool,
+}
+
 /// Rotate the log at `path` once, keeping `keep` older copies (none: just truncate).
-/// Returns the number of bytes moved to `NAME.log.1`. See the module docs for the steps.
-pub fn rotate_once(path: &Path, keep: u32) -> io::Result<u64> {
+/// See the module docs for the steps.
+pub fn rotate_once(path: &Path, keep: u32) -> io::Result<Rotation> {
     let mut log = OpenOptions::new().read(true).write(true).open(path)?;
+    let meta = log.metadata()?;
     if keep == 0 {
-        let len = log.metadata()?.len();
         log.set_len(0)?;
-        return Ok(len);
+        return Ok(Rotation {
+            moved: meta.len(),
+            collapsed: false,
+        });
     }
+    // The largest multiple of the block size strictly below the size: a collapse must be
+    // block-aligned and may not reach the end of the file.
+    let block = meta.blksize().max(1);
+    let head = meta.len().saturating_sub(1) / block * block;
     let temp = rotation_temp_path(path);
     let mut copy = OpenOptions::new()
         .write(true)
@@ -99,21 +115,44 @@ pub fn rotate_once(path: &Path, keep: u32) -> io::Result<u64> {
         .truncate(true)
         .mode(0o600)
         .open(&temp)?;
-    let result = copy_and_truncate(path, keep, &mut log, &mut copy);
+    let result = rotate_into(path, keep, &mut log, &mut copy, head);
     if result.is_err() {
         let _ = fs::remove_file(&temp);
-        return result;
     }
-    fs::rename(&temp, rotated_path(path, 1))?;
     result
 }
 
-fn copy_and_truncate(path: &Path, keep: u32, log: &mut File, copy: &mut File) -> io::Result<u64> {
-    let mut copied = io::copy(log, copy)?;
+/// Steps 1-6 of the module docs, `head` being the (block-aligned) length to collapse.
+fn rotate_into(
+    path: &Path,
+    keep: u32,
+    log: &mut File,
+    copy: &mut File,
+    head: u64,
+) -> io::Result<Rotation> {
+    // Step 1, unlocked: writers only append, so the first `head` bytes cannot change.
+    let mut copied = io::copy(&mut Read::take(&*log, head), copy)?;
+    if copied != head {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the log shrank during its rotation",
+        ));
+    }
+    // Steps 2-6 are one step for the readers, which take `LOCK_SH` on the log.
+    let _lock = platform::lock_log_exclusive(path)?;
     shift(path, keep)?;
-    copied += io::copy(log, copy)?;
-    log.set_len(0)?;
-    Ok(copied)
+    let collapsed = head > 0 && platform::collapse_front(log, head)?;
+    if !collapsed {
+        // Copytruncate: the rest of the file (from `head`, where step 1 left the shared
+        // position), then the truncation right after that copy saw the end of file.
+        copied += io::copy(log, copy)?;
+        log.set_len(0)?;
+    }
+    fs::rename(rotation_temp_path(path), rotated_path(path, 1))?;
+    Ok(Rotation {
+        moved: copied,
+        collapsed,
+    })
 }
 
 /// Make room for a new `NAME.log.1`: drop `.keep`, rename `.N` to `.N+1`.
@@ -159,7 +198,7 @@ struct Rotator {
     policies: watch::Receiver<Policies>,
     /// Logs with a rotation in flight (checked again when it ends).
     busy: BTreeSet<OsString>,
-    jobs: JoinSet<(OsString, io::Result<u64>)>,
+    jobs: JoinSet<(OsString, io::Result<Rotation>)>,
 }
 
 impl Rotator {
@@ -195,9 +234,10 @@ impl Rotator {
                     let Ok((name, result)) = joined else { continue };
                     self.busy.remove(&name);
                     match result {
-                        Ok(bytes) => tracing::info!(
-                            "rotated {}: {bytes} bytes moved to the first copy",
-                            name.to_string_lossy()
+                        Ok(Rotation { moved, collapsed }) => tracing::info!(
+                            "rotated {} ({}): {moved} bytes moved to the first copy",
+                            name.to_string_lossy(),
+                            if collapsed { "collapse" } else { "copytruncate" }
                         ),
                         Err(err) => tracing::warn!(
                             "cannot rotate {}: {err}",
@@ -269,7 +309,7 @@ mod tests {
         let log = dir.path().join("web.log");
         for round in 1..=5 {
             write(&log, &format!("round {round}\n"));
-            let moved = rotate_once(&log, 2).expect("rotate");
+            let moved = rotate_once(&log, 2).expect("rotate").moved;
             assert_eq!(moved, format!("round {round}\n").len() as u64);
             assert_eq!(read(&log), "", "truncated in place");
         }
@@ -298,14 +338,26 @@ mod tests {
             .expect("open");
         writer.write_all(&vec![b'a'; 100_000]).expect("write");
         let inode = fs::metadata(&log).expect("meta").ino();
-        assert_eq!(rotate_once(&log, 3).expect("rotate"), 100_000);
+        let moved = rotate_once(&log, 3).expect("rotate").moved;
         writer.write_all(b"after\n").expect("write");
         assert_eq!(fs::metadata(&log).expect("meta").ino(), inode);
-        assert_eq!(read(&log), "after\n", "the writer continues at offset 0");
+        let left = read(&log);
+        assert!(left.ends_with("after\n"), "the writer continues at the end");
+        assert_eq!(
+            moved + left.len() as u64,
+            100_006,
+            "nothing lost, nothing twice"
+        );
         assert_eq!(
             fs::metadata(rotated_path(&log, 1)).expect("meta").len(),
-            100_000
+            moved
         );
+        if platform::collapse_supported(dir.path()).expect("probe") {
+            let block = fs::metadata(&log).expect("meta").blksize();
+            assert_eq!(moved, 99_999 / block * block, "whole blocks collapsed");
+        } else {
+            assert_eq!(left, "after\n", "copytruncate: the writer starts over at 0");
+        }
     }
 
     #[test]
@@ -313,7 +365,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join("web.log");
         write(&log, "old\n");
-        assert_eq!(rotate_once(&log, 0).expect("rotate"), 4);
+        assert_eq!(rotate_once(&log, 0).expect("rotate").moved, 4);
         assert_eq!(read(&log), "");
         assert!(!rotated_path(&log, 1).exists());
     }
@@ -382,20 +434,190 @@ mod tests {
     }
 
     #[test]
-    fn a_follower_waits_while_a_rotation_is_in_progress() {
+    fn a_follower_waits_for_a_rotation_that_holds_the_lock() {
         use crate::logs::Followed;
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join("web.log");
         write(&log, "a\nb\n");
         let mut f = Followed::at_end("web", log.clone());
         append(&log, "c\n");
-        // Steps 1-4 of a rotation done, the rename not yet: the copy is not `.1` yet.
+        // A rotation holds the lock from before the follower looks until after the
+        // rename; the follower, started meanwhile, must only see the end state.
+        let lock = platform::lock_log_exclusive(&log).expect("lock");
+        let follower = std::thread::spawn(move || f.read_new());
         fs::copy(&log, rotation_temp_path(&log)).expect("copy");
         write(&log, "");
         append(&log, "d\ne\nf\ng\n");
-        assert_eq!(f.read_new(), Vec::<String>::new(), "holds off");
         fs::rename(rotation_temp_path(&log), rotated_path(&log, 1)).expect("rename");
-        assert_eq!(f.read_new(), ["c", "d", "e", "f", "g"]);
+        drop(lock);
+        let lines = follower.join().expect("follower");
+        // It either waited for the lock (all five lines), or ran out of patience on a
+        // slow machine and read nothing, to look again next time — never a mix.
+        assert!(
+            lines == ["c", "d", "e", "f", "g"] || lines.is_empty(),
+            "{lines:?}"
+        );
+    }
+
+    /// Append `line N` lines, one `write(2)` each, as fast as possible until `stop`;
+    /// returns how many were written.
+    fn numbered_writer(
+        log: PathBuf,
+        first: u64,
+        stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> std::thread::JoinHandle<u64> {
+        use std::io::Write as _;
+        std::thread::spawn(move || {
+            let mut out = OpenOptions::new().append(true).open(&log).expect("open");
+            let mut n = first;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                out.write_all(format!("line {n:08}\n").as_bytes())
+                    .expect("append");
+                n += 1;
+            }
+            n
+        })
+    }
+
+    fn number(line: &str) -> Option<u64> {
+        let digits = line.strip_prefix("line ")?;
+        (digits.len() == 8).then(|| digits.parse().ok())?
+    }
+
+    /// The numbers of `text`, which must be whole numbered lines only.
+    fn numbers(text: &str) -> Vec<u64> {
+        text.lines()
+            .map(|l| number(l).unwrap_or_else(|| panic!("not a numbered line: {l:?}")))
+            .collect()
+    }
+
+    /// The numbers of the whole numbered lines of `text` (copytruncate may cut a line
+    /// whose end it lost).
+    fn whole_numbers(text: &str) -> Vec<u64> {
+        text.lines().filter_map(number).collect()
+    }
+
+    /// Rotate `ROTATIONS` times under a full-speed writer, with a follower reading now and
+    /// then (sometimes several rotations apart). Returns (lines written, the copies and the
+    /// log concatenated oldest first, the lines the follower printed).
+    fn rotate_under_a_writer(dir: &Path) -> (u64, String, String, u32) {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        const ROTATIONS: u32 = 24;
+        const INITIAL: u64 = 1000;
+        let log = dir.join("web.log");
+        let initial: String = (0..INITIAL).map(|n| format!("line {n:08}\n")).collect();
+        write(&log, &initial);
+        let mut follower = crate::logs::Followed::at_end("web", log.clone());
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = numbered_writer(log.clone(), INITIAL, stop.clone());
+        let mut followed = Vec::new();
+        let mut collapsed = 0;
+        for round in 0..ROTATIONS {
+            // Let the writer add a few blocks, so that each rotation has whole blocks
+            // to collapse and the writer is busy while it runs.
+            let start = fs::metadata(&log).expect("meta").len();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while fs::metadata(&log).expect("meta").len() < start + 64 * 1024 {
+                assert!(std::time::Instant::now() < deadline, "the writer stalled");
+                std::thread::yield_now();
+            }
+            if rotate_once(&log, ROTATIONS + 1).expect("rotate").collapsed {
+                collapsed += 1;
+            }
+            if round % 3 == 0 {
+                followed.extend(follower.read_new());
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        let written = writer.join().expect("writer");
+        loop {
+            let more = follower.read_new();
+            if more.is_empty() {
+                break;
+            }
+            followed.extend(more);
+        }
+        let mut on_disk = String::new();
+        for n in (1..=ROTATIONS + 1).rev() {
+            on_disk.push_str(&read_or_empty(&rotated_path(&log, n)));
+        }
+        on_disk.push_str(&read_or_empty(&log));
+        (written, on_disk, followed.join("\n"), collapsed)
+    }
+
+    fn read_or_empty(path: &Path) -> String {
+        fs::read_to_string(path).unwrap_or_default()
+    }
+
+    #[test]
+    fn rotation_under_a_full_speed_writer_loses_and_repeats_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let supported = platform::collapse_supported(dir.path()).expect("probe");
+        let (written, on_disk, followed, collapsed) = rotate_under_a_writer(dir.path());
+        assert_eq!(collapsed, if supported { 24 } else { 0 });
+        let all: Vec<u64> = (0..written).collect();
+        let (on_disk, followed) = if supported {
+            (numbers(&on_disk), numbers(&followed))
+        } else {
+            (whole_numbers(&on_disk), whole_numbers(&followed))
+        };
+        if supported {
+            use std::os::unix::fs::MetadataExt as _;
+            let log = dir.path().join("web.log");
+            let block = fs::metadata(&log).expect("meta").blksize();
+            for n in 1..=24 {
+                let len = fs::metadata(rotated_path(&log, n)).expect("a copy").len();
+                assert_eq!(len % block, 0, "copy {n} is whole collapsed blocks");
+            }
+            assert!(
+                on_disk == all,
+                "collapse: the copies and the log are every line once, in order ({} of {written} lines)",
+                on_disk.len()
+            );
+            assert!(
+                followed == all[1000..],
+                "the follower printed every new line once, in order ({} lines)",
+                followed.len()
+            );
+        } else {
+            // Copytruncate fallback (no collapse on this filesystem): lines may be lost
+            // in the truncation window, never repeated.
+            assert!(
+                on_disk.windows(2).all(|w| w[0] < w[1]),
+                "collapse is unsupported on the test's temp dir, and the copytruncate fallback repeated or reordered lines"
+            );
+            assert!(
+                followed.windows(2).all(|w| w[0] < w[1]),
+                "collapse is unsupported on the test's temp dir, and the follower repeated or reordered lines under copytruncate"
+            );
+        }
+    }
+
+    #[test]
+    fn the_copytruncate_fallback_never_repeats_a_line() {
+        // tmpfs has no FALLOC_FL_COLLAPSE_RANGE: the fallback runs for real there.
+        let shm = Path::new("/dev/shm");
+        let dir = tempfile::tempdir_in(shm).expect("a temp dir in /dev/shm (tmpfs)");
+        assert!(
+            !platform::collapse_supported(dir.path()).expect("probe"),
+            "/dev/shm was expected not to support collapse"
+        );
+        let (written, on_disk, followed, collapsed) = rotate_under_a_writer(dir.path());
+        assert_eq!(collapsed, 0, "every rotation fell back to copytruncate");
+        let (on_disk, followed) = (whole_numbers(&on_disk), whole_numbers(&followed));
+        assert!(
+            on_disk.windows(2).all(|w| w[0] < w[1]),
+            "copies repeated or reordered lines"
+        );
+        assert!(
+            followed.windows(2).all(|w| w[0] < w[1]),
+            "the follower repeated or reordered lines"
+        );
+        assert!(
+            on_disk.last() == Some(&(written - 1)),
+            "the last line is there"
+        );
     }
 
     #[test]
