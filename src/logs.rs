@@ -4,8 +4,16 @@
 //! Owns: everything that reads `logs/NAME.log*`, and the names of rotated copies
 //! ([`rotated_path`], [`rotation_temp_path`]). Writers are the children themselves (their
 //! stdout/stderr are the file, `O_APPEND`) and the supervisor's `[procs]` event lines;
-//! rotation (copytruncate) lives in the supervisor (`supervisor/rotate.rs`), which
-//! documents the order of its steps that [`Followed`] relies on.
+//! rotation (collapse of the front, or copytruncate) lives in the supervisor
+//! (`supervisor/rotate.rs`), which documents the steps that [`Followed`] relies on.
+//!
+//! Invariants: every reader that looks at more than one file, or at `NAME.log.1` and an
+//! offset into `NAME.log` ([`tail_lines`], [`Followed`]), does it under `LOCK_SH` on
+//! `NAME.log`, which the rotator holds exclusively from the shift of the copies to the
+//! rename of the new `.1`: a reader never sees the live file shifted or truncated with the
+//! new copy not yet in place. Readers wait for the lock at most a moment (a stopped
+//! supervisor cannot hang them; a dead one has released it): [`Followed`] then reads
+//! nothing and tries again on its next call, [`tail_lines`] reads unlocked.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -166,21 +174,23 @@ pub fn cutoff(duration: Duration) -> SystemTime {
 }
 
 /// Follows one log file like `tail -F`: new bytes as they are appended, across
-/// rotations and restarts.
+/// rotations and restarts. Each call looks under `LOCK_SH` on the log (see the module
+/// docs), so a rotation is either wholly before or wholly after it.
 ///
-/// * A copytruncate rotation by the supervisor (copy to `NAME.log.rotating`, truncate
-///   `NAME.log`, rename the copy to `NAME.log.1`) is recognised by the new identity of
-///   `NAME.log.1`. Since the rename comes after the truncation, a new `.1` means the file
-///   was truncated: the part not read yet is the end of `.1` from our offset (the copy
-///   has the same offsets), then the new file is read from its start. No line is read
-///   twice, and none is skipped unless two rotations happen between two reads.
-/// * A read is trusted only if, after it, no rotation is in progress and `.1` is
-///   unchanged: then the truncation cannot have happened before the read. Otherwise the
-///   bytes are dropped and read again once the rotation is done (its rename wakes a
-///   directory watch).
-/// * A file that shrank with no rotation in sight (truncated by someone else, or a
-///   rotation with `keep: 0`) is read from its start; a replaced file (new inode:
-///   moved away and recreated) too.
+/// * A rotation is recognised by the new identity of `NAME.log.1`. Each copy is the front
+///   of the log as it was (all of it after a copytruncate, whole blocks after a collapse):
+///   with `.1` of length `L`, what we had not read of it is `.1` from our offset (if below
+///   `L`), and our offset in the live file becomes `offset - L`, or 0 if that is negative
+///   (always 0 after a copytruncate).
+/// * Several rotations since the last call: the previous `.1`, found by its inode as `.k`,
+///   tells that `.k-1` … `.1` are new; each is read that way, oldest first. No line is read
+///   twice, and none is skipped unless we fell more than `keep` rotations behind (or the
+///   previous `.1` cannot be found: then only `.1` is taken as new).
+/// * A file that shrank with no new copy (truncated by someone else, or a rotation with
+///   `keep: 0`) is read from its start; a replaced file (new inode: moved away and
+///   recreated) too. A shrink while `NAME.log.rotating` is fresh is left for later: a
+///   rotator that does not take the lock (an older supervisor) is between its truncation
+///   and its rename.
 pub struct Followed {
     pub name: String,
     pub path: PathBuf,

@@ -1,4 +1,5 @@
-//! Linux implementation of the platform layer: `/proc` parsing, signals, reaping and pidfds.
+//! Linux implementation of the platform layer: `/proc` parsing, signals, reaping, pidfds, and
+//! the locks and range collapse of log rotation.
 //!
 //! Sources of truth, all read fresh on every call (nothing here caches process state):
 //! - `/proc/PID/stat` for ppid, process group, session, state, start time, CPU ticks and RSS;

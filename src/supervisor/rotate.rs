@@ -5,44 +5,62 @@
 //! a log open between rotations, write into a log, or block the supervisor's runtime
 //! (copies run on the blocking pool).
 //!
-//! **Why copytruncate.** Children write straight into `NAME.log` through their own
+//! **Why in place.** Children write straight into `NAME.log` through their own
 //! `O_APPEND` descriptors (see `spawn.rs`): output never passes through the supervisor, so
 //! a process keeps running and logging when the supervisor dies. A rename-based rotation
 //! cannot work with that: the children would go on writing into the renamed file. So
-//! the log is copied, then truncated in place, and the children's next `O_APPEND` write
-//! lands at the new end (offset 0). The supervisor's own `procs.log` (its stderr, also
-//! `O_APPEND`) is rotated the same way with a fixed policy ([`SUPERVISOR_POLICY`]).
+//! the front of the log is copied, then removed in place — collapsed
+//! (`FALLOC_FL_COLLAPSE_RANGE`, ext4/XFS) or, where that is unsupported, the whole file
+//! truncated (copytruncate) — and the children's next `O_APPEND` write lands at the new
+//! end. The supervisor's own `procs.log` (its stderr, also `O_APPEND`) is rotated the same
+//! way with a fixed policy ([`SUPERVISOR_POLICY`]).
 //!
-//! **Steps of one rotation** ([`rotate_once`]), in this order, which `logs::Followed`
-//! relies on:
-//! 1. copy `NAME.log` into `NAME.log.rotating` (in-kernel `copy_file_range` through
-//!    `std::io::copy`, from offset 0 to the end of file);
-//! 2. shift the old copies: delete `.keep`, rename `.N` → `.N+1`;
-//! 3. copy again from where step 1 stopped, to the end of file: the bytes appended during
-//!    steps 1 and 2;
-//! 4. truncate `NAME.log` to 0 — right after step 3 saw the end of file;
-//! 5. rename `NAME.log.rotating` to `NAME.log.1`.
+//! **Steps of one rotation** ([`rotate_once`]), `A` being the largest multiple of the
+//! file's block size (`st_blksize`) strictly below its size (a collapse must be
+//! block-aligned and may not reach the end of file):
+//! 1. copy the first `A` bytes of `NAME.log` into `NAME.log.rotating` (in-kernel
+//!    `copy_file_range` through `std::io::copy`), unlocked: writers only append, so these
+//!    bytes cannot change;
+//! 2. take `LOCK_EX` (`flock`) on `NAME.log` — readers (`logs.rs`) hold `LOCK_SH` while
+//!    they look, so steps 3-5 are one step for them;
+//! 3. shift the old copies: delete `.keep`, rename `.N` → `.N+1`;
+//! 4. collapse `[0, A)` out of `NAME.log`. If the filesystem cannot (`EOPNOTSUPP`,
+//!    `EINVAL`: tmpfs, btrfs, NFS…) or `A` is 0 (the file is at most one block), fall back
+//!    to copytruncate: copy the rest, from `A` to the end of file, then truncate
+//!    `NAME.log` to 0 right after that copy saw the end of file;
+//! 5. rename `NAME.log.rotating` to `NAME.log.1`;
+//! 6. release the lock (also released by the kernel if the supervisor dies).
+//!
+//! With `keep: 0` a rotation just truncates, unlocked: a collapse would leave the last
+//! partial block, which a follower could not tell from a truncation by someone else.
 //!
 //! **Invariants.** At most `keep` rotated copies exist, plus `NAME.log.rotating` while a
-//! rotation runs; one rotation per file at a time; bytes are never duplicated; every byte
-//! in `NAME.log` at step 3's end of file is in `NAME.log.1`; a renamed `.1` always means
-//! `NAME.log` was already truncated (step 4 before 5).
+//! rotation runs; one rotation per file at a time; bytes are never duplicated; after a
+//! collapse, `NAME.log.1` is exactly the bytes removed from the front of `NAME.log` and
+//! nothing is lost; after a copytruncate, every byte in `NAME.log` when the last copy saw
+//! its end is in `NAME.log.1`; a reader holding `LOCK_SH` sees either the state before
+//! step 3 or after step 5, so a new `.1` always means the live file already lost that
+//! copy's bytes from its front. A failing shift (step 3) aborts the rotation before the
+//! log is touched.
 //!
-//! **Limits.** (a) A write that lands between step 3 reaching the end of file and step 4
-//! taking the inode lock is lost, as is the rest of a write the copy caught half done. For
-//! an ordinary logger the window is one `ftruncate(2)` call, microseconds; a writer that
-//! saturates the file keeps taking the inode lock first and can make the truncation wait
-//! for milliseconds, losing what it writes meantime (measured: up to 10 MiB of a 256 MiB
-//! burst at 1 GB/s). Closing the window needs the writers' cooperation (stopping them with
-//! `SIGSTOP` would be visible to them and to their parents) or
-//! `FALLOC_FL_COLLAPSE_RANGE` (ext4/XFS only; see `docs/architecture.md`). (b) Rotation is asynchronous: the
-//! size is checked when inotify reports a write, so a writer faster than the check
-//! overshoots `max_size` by what it wrote in the meantime; `NAME.log.1` holds whatever was
-//! there at rotation time, not exactly `max_size` bytes, and rotations never split lines
-//! on purpose (a copy may end mid-line if the writer was mid-line). (c) Nothing rotates
+//! **Limits.** (a) Copytruncate only: a write that lands between the last copy reaching the
+//! end of file and the truncation taking the inode lock is lost, as is the rest of a write
+//! the copy caught half done. For an ordinary logger the window is one `ftruncate(2)`
+//! call, microseconds; a writer that saturates the file keeps taking the inode lock first
+//! and can make the truncation wait for milliseconds, losing what it writes meantime
+//! (measured: up to 10 MiB of a 256 MiB burst at 1 GB/s). The collapse path has no such
+//! window. (b) Rotation is asynchronous: the size is checked when inotify reports a write,
+//! so a writer faster than the check overshoots `max_size` by what it wrote in the
+//! meantime; `NAME.log.1` holds whatever was there at rotation time, not exactly
+//! `max_size` bytes (with collapse, up to a block less than the size then), and rotations
+//! never split lines on purpose: a collapse cuts on a block boundary, so a copy usually
+//! ends mid-line and the line goes on at the start of `NAME.log`. (c) Nothing rotates
 //! while no supervisor runs; the first check after startup catches up. (d) A supervisor
-//! killed between steps 4 and 5 leaves the copy as `NAME.log.rotating`, which the next
-//! rotation of that log overwrites.
+//! killed between steps 4 and 5 leaves the copy as `NAME.log.rotating` (after a collapse,
+//! the only copy of those bytes), which the next rotation of that log overwrites. (e) The
+//! lock is advisory: a reader that does not take it (an older `procs`) can see a rotation
+//! half done, and a reader that holds it for long delays rotations (ours hold it for one
+//! read of at most 16 MiB).
 //!
 //! **Trigger.** One task watches the logs directory with inotify (`IN_MODIFY`) through
 //! the runtime's reactor: no polling, no timer. After a wakeup it drains the whole queue
@@ -506,12 +524,15 @@ mod tests {
         const ROTATIONS: u32 = 24;
         const INITIAL: u64 = 1000;
         let log = dir.join("web.log");
-        let initial: String = (0..INITIAL).map(|n| format!("line {n:08}\n")).collect();
+        let initial = (0..INITIAL).fold(String::new(), |mut acc, n| {
+            acc.push_str(&format!("line {n:08}\n"));
+            acc
+        });
         write(&log, &initial);
         let mut follower = crate::logs::Followed::at_end("web", log.clone());
         let stop = Arc::new(AtomicBool::new(false));
         let writer = numbered_writer(log.clone(), INITIAL, stop.clone());
-        let mut followed = Vec::new();
+        let mut printed = Vec::new();
         let mut collapsed = 0;
         for round in 0..ROTATIONS {
             // Let the writer add a few blocks, so that each rotation has whole blocks
@@ -526,7 +547,7 @@ mod tests {
                 collapsed += 1;
             }
             if round % 3 == 0 {
-                followed.extend(follower.read_new());
+                printed.extend(follower.read_new());
             }
         }
         stop.store(true, Ordering::Relaxed);
@@ -536,14 +557,14 @@ mod tests {
             if more.is_empty() {
                 break;
             }
-            followed.extend(more);
+            printed.extend(more);
         }
         let mut on_disk = String::new();
         for n in (1..=ROTATIONS + 1).rev() {
             on_disk.push_str(&read_or_empty(&rotated_path(&log, n)));
         }
         on_disk.push_str(&read_or_empty(&log));
-        (written, on_disk, followed.join("\n"), collapsed)
+        (written, on_disk, printed.join("\n"), collapsed)
     }
 
     fn read_or_empty(path: &Path) -> String {
