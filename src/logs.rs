@@ -208,12 +208,22 @@ const READ_LIMIT: u64 = 16 * 1024 * 1024;
 impl Followed {
     /// Start at the current end of `path`.
     pub fn at_end(name: &str, path: PathBuf) -> Self {
+        Self::start(name, path, None)
+    }
+
+    /// Start at `offset` in `path` (an end of file seen earlier, with no rotation since).
+    pub fn at_offset(name: &str, path: PathBuf, offset: u64) -> Self {
+        Self::start(name, path, Some(offset))
+    }
+
+    fn start(name: &str, path: PathBuf, offset: Option<u64>) -> Self {
         let _lock = platform::lock_log_shared(&path, FOLLOW_PATIENCE)
             .ok()
             .flatten();
         let rotated_path = rotated_path(&path, 1);
         let rotated = file_id(&rotated_path);
-        let (offset, inode) = std::fs::metadata(&path).map_or((0, 0), |m| (m.len(), m.ino()));
+        let (len, inode) = std::fs::metadata(&path).map_or((0, 0), |m| (m.len(), m.ino()));
+        let offset = offset.unwrap_or(len);
         Self {
             name: name.to_owned(),
             path,
