@@ -95,45 +95,23 @@ pub fn tail_file(path: &Path, n: usize) -> io::Result<String> {
 }
 
 /// The last `n` lines of a log; when it holds fewer (it was just rotated), the rest
-/// comes from the end of `NAME.log.1`.
+/// comes from the end of `NAME.log.1`. The two are read as one text: a collapse cuts on a
+/// block boundary, so a line often starts at the end of `.1` and ends in `NAME.log`.
 pub fn tail_lines(path: &Path, n: usize) -> io::Result<Vec<String>> {
     // Both files as of one moment: no rotation between the two reads. Without the lock
     // (a rotator stuck holding it), the result may miss or repeat one rotation's worth.
     let _lock = platform::lock_log_shared(path, TAIL_PATIENCE)
         .ok()
         .flatten();
-    let lines = tail_of(path, n)?;
-    if lines.len() >= n {
-        return Ok(lines);
-    }
-    match tail_of(&rotated_path(path, 1), n - lines.len()) {
-        Ok(mut older) => {
-            older.extend(lines);
-            Ok(older)
-        }
-        Err(_) => Ok(lines),
-    }
-}
-
-/// The last `n` lines of one file.
-fn tail_of(path: &Path, n: usize) -> io::Result<Vec<String>> {
-    const CHUNK: u64 = 64 * 1024;
-    let mut file = File::open(path)?;
-    let len = file.metadata()?.len();
-    let mut pos = len;
-    let mut buf: Vec<u8> = Vec::new();
-    while pos > 0 {
-        let step = CHUNK.min(pos);
-        pos -= step;
-        file.seek(SeekFrom::Start(pos))?;
-        let mut chunk = vec![0; step as usize];
-        file.read_exact(&mut chunk)?;
-        chunk.extend_from_slice(&buf);
-        buf = chunk;
-        let newlines = buf.split(|b| *b == b'\n').count() - 1;
-        if newlines > n {
-            break;
-        }
+    let mut log = File::open(path)?;
+    let mut buf = Vec::new();
+    let mut newlines = 0;
+    if n > 0
+        && !prepend_tail(&mut log, n, &mut buf, &mut newlines)?
+        && let Ok(mut older) = File::open(rotated_path(path, 1))
+    {
+        // An unreadable copy only costs the older lines.
+        let _ = prepend_tail(&mut older, n, &mut buf, &mut newlines);
     }
     let text = String::from_utf8_lossy(&buf);
     let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
@@ -141,6 +119,33 @@ fn tail_of(path: &Path, n: usize) -> io::Result<Vec<String>> {
         lines.drain(..lines.len() - n);
     }
     Ok(lines)
+}
+
+/// Put the end of `file` in front of `buf`, backwards chunk by chunk, until `buf` holds
+/// more than `n` newlines (`newlines` counts them): then its last `n` lines are whole.
+/// Returns whether it got there before the start of the file.
+fn prepend_tail(
+    file: &mut File,
+    n: usize,
+    buf: &mut Vec<u8>,
+    newlines: &mut usize,
+) -> io::Result<bool> {
+    const CHUNK: u64 = 64 * 1024;
+    let mut pos = file.metadata()?.len();
+    while pos > 0 {
+        let step = CHUNK.min(pos);
+        pos -= step;
+        file.seek(SeekFrom::Start(pos))?;
+        let mut chunk = vec![0; step as usize];
+        file.read_exact(&mut chunk)?;
+        *newlines += chunk.iter().filter(|b| **b == b'\n').count();
+        chunk.extend_from_slice(buf);
+        *buf = chunk;
+        if *newlines > n {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Timestamp of a `[procs] <rfc3339> …` event line.
@@ -360,6 +365,20 @@ mod tests {
         );
         assert_eq!(tail_lines(&path, 1).expect("tail"), vec!["new 1"]);
         assert_eq!(tail_lines(&path, 0).expect("tail"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn tail_joins_a_line_cut_by_a_collapse() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a.log");
+        std::fs::write(rotated_path(&path, 1), "old\nwhole\nhal").expect("write");
+        std::fs::write(&path, "f\nnew\n").expect("write");
+        assert_eq!(
+            tail_lines(&path, 3).expect("tail"),
+            vec!["whole", "half", "new"]
+        );
+        assert_eq!(tail_lines(&path, 2).expect("tail"), vec!["half", "new"]);
+        assert!(tail_lines(&dir.path().join("none.log"), 2).is_err());
     }
 
     #[test]
