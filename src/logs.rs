@@ -138,7 +138,7 @@ fn prepend_tail(
         file.seek(SeekFrom::Start(pos))?;
         let mut chunk = vec![0; step as usize];
         file.read_exact(&mut chunk)?;
-        *newlines += chunk.iter().filter(|b| **b == b'\n').count();
+        *newlines += chunk.split(|b| *b == b'\n').count() - 1;
         chunk.extend_from_slice(buf);
         *buf = chunk;
         if *newlines > n {
