@@ -932,12 +932,14 @@ pub struct LogLock {
     _file: fs::File,
 }
 
-/// Take `LOCK_EX` on the file at `path`, waiting for every shared holder to let go. Used by
-/// the rotator around the few calls readers must see as one step.
-pub fn lock_log_exclusive(path: &std::path::Path) -> io::Result<LogLock> {
-    let file = fs::File::open(path)?;
-    file.lock()?;
-    Ok(LogLock { _file: file })
+/// Take `LOCK_EX` on the file at `path`, waiting at most `patience` for the shared holders
+/// to let go. Used by the rotator around the few calls readers must see as one step.
+/// `Ok(None)` when the patience ran out (a reader stopped while holding it).
+pub fn lock_log_exclusive(
+    path: &std::path::Path,
+    patience: std::time::Duration,
+) -> io::Result<Option<LogLock>> {
+    lock_log(path, patience, fs::File::try_lock)
 }
 
 /// Take `LOCK_SH` on the file at `path`, waiting at most `patience` for an exclusive holder.
@@ -947,11 +949,20 @@ pub fn lock_log_shared(
     path: &std::path::Path,
     patience: std::time::Duration,
 ) -> io::Result<Option<LogLock>> {
+    lock_log(path, patience, fs::File::try_lock_shared)
+}
+
+/// `flock` is all or nothing (no timeout): try, then pause a little longer each time.
+fn lock_log(
+    path: &std::path::Path,
+    patience: std::time::Duration,
+    try_lock: fn(&fs::File) -> Result<(), fs::TryLockError>,
+) -> io::Result<Option<LogLock>> {
     let file = fs::File::open(path)?;
     let deadline = std::time::Instant::now() + patience;
     let mut pause = std::time::Duration::from_micros(100);
     loop {
-        match file.try_lock_shared() {
+        match try_lock(&file) {
             Ok(()) => return Ok(Some(LogLock { _file: file })),
             Err(fs::TryLockError::WouldBlock) => {}
             Err(fs::TryLockError::Error(e)) => return Err(e),

@@ -22,7 +22,9 @@
 //!    `copy_file_range` through `std::io::copy`), unlocked: writers only append, so these
 //!    bytes cannot change;
 //! 2. take `LOCK_EX` (`flock`) on `NAME.log` — readers (`logs.rs`) hold `LOCK_SH` while
-//!    they look, so steps 3-5 are one step for them;
+//!    they look, so steps 3-5 are one step for them. If readers keep it for 2 s (one was
+//!    stopped while holding it), the rotation gives up, removes `.rotating`, and the log is
+//!    checked (and retried) again;
 //! 3. shift the old copies: delete `.keep`, rename `.N` → `.N+1`;
 //! 4. collapse `[0, A)` out of `NAME.log`. If the filesystem cannot (`EOPNOTSUPP`,
 //!    `EINVAL`: tmpfs, btrfs, NFS…) or `A` is 0 (the file is at most one block), fall back
@@ -101,6 +103,10 @@ pub fn policies(config: &Config) -> Policies {
         .collect()
 }
 
+/// How long a rotation waits for the readers of a log to let go of its lock before giving
+/// up (the log is checked again right after, so it retries).
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What one rotation did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rotation {
@@ -157,7 +163,12 @@ fn rotate_into(
         ));
     }
     // Steps 2-6 are one step for the readers, which take `LOCK_SH` on the log.
-    let _lock = platform::lock_log_exclusive(path)?;
+    let Some(_lock) = platform::lock_log_exclusive(path, LOCK_PATIENCE)? else {
+        return Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            "a reader holds the log's lock (a stopped `procs logs`?): retrying later",
+        ));
+    };
     shift(path, keep)?;
     let collapsed = head > 0 && platform::collapse_front(log, head)?;
     if !collapsed {
@@ -379,6 +390,27 @@ mod tests {
     }
 
     #[test]
+    fn a_reader_that_keeps_the_lock_delays_the_rotation_without_harm() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("web.log");
+        let text = "l\n".repeat(10_000);
+        write(&log, &text);
+        let reader = platform::lock_log_shared(&log, std::time::Duration::from_secs(5))
+            .expect("lock")
+            .expect("nobody else holds it");
+        let err = rotate_once(&log, 2).expect_err("the reader keeps the lock");
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        assert_eq!(read(&log), text, "the log is untouched");
+        assert!(!rotation_temp_path(&log).exists(), "no copy left behind");
+        assert!(!rotated_path(&log, 1).exists());
+        drop(reader);
+        assert!(
+            rotate_once(&log, 2).expect("rotate").moved > 0,
+            "then it goes through"
+        );
+    }
+
+    #[test]
     fn keep_zero_only_truncates() {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join("web.log");
@@ -461,7 +493,9 @@ mod tests {
         append(&log, "c\n");
         // A rotation holds the lock from before the follower looks until after the
         // rename; the follower, started meanwhile, must only see the end state.
-        let lock = platform::lock_log_exclusive(&log).expect("lock");
+        let lock = platform::lock_log_exclusive(&log, std::time::Duration::from_secs(5))
+            .expect("lock")
+            .expect("nobody else holds it");
         let follower = std::thread::spawn(move || f.read_new());
         fs::copy(&log, rotation_temp_path(&log)).expect("copy");
         write(&log, "");
