@@ -58,8 +58,9 @@
 //! never split lines on purpose: a collapse cuts on a block boundary, so a copy usually
 //! ends mid-line and the line goes on at the start of `NAME.log`. (c) Nothing rotates
 //! while no supervisor runs; the first check after startup catches up. (d) A supervisor
-//! killed between steps 4 and 5 leaves the copy as `NAME.log.rotating` (after a collapse,
-//! the only copy of those bytes), which the next rotation of that log overwrites. (e) The
+//! killed between steps 4 and 5 (or whose rename fails) leaves the copy as
+//! `NAME.log.rotating` (after a collapse, the only copy of those bytes), which the next
+//! rotation of that log overwrites. (e) The
 //! lock is advisory: a reader that does not take it (an older `procs`) can see a rotation
 //! half done, and a reader that holds it for long delays rotations (ours hold it for one
 //! read of at most 16 MiB).
@@ -139,20 +140,24 @@ pub fn rotate_once(path: &Path, keep: u32) -> io::Result<Rotation> {
         .truncate(true)
         .mode(0o600)
         .open(&temp)?;
-    let result = rotate_into(path, keep, &mut log, &mut copy, head);
-    if result.is_err() {
+    let mut log_changed = false;
+    let result = rotate_into(path, keep, &mut log, &mut copy, head, &mut log_changed);
+    if result.is_err() && !log_changed {
         let _ = fs::remove_file(&temp);
     }
     result
 }
 
 /// Steps 1-6 of the module docs, `head` being the (block-aligned) length to collapse.
+/// Sets `log_changed` once the log lost bytes that so far only the copy holds: from then
+/// on, a failure must leave the copy where it is.
 fn rotate_into(
     path: &Path,
     keep: u32,
     log: &mut File,
     copy: &mut File,
     head: u64,
+    log_changed: &mut bool,
 ) -> io::Result<Rotation> {
     // Step 1, unlocked: writers only append, so the first `head` bytes cannot change.
     let mut copied = io::copy(&mut Read::take(&*log, head), copy)?;
@@ -177,7 +182,14 @@ fn rotate_into(
         copied += io::copy(log, copy)?;
         log.set_len(0)?;
     }
-    fs::rename(rotation_temp_path(path), rotated_path(path, 1))?;
+    *log_changed = true;
+    let temp = rotation_temp_path(path);
+    if let Err(err) = fs::rename(&temp, rotated_path(path, 1)) {
+        return Err(io::Error::new(
+            err.kind(),
+            format!("{err}; the rotated bytes are left in {}", temp.display()),
+        ));
+    }
     Ok(Rotation {
         moved: copied,
         collapsed,
