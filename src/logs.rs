@@ -4,8 +4,16 @@
 //! Owns: everything that reads `logs/NAME.log*`, and the names of rotated copies
 //! ([`rotated_path`], [`rotation_temp_path`]). Writers are the children themselves (their
 //! stdout/stderr are the file, `O_APPEND`) and the supervisor's `[procs]` event lines;
-//! rotation (copytruncate) lives in the supervisor (`supervisor/rotate.rs`), which
-//! documents the order of its steps that [`Followed`] relies on.
+//! rotation (collapse of the front, or copytruncate) lives in the supervisor
+//! (`supervisor/rotate.rs`), which documents the steps that [`Followed`] relies on.
+//!
+//! Invariants: every reader that looks at more than one file, or at `NAME.log.1` and an
+//! offset into `NAME.log` ([`tail_lines`], [`Followed`]), does it under `LOCK_SH` on
+//! `NAME.log`, which the rotator holds exclusively from the shift of the copies to the
+//! rename of the new `.1`: a reader never sees the live file shifted or truncated with the
+//! new copy not yet in place. Readers wait for the lock at most a moment (a stopped
+//! supervisor cannot hang them; a dead one has released it): [`Followed`] then reads
+//! nothing and tries again on its next call, [`tail_lines`] reads unlocked.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -13,6 +21,8 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
+
+use crate::platform;
 
 /// `NAME.log.N`: the `n`-th newest rotated copy of the log at `path` (`n` ≥ 1).
 pub fn rotated_path(path: &Path, n: u32) -> PathBuf {
@@ -38,6 +48,13 @@ fn rotation_in_progress(path: &Path) -> bool {
         .and_then(|m| m.modified())
         .is_ok_and(|t| t.elapsed().map_or(true, |age| age < STALE))
 }
+
+/// How long a one-shot reader ([`tail_lines`]) waits for a rotation to release the lock.
+const TAIL_PATIENCE: Duration = Duration::from_secs(1);
+/// How long [`Followed::read_new`] waits for it before giving up until its next call.
+const FOLLOW_PATIENCE: Duration = Duration::from_millis(200);
+/// Most rotated copies [`Followed`] reads after missing several rotations.
+const CATCH_UP_COPIES: u32 = 64;
 
 /// Identity of a file: inode and change time (a rename updates the change time, so an
 /// inode number reused by a later copy still reads as a different file).
@@ -78,40 +95,23 @@ pub fn tail_file(path: &Path, n: usize) -> io::Result<String> {
 }
 
 /// The last `n` lines of a log; when it holds fewer (it was just rotated), the rest
-/// comes from the end of `NAME.log.1`.
+/// comes from the end of `NAME.log.1`. The two are read as one text: a collapse cuts on a
+/// block boundary, so a line often starts at the end of `.1` and ends in `NAME.log`.
 pub fn tail_lines(path: &Path, n: usize) -> io::Result<Vec<String>> {
-    let lines = tail_of(path, n)?;
-    if lines.len() >= n {
-        return Ok(lines);
-    }
-    match tail_of(&rotated_path(path, 1), n - lines.len()) {
-        Ok(mut older) => {
-            older.extend(lines);
-            Ok(older)
-        }
-        Err(_) => Ok(lines),
-    }
-}
-
-/// The last `n` lines of one file.
-fn tail_of(path: &Path, n: usize) -> io::Result<Vec<String>> {
-    const CHUNK: u64 = 64 * 1024;
-    let mut file = File::open(path)?;
-    let len = file.metadata()?.len();
-    let mut pos = len;
-    let mut buf: Vec<u8> = Vec::new();
-    while pos > 0 {
-        let step = CHUNK.min(pos);
-        pos -= step;
-        file.seek(SeekFrom::Start(pos))?;
-        let mut chunk = vec![0; step as usize];
-        file.read_exact(&mut chunk)?;
-        chunk.extend_from_slice(&buf);
-        buf = chunk;
-        let newlines = buf.split(|b| *b == b'\n').count() - 1;
-        if newlines > n {
-            break;
-        }
+    // Both files as of one moment: no rotation between the two reads. Without the lock
+    // (a rotator stuck holding it), the result may miss or repeat one rotation's worth.
+    let _lock = platform::lock_log_shared(path, TAIL_PATIENCE)
+        .ok()
+        .flatten();
+    let mut log = File::open(path)?;
+    let mut buf = Vec::new();
+    let mut newlines = 0;
+    if n > 0
+        && !prepend_tail(&mut log, n, &mut buf, &mut newlines)?
+        && let Ok(mut older) = File::open(rotated_path(path, 1))
+    {
+        // An unreadable copy only costs the older lines.
+        let _ = prepend_tail(&mut older, n, &mut buf, &mut newlines);
     }
     let text = String::from_utf8_lossy(&buf);
     let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
@@ -119,6 +119,33 @@ fn tail_of(path: &Path, n: usize) -> io::Result<Vec<String>> {
         lines.drain(..lines.len() - n);
     }
     Ok(lines)
+}
+
+/// Put the end of `file` in front of `buf`, backwards chunk by chunk, until `buf` holds
+/// more than `n` newlines (`newlines` counts them): then its last `n` lines are whole.
+/// Returns whether it got there before the start of the file.
+fn prepend_tail(
+    file: &mut File,
+    n: usize,
+    buf: &mut Vec<u8>,
+    newlines: &mut usize,
+) -> io::Result<bool> {
+    const CHUNK: u64 = 64 * 1024;
+    let mut pos = file.metadata()?.len();
+    while pos > 0 {
+        let step = CHUNK.min(pos);
+        pos -= step;
+        file.seek(SeekFrom::Start(pos))?;
+        let mut chunk = vec![0; step as usize];
+        file.read_exact(&mut chunk)?;
+        *newlines += chunk.split(|b| *b == b'\n').count() - 1;
+        chunk.extend_from_slice(buf);
+        *buf = chunk;
+        if *newlines > n {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Timestamp of a `[procs] <rfc3339> …` event line.
@@ -152,21 +179,23 @@ pub fn cutoff(duration: Duration) -> SystemTime {
 }
 
 /// Follows one log file like `tail -F`: new bytes as they are appended, across
-/// rotations and restarts.
+/// rotations and restarts. Each call looks under `LOCK_SH` on the log (see the module
+/// docs), so a rotation is either wholly before or wholly after it.
 ///
-/// * A copytruncate rotation by the supervisor (copy to `NAME.log.rotating`, truncate
-///   `NAME.log`, rename the copy to `NAME.log.1`) is recognised by the new identity of
-///   `NAME.log.1`. Since the rename comes after the truncation, a new `.1` means the file
-///   was truncated: the part not read yet is the end of `.1` from our offset (the copy
-///   has the same offsets), then the new file is read from its start. No line is read
-///   twice, and none is skipped unless two rotations happen between two reads.
-/// * A read is trusted only if, after it, no rotation is in progress and `.1` is
-///   unchanged: then the truncation cannot have happened before the read. Otherwise the
-///   bytes are dropped and read again once the rotation is done (its rename wakes a
-///   directory watch).
-/// * A file that shrank with no rotation in sight (truncated by someone else, or a
-///   rotation with `keep: 0`) is read from its start; a replaced file (new inode:
-///   moved away and recreated) too.
+/// * A rotation is recognised by the new identity of `NAME.log.1`. Each copy is the front
+///   of the log as it was (all of it after a copytruncate, whole blocks after a collapse):
+///   with `.1` of length `L`, what we had not read of it is `.1` from our offset (if below
+///   `L`), and our offset in the live file becomes `offset - L`, or 0 if that is negative
+///   (always 0 after a copytruncate).
+/// * Several rotations since the last call: the previous `.1`, found by its inode as `.k`,
+///   tells that `.k-1` … `.1` are new; each is read that way, oldest first. No line is read
+///   twice, and none is skipped unless we fell more than `keep` rotations behind (or the
+///   previous `.1` cannot be found: then only `.1` is taken as new).
+/// * A file that shrank with no new copy (truncated by someone else, or a rotation with
+///   `keep: 0`) is read from its start; a replaced file (new inode: moved away and
+///   recreated) too. A shrink while `NAME.log.rotating` is fresh is left for later: a
+///   rotator that does not take the lock (an older supervisor) is between its truncation
+///   and its rename.
 pub struct Followed {
     pub name: String,
     pub path: PathBuf,
@@ -184,9 +213,22 @@ const READ_LIMIT: u64 = 16 * 1024 * 1024;
 impl Followed {
     /// Start at the current end of `path`.
     pub fn at_end(name: &str, path: PathBuf) -> Self {
+        Self::start(name, path, None)
+    }
+
+    /// Start at `offset` in `path` (an end of file seen earlier, with no rotation since).
+    pub fn at_offset(name: &str, path: PathBuf, offset: u64) -> Self {
+        Self::start(name, path, Some(offset))
+    }
+
+    fn start(name: &str, path: PathBuf, offset: Option<u64>) -> Self {
+        let _lock = platform::lock_log_shared(&path, FOLLOW_PATIENCE)
+            .ok()
+            .flatten();
         let rotated_path = rotated_path(&path, 1);
         let rotated = file_id(&rotated_path);
-        let (offset, inode) = std::fs::metadata(&path).map_or((0, 0), |m| (m.len(), m.ino()));
+        let (len, inode) = std::fs::metadata(&path).map_or((0, 0), |m| (m.len(), m.ino()));
+        let offset = offset.unwrap_or(len);
         Self {
             name: name.to_owned(),
             path,
@@ -206,48 +248,77 @@ impl Followed {
     /// Complete new lines since the last call.
     pub fn read_new(&mut self) -> Vec<String> {
         let mut lines = Vec::new();
-        // Each round either ends the call or saw a rotation finish; a few are plenty.
-        for _ in 0..4 {
-            if let Some(id) = self.rotated_since() {
-                // What we had not read of the old file is the end of its copy.
-                self.rotated = Some(id);
-                let rest = read_from(&self.rotated_path, self.offset, READ_LIMIT);
-                self.push(&rest, &mut lines);
-                self.offset = 0;
-            }
-            let Ok(meta) = std::fs::metadata(&self.path) else {
-                break;
-            };
-            if meta.ino() != self.inode {
-                self.inode = meta.ino();
-                self.offset = 0;
-                self.carry.clear();
-            } else if meta.len() < self.offset {
-                if rotation_in_progress(&self.path) {
-                    break;
-                }
-                if self.rotated_since().is_some() {
-                    continue;
-                }
-                self.offset = 0;
-                self.carry.clear();
-            }
-            if meta.len() == self.offset {
-                break;
-            }
-            let buf = read_from(&self.path, self.offset, READ_LIMIT);
-            // Trust the bytes only if no truncation can have preceded the read.
+        let _lock = match platform::lock_log_shared(&self.path, FOLLOW_PATIENCE) {
+            Ok(Some(lock)) => Some(lock),
+            // A rotator holds the lock for longer than it should (stopped?): look again
+            // next time rather than read a half-rotated log.
+            Ok(None) => return lines,
+            // No log (yet): nothing to lock, and nothing for a rotation to change.
+            Err(_) => None,
+        };
+        if let Some(id) = self.rotated_since() {
+            self.catch_up(id, &mut lines);
+        }
+        let Ok(meta) = std::fs::metadata(&self.path) else {
+            return lines;
+        };
+        if meta.ino() != self.inode {
+            self.inode = meta.ino();
+            self.offset = 0;
+            self.carry.clear();
+        } else if meta.len() < self.offset {
+            // Shrunk with no new `.1`: truncated by someone else or by a `keep: 0`
+            // rotation — unless a rotator that does not take the lock (a supervisor of an
+            // older version) is between its truncation and its rename.
             if rotation_in_progress(&self.path) {
-                break;
+                return lines;
             }
-            if self.rotated_since().is_some() {
-                continue;
-            }
+            self.offset = 0;
+            self.carry.clear();
+        }
+        if meta.len() > self.offset {
+            let buf = read_from(&self.path, self.offset, READ_LIMIT);
             self.offset += buf.len() as u64;
             self.push(&buf, &mut lines);
-            break;
         }
         lines
+    }
+
+    /// Rotations happened since the last look (`.1` is now `id`): read what we had not
+    /// read of the old file from the new copies, oldest first, and move the offset into
+    /// the live file. Each copy is the front of the log as it was then (all of it after a
+    /// copytruncate, a block-aligned part after a collapse), so an offset past a copy's
+    /// length is that much further into what came after it.
+    fn catch_up(&mut self, id: FileId, lines: &mut Vec<String>) {
+        // The copy that was `.1` last time has moved to `.k`: `.k-1` … `.1` are new. If it
+        // cannot be found (dropped, or there was none), only `.1` is known to be new.
+        let mut new_copies = vec![self.rotated_path.clone()];
+        if let Some(old) = self.rotated {
+            let mut found = false;
+            for n in 2..=CATCH_UP_COPIES {
+                let copy = rotated_path(&self.path, n);
+                match std::fs::metadata(&copy) {
+                    Ok(m) if m.ino() == old.ino => {
+                        found = true;
+                        break;
+                    }
+                    Ok(_) => new_copies.push(copy),
+                    Err(_) => break,
+                }
+            }
+            if !found {
+                new_copies.truncate(1);
+            }
+        }
+        for copy in new_copies.iter().rev() {
+            let len = std::fs::metadata(copy).map_or(0, |m| m.len());
+            if self.offset < len {
+                let rest = read_from(copy, self.offset, (len - self.offset).min(READ_LIMIT));
+                self.push(&rest, lines);
+            }
+            self.offset = self.offset.saturating_sub(len);
+        }
+        self.rotated = Some(id);
     }
 
     fn push(&mut self, bytes: &[u8], lines: &mut Vec<String>) {
@@ -294,6 +365,20 @@ mod tests {
         );
         assert_eq!(tail_lines(&path, 1).expect("tail"), vec!["new 1"]);
         assert_eq!(tail_lines(&path, 0).expect("tail"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn tail_joins_a_line_cut_by_a_collapse() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a.log");
+        std::fs::write(rotated_path(&path, 1), "old\nwhole\nhal").expect("write");
+        std::fs::write(&path, "f\nnew\n").expect("write");
+        assert_eq!(
+            tail_lines(&path, 3).expect("tail"),
+            vec!["whole", "half", "new"]
+        );
+        assert_eq!(tail_lines(&path, 2).expect("tail"), vec!["half", "new"]);
+        assert!(tail_lines(&dir.path().join("none.log"), 2).is_err());
     }
 
     #[test]

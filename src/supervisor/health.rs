@@ -18,6 +18,7 @@ use tokio::time::timeout;
 use super::reaper::Reaper;
 use super::spawn::{self, Context};
 use crate::config::{Probe, Process};
+use crate::logs::Followed;
 use crate::platform::{self, ExitInfo};
 
 /// Outcome of one probe.
@@ -73,9 +74,8 @@ pub async fn run(task: ProbeTask, tx: mpsc::Sender<Verdict>) {
         Duration::from_millis(100)
     };
     let mut log_state = LogState {
-        offset: task.log_offset,
+        follow: Followed::at_offset("", task.log.clone(), task.log_offset),
         matched: false,
-        carry: Vec::new(),
     };
     let mut passed = false;
     loop {
@@ -89,10 +89,11 @@ pub async fn run(task: ProbeTask, tx: mpsc::Sender<Verdict>) {
     }
 }
 
+/// A `log` probe reads the log like `procs logs -f` (across rotations, under the rotation
+/// lock: see `logs.rs`), from where it was when the process started.
 struct LogState {
-    offset: u64,
+    follow: Followed,
     matched: bool,
-    carry: Vec<u8>,
 }
 
 async fn probe_once(task: &ProbeTask, limit: Duration, log: &mut LogState) -> Verdict {
@@ -185,43 +186,25 @@ async fn exec_probe(task: &ProbeTask, script: &str, limit: Duration) -> Verdict 
 }
 
 fn log_probe(task: &ProbeTask, pattern: &str, state: &mut LogState) -> Verdict {
-    use std::io::{Read, Seek, SeekFrom};
     if state.matched {
         return Verdict::Pass;
     }
     let Ok(re) = regex::Regex::new(pattern) else {
         return Verdict::Fail(format!("invalid regular expression /{pattern}/"));
     };
-    let Ok(mut file) = std::fs::File::open(&task.log) else {
+    if !task.log.exists() {
         return Verdict::Fail("no output yet".to_owned());
-    };
-    let len = file.metadata().map_or(0, |m| m.len());
-    if len < state.offset {
-        // The log was rotated: read the new file from its start.
-        state.offset = 0;
     }
-    if file.seek(SeekFrom::Start(state.offset)).is_err() {
-        return Verdict::Fail("cannot read the log".to_owned());
-    }
-    let mut buf = Vec::new();
-    if file.take(8 * 1024 * 1024).read_to_end(&mut buf).is_err() {
-        return Verdict::Fail("cannot read the log".to_owned());
-    }
-    state.offset += buf.len() as u64;
-    state.carry.extend_from_slice(&buf);
-    let mut consumed = 0;
-    while let Some(end) = state.carry[consumed..].iter().position(|b| *b == b'\n') {
-        let line = String::from_utf8_lossy(&state.carry[consumed..consumed + end]);
-        consumed += end + 1;
-        if !line.starts_with("[procs] ") && re.is_match(&line) {
-            state.matched = true;
-            state.carry.clear();
-            return Verdict::Pass;
-        }
-    }
-    state.carry.drain(..consumed);
-    if state.carry.len() > 64 * 1024 {
-        state.carry.clear();
+    // Blocking, like the read it replaces: at most one read of the log, and a wait for the
+    // rotation lock that a rotation holds only for a shift, a collapse and a rename.
+    if state
+        .follow
+        .read_new()
+        .iter()
+        .any(|line| !line.starts_with("[procs] ") && re.is_match(line))
+    {
+        state.matched = true;
+        return Verdict::Pass;
     }
     Verdict::Fail(format!("no output line matched /{pattern}/ yet"))
 }

@@ -5,44 +5,65 @@
 //! a log open between rotations, write into a log, or block the supervisor's runtime
 //! (copies run on the blocking pool).
 //!
-//! **Why copytruncate.** Children write straight into `NAME.log` through their own
+//! **Why in place.** Children write straight into `NAME.log` through their own
 //! `O_APPEND` descriptors (see `spawn.rs`): output never passes through the supervisor, so
 //! a process keeps running and logging when the supervisor dies. A rename-based rotation
 //! cannot work with that: the children would go on writing into the renamed file. So
-//! the log is copied, then truncated in place, and the children's next `O_APPEND` write
-//! lands at the new end (offset 0). The supervisor's own `procs.log` (its stderr, also
-//! `O_APPEND`) is rotated the same way with a fixed policy ([`SUPERVISOR_POLICY`]).
+//! the front of the log is copied, then removed in place — collapsed
+//! (`FALLOC_FL_COLLAPSE_RANGE`, ext4/XFS) or, where that is unsupported, the whole file
+//! truncated (copytruncate) — and the children's next `O_APPEND` write lands at the new
+//! end. The supervisor's own `procs.log` (its stderr, also `O_APPEND`) is rotated the same
+//! way with a fixed policy ([`SUPERVISOR_POLICY`]).
 //!
-//! **Steps of one rotation** ([`rotate_once`]), in this order, which `logs::Followed`
-//! relies on:
-//! 1. copy `NAME.log` into `NAME.log.rotating` (in-kernel `copy_file_range` through
-//!    `std::io::copy`, from offset 0 to the end of file);
-//! 2. shift the old copies: delete `.keep`, rename `.N` → `.N+1`;
-//! 3. copy again from where step 1 stopped, to the end of file: the bytes appended during
-//!    steps 1 and 2;
-//! 4. truncate `NAME.log` to 0 — right after step 3 saw the end of file;
-//! 5. rename `NAME.log.rotating` to `NAME.log.1`.
+//! **Steps of one rotation** ([`rotate_once`]), `A` being the largest multiple of the
+//! file's block size (`st_blksize`) strictly below its size (a collapse must be
+//! block-aligned and may not reach the end of file):
+//! 1. copy the first `A` bytes of `NAME.log` into `NAME.log.rotating` (in-kernel
+//!    `copy_file_range` through `std::io::copy`), unlocked: writers only append, so these
+//!    bytes cannot change;
+//! 2. take `LOCK_EX` (`flock`) on `NAME.log` — readers (`logs.rs`) hold `LOCK_SH` while
+//!    they look, so steps 3-5 are one step for them. If readers keep it for 2 s (one was
+//!    stopped while holding it), the rotation gives up, removes `.rotating`, and the log is
+//!    checked (and retried) again;
+//! 3. shift the old copies: delete `.keep`, rename `.N` → `.N+1`;
+//! 4. collapse `[0, A)` out of `NAME.log`. If the filesystem cannot (`EOPNOTSUPP`,
+//!    `EINVAL`: tmpfs, btrfs, NFS…) or `A` is 0 (the file is at most one block), fall back
+//!    to copytruncate: copy the rest, from `A` to the end of file, then truncate
+//!    `NAME.log` to 0 right after that copy saw the end of file;
+//! 5. rename `NAME.log.rotating` to `NAME.log.1`;
+//! 6. release the lock (also released by the kernel if the supervisor dies).
+//!
+//! With `keep: 0` a rotation just truncates, unlocked: a collapse would leave the last
+//! partial block, which a follower could not tell from a truncation by someone else.
 //!
 //! **Invariants.** At most `keep` rotated copies exist, plus `NAME.log.rotating` while a
-//! rotation runs; one rotation per file at a time; bytes are never duplicated; every byte
-//! in `NAME.log` at step 3's end of file is in `NAME.log.1`; a renamed `.1` always means
-//! `NAME.log` was already truncated (step 4 before 5).
+//! rotation runs; one rotation per file at a time; bytes are never duplicated; after a
+//! collapse, `NAME.log.1` is exactly the bytes removed from the front of `NAME.log` and
+//! nothing is lost; after a copytruncate, every byte in `NAME.log` when the last copy saw
+//! its end is in `NAME.log.1`; a reader holding `LOCK_SH` sees either the state before
+//! step 3 or after step 5, so a new `.1` always means the live file already lost that
+//! copy's bytes from its front. A failing shift (step 3) aborts the rotation before the
+//! log is touched.
 //!
-//! **Limits.** (a) A write that lands between step 3 reaching the end of file and step 4
-//! taking the inode lock is lost, as is the rest of a write the copy caught half done. For
-//! an ordinary logger the window is one `ftruncate(2)` call, microseconds; a writer that
-//! saturates the file keeps taking the inode lock first and can make the truncation wait
-//! for milliseconds, losing what it writes meantime (measured: up to 10 MiB of a 256 MiB
-//! burst at 1 GB/s). Closing the window needs the writers' cooperation (stopping them with
-//! `SIGSTOP` would be visible to them and to their parents) or
-//! `FALLOC_FL_COLLAPSE_RANGE` (ext4/XFS only; see `docs/architecture.md`). (b) Rotation is asynchronous: the
-//! size is checked when inotify reports a write, so a writer faster than the check
-//! overshoots `max_size` by what it wrote in the meantime; `NAME.log.1` holds whatever was
-//! there at rotation time, not exactly `max_size` bytes, and rotations never split lines
-//! on purpose (a copy may end mid-line if the writer was mid-line). (c) Nothing rotates
+//! **Limits.** (a) Copytruncate only: a write that lands between the last copy reaching the
+//! end of file and the truncation taking the inode lock is lost, as is the rest of a write
+//! the copy caught half done. For an ordinary logger the window is one `ftruncate(2)`
+//! call, microseconds; a writer that saturates the file keeps taking the inode lock first
+//! and can make the truncation wait for milliseconds, losing what it writes meantime
+//! (measured: up to 10 MiB of a 256 MiB burst at 1 GB/s). The collapse path has no such
+//! window. (b) Rotation is asynchronous: the size is checked when inotify reports a write,
+//! so a writer faster than the check overshoots `max_size` by what it wrote in the
+//! meantime; `NAME.log.1` holds whatever was there at rotation time, not exactly
+//! `max_size` bytes (with collapse, up to a block less than the size then), and rotations
+//! never split lines on purpose: a collapse cuts on a block boundary, so a copy usually
+//! ends mid-line and the line goes on at the start of `NAME.log`. (c) Nothing rotates
 //! while no supervisor runs; the first check after startup catches up. (d) A supervisor
-//! killed between steps 4 and 5 leaves the copy as `NAME.log.rotating`, which the next
-//! rotation of that log overwrites.
+//! killed between steps 4 and 5 (or whose rename fails) leaves the copy as
+//! `NAME.log.rotating` (after a collapse, the only copy of those bytes), which the next
+//! rotation of that log overwrites. (e) The
+//! lock is advisory: a reader that does not take it (an older `procs`) can see a rotation
+//! half done, and a reader that holds it for long delays rotations (ours hold it for one
+//! read of at most 16 MiB).
 //!
 //! **Trigger.** One task watches the logs directory with inotify (`IN_MODIFY`) through
 //! the runtime's reactor: no polling, no timer. After a wakeup it drains the whole queue
@@ -53,8 +74,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
-use std::io;
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::{self, Read};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use tokio::sync::watch;
@@ -63,7 +84,7 @@ use tokio::task::JoinSet;
 use crate::config::{Config, LogPolicy};
 use crate::logs::{rotated_path, rotation_temp_path};
 use crate::paths::Paths;
-use crate::platform::DirEvents;
+use crate::platform::{self, DirEvents};
 
 /// The rotation policy of each process log, by process name.
 pub type Policies = BTreeMap<String, LogPolicy>;
@@ -83,15 +104,35 @@ pub fn policies(config: &Config) -> Policies {
         .collect()
 }
 
+/// How long a rotation waits for the readers of a log to let go of its lock before giving
+/// up (the log is checked again right after, so it retries).
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What one rotation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rotation {
+    /// Bytes moved to `NAME.log.1` (or dropped, with `keep: 0`).
+    pub moved: u64,
+    /// Lossless (the front of the log collapsed), or copytruncate.
+    pub collapsed: bool,
+}
+
 /// Rotate the log at `path` once, keeping `keep` older copies (none: just truncate).
-/// Returns the number of bytes moved to `NAME.log.1`. See the module docs for the steps.
-pub fn rotate_once(path: &Path, keep: u32) -> io::Result<u64> {
+/// See the module docs for the steps.
+pub fn rotate_once(path: &Path, keep: u32) -> io::Result<Rotation> {
     let mut log = OpenOptions::new().read(true).write(true).open(path)?;
+    let meta = log.metadata()?;
     if keep == 0 {
-        let len = log.metadata()?.len();
         log.set_len(0)?;
-        return Ok(len);
+        return Ok(Rotation {
+            moved: meta.len(),
+            collapsed: false,
+        });
     }
+    // The largest multiple of the block size strictly below the size: a collapse must be
+    // block-aligned and may not reach the end of the file.
+    let block = meta.blksize().max(1);
+    let head = meta.len().saturating_sub(1) / block * block;
     let temp = rotation_temp_path(path);
     let mut copy = OpenOptions::new()
         .write(true)
@@ -99,21 +140,60 @@ pub fn rotate_once(path: &Path, keep: u32) -> io::Result<u64> {
         .truncate(true)
         .mode(0o600)
         .open(&temp)?;
-    let result = copy_and_truncate(path, keep, &mut log, &mut copy);
-    if result.is_err() {
+    let mut log_changed = false;
+    let result = rotate_into(path, keep, &mut log, &mut copy, head, &mut log_changed);
+    if result.is_err() && !log_changed {
         let _ = fs::remove_file(&temp);
-        return result;
     }
-    fs::rename(&temp, rotated_path(path, 1))?;
     result
 }
 
-fn copy_and_truncate(path: &Path, keep: u32, log: &mut File, copy: &mut File) -> io::Result<u64> {
-    let mut copied = io::copy(log, copy)?;
+/// Steps 1-6 of the module docs, `head` being the (block-aligned) length to collapse.
+/// Sets `log_changed` once the log lost bytes that so far only the copy holds: from then
+/// on, a failure must leave the copy where it is.
+fn rotate_into(
+    path: &Path,
+    keep: u32,
+    log: &mut File,
+    copy: &mut File,
+    head: u64,
+    log_changed: &mut bool,
+) -> io::Result<Rotation> {
+    // Step 1, unlocked: writers only append, so the first `head` bytes cannot change.
+    let mut copied = io::copy(&mut Read::take(&*log, head), copy)?;
+    if copied != head {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the log shrank during its rotation",
+        ));
+    }
+    // Steps 2-6 are one step for the readers, which take `LOCK_SH` on the log.
+    let Some(_lock) = platform::lock_log_exclusive(path, LOCK_PATIENCE)? else {
+        return Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            "a reader holds the log's lock (a stopped `procs logs`?): retrying later",
+        ));
+    };
     shift(path, keep)?;
-    copied += io::copy(log, copy)?;
-    log.set_len(0)?;
-    Ok(copied)
+    let collapsed = head > 0 && platform::collapse_front(log, head)?;
+    if !collapsed {
+        // Copytruncate: the rest of the file (from `head`, where step 1 left the shared
+        // position), then the truncation right after that copy saw the end of file.
+        copied += io::copy(log, copy)?;
+        log.set_len(0)?;
+    }
+    *log_changed = true;
+    let temp = rotation_temp_path(path);
+    if let Err(err) = fs::rename(&temp, rotated_path(path, 1)) {
+        return Err(io::Error::new(
+            err.kind(),
+            format!("{err}; the rotated bytes are left in {}", temp.display()),
+        ));
+    }
+    Ok(Rotation {
+        moved: copied,
+        collapsed,
+    })
 }
 
 /// Make room for a new `NAME.log.1`: drop `.keep`, rename `.N` to `.N+1`.
@@ -159,7 +239,7 @@ struct Rotator {
     policies: watch::Receiver<Policies>,
     /// Logs with a rotation in flight (checked again when it ends).
     busy: BTreeSet<OsString>,
-    jobs: JoinSet<(OsString, io::Result<u64>)>,
+    jobs: JoinSet<(OsString, io::Result<Rotation>)>,
 }
 
 impl Rotator {
@@ -195,9 +275,10 @@ impl Rotator {
                     let Ok((name, result)) = joined else { continue };
                     self.busy.remove(&name);
                     match result {
-                        Ok(bytes) => tracing::info!(
-                            "rotated {}: {bytes} bytes moved to the first copy",
-                            name.to_string_lossy()
+                        Ok(Rotation { moved, collapsed }) => tracing::info!(
+                            "rotated {} ({}): {moved} bytes moved to the first copy",
+                            name.to_string_lossy(),
+                            if collapsed { "collapse" } else { "copytruncate" }
                         ),
                         Err(err) => tracing::warn!(
                             "cannot rotate {}: {err}",
@@ -269,7 +350,7 @@ mod tests {
         let log = dir.path().join("web.log");
         for round in 1..=5 {
             write(&log, &format!("round {round}\n"));
-            let moved = rotate_once(&log, 2).expect("rotate");
+            let moved = rotate_once(&log, 2).expect("rotate").moved;
             assert_eq!(moved, format!("round {round}\n").len() as u64);
             assert_eq!(read(&log), "", "truncated in place");
         }
@@ -298,13 +379,46 @@ mod tests {
             .expect("open");
         writer.write_all(&vec![b'a'; 100_000]).expect("write");
         let inode = fs::metadata(&log).expect("meta").ino();
-        assert_eq!(rotate_once(&log, 3).expect("rotate"), 100_000);
+        let moved = rotate_once(&log, 3).expect("rotate").moved;
         writer.write_all(b"after\n").expect("write");
         assert_eq!(fs::metadata(&log).expect("meta").ino(), inode);
-        assert_eq!(read(&log), "after\n", "the writer continues at offset 0");
+        let left = read(&log);
+        assert!(left.ends_with("after\n"), "the writer continues at the end");
+        assert_eq!(
+            moved + left.len() as u64,
+            100_006,
+            "nothing lost, nothing twice"
+        );
         assert_eq!(
             fs::metadata(rotated_path(&log, 1)).expect("meta").len(),
-            100_000
+            moved
+        );
+        if platform::collapse_supported(dir.path()).expect("probe") {
+            let block = fs::metadata(&log).expect("meta").blksize();
+            assert_eq!(moved, 99_999 / block * block, "whole blocks collapsed");
+        } else {
+            assert_eq!(left, "after\n", "copytruncate: the writer starts over at 0");
+        }
+    }
+
+    #[test]
+    fn a_reader_that_keeps_the_lock_delays_the_rotation_without_harm() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("web.log");
+        let text = "l\n".repeat(10_000);
+        write(&log, &text);
+        let reader = platform::lock_log_shared(&log, std::time::Duration::from_secs(5))
+            .expect("lock")
+            .expect("nobody else holds it");
+        let err = rotate_once(&log, 2).expect_err("the reader keeps the lock");
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        assert_eq!(read(&log), text, "the log is untouched");
+        assert!(!rotation_temp_path(&log).exists(), "no copy left behind");
+        assert!(!rotated_path(&log, 1).exists());
+        drop(reader);
+        assert!(
+            rotate_once(&log, 2).expect("rotate").moved > 0,
+            "then it goes through"
         );
     }
 
@@ -313,7 +427,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join("web.log");
         write(&log, "old\n");
-        assert_eq!(rotate_once(&log, 0).expect("rotate"), 4);
+        assert_eq!(rotate_once(&log, 0).expect("rotate").moved, 4);
         assert_eq!(read(&log), "");
         assert!(!rotated_path(&log, 1).exists());
     }
@@ -382,20 +496,195 @@ mod tests {
     }
 
     #[test]
-    fn a_follower_waits_while_a_rotation_is_in_progress() {
+    fn a_follower_waits_for_a_rotation_that_holds_the_lock() {
         use crate::logs::Followed;
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join("web.log");
         write(&log, "a\nb\n");
         let mut f = Followed::at_end("web", log.clone());
         append(&log, "c\n");
-        // Steps 1-4 of a rotation done, the rename not yet: the copy is not `.1` yet.
+        // A rotation holds the lock from before the follower looks until after the
+        // rename; the follower, started meanwhile, must only see the end state.
+        let lock = platform::lock_log_exclusive(&log, std::time::Duration::from_secs(5))
+            .expect("lock")
+            .expect("nobody else holds it");
+        let follower = std::thread::spawn(move || f.read_new());
         fs::copy(&log, rotation_temp_path(&log)).expect("copy");
         write(&log, "");
         append(&log, "d\ne\nf\ng\n");
-        assert_eq!(f.read_new(), Vec::<String>::new(), "holds off");
         fs::rename(rotation_temp_path(&log), rotated_path(&log, 1)).expect("rename");
-        assert_eq!(f.read_new(), ["c", "d", "e", "f", "g"]);
+        drop(lock);
+        let lines = follower.join().expect("follower");
+        // It either waited for the lock (all five lines), or ran out of patience on a
+        // slow machine and read nothing, to look again next time — never a mix.
+        assert!(
+            lines == ["c", "d", "e", "f", "g"] || lines.is_empty(),
+            "{lines:?}"
+        );
+    }
+
+    /// Append `line N` lines, one `write(2)` each, as fast as possible until `stop`;
+    /// returns how many were written.
+    fn numbered_writer(
+        log: PathBuf,
+        first: u64,
+        stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> std::thread::JoinHandle<u64> {
+        use std::io::Write as _;
+        std::thread::spawn(move || {
+            let mut out = OpenOptions::new().append(true).open(&log).expect("open");
+            let mut n = first;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                out.write_all(format!("line {n:08}\n").as_bytes())
+                    .expect("append");
+                n += 1;
+            }
+            n
+        })
+    }
+
+    fn number(line: &str) -> Option<u64> {
+        let digits = line.strip_prefix("line ")?;
+        (digits.len() == 8).then(|| digits.parse().ok())?
+    }
+
+    /// The numbers of `text`, which must be whole numbered lines only.
+    fn numbers(text: &str) -> Vec<u64> {
+        text.lines()
+            .map(|l| number(l).unwrap_or_else(|| panic!("not a numbered line: {l:?}")))
+            .collect()
+    }
+
+    /// The numbers of the whole numbered lines of `text` (copytruncate may cut a line
+    /// whose end it lost).
+    fn whole_numbers(text: &str) -> Vec<u64> {
+        text.lines().filter_map(number).collect()
+    }
+
+    /// Rotate `ROTATIONS` times under a full-speed writer, with a follower reading now and
+    /// then (sometimes several rotations apart). Returns (lines written, the copies and the
+    /// log concatenated oldest first, the lines the follower printed).
+    fn rotate_under_a_writer(dir: &Path) -> (u64, String, String, u32) {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        const ROTATIONS: u32 = 24;
+        const INITIAL: u64 = 1000;
+        let log = dir.join("web.log");
+        let initial = (0..INITIAL).fold(String::new(), |mut acc, n| {
+            acc.push_str(&format!("line {n:08}\n"));
+            acc
+        });
+        write(&log, &initial);
+        let mut follower = crate::logs::Followed::at_end("web", log.clone());
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = numbered_writer(log.clone(), INITIAL, stop.clone());
+        let mut printed = Vec::new();
+        let mut collapsed = 0;
+        for round in 0..ROTATIONS {
+            // Let the writer add a few blocks, so that each rotation has whole blocks
+            // to collapse and the writer is busy while it runs.
+            let start = fs::metadata(&log).expect("meta").len();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while fs::metadata(&log).expect("meta").len() < start + 64 * 1024 {
+                assert!(std::time::Instant::now() < deadline, "the writer stalled");
+                std::thread::yield_now();
+            }
+            if rotate_once(&log, ROTATIONS + 1).expect("rotate").collapsed {
+                collapsed += 1;
+            }
+            if round % 3 == 0 {
+                printed.extend(follower.read_new());
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        let written = writer.join().expect("writer");
+        loop {
+            let more = follower.read_new();
+            if more.is_empty() {
+                break;
+            }
+            printed.extend(more);
+        }
+        let mut on_disk = String::new();
+        for n in (1..=ROTATIONS + 1).rev() {
+            on_disk.push_str(&read_or_empty(&rotated_path(&log, n)));
+        }
+        on_disk.push_str(&read_or_empty(&log));
+        (written, on_disk, printed.join("\n"), collapsed)
+    }
+
+    fn read_or_empty(path: &Path) -> String {
+        fs::read_to_string(path).unwrap_or_default()
+    }
+
+    #[test]
+    fn rotation_under_a_full_speed_writer_loses_and_repeats_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let supported = platform::collapse_supported(dir.path()).expect("probe");
+        let (written, on_disk, followed, collapsed) = rotate_under_a_writer(dir.path());
+        assert_eq!(collapsed, if supported { 24 } else { 0 });
+        let all: Vec<u64> = (0..written).collect();
+        let (on_disk, followed) = if supported {
+            (numbers(&on_disk), numbers(&followed))
+        } else {
+            (whole_numbers(&on_disk), whole_numbers(&followed))
+        };
+        if supported {
+            use std::os::unix::fs::MetadataExt as _;
+            let log = dir.path().join("web.log");
+            let block = fs::metadata(&log).expect("meta").blksize();
+            for n in 1..=24 {
+                let len = fs::metadata(rotated_path(&log, n)).expect("a copy").len();
+                assert_eq!(len % block, 0, "copy {n} is whole collapsed blocks");
+            }
+            assert!(
+                on_disk == all,
+                "collapse: the copies and the log are every line once, in order ({} of {written} lines)",
+                on_disk.len()
+            );
+            assert!(
+                followed == all[1000..],
+                "the follower printed every new line once, in order ({} lines)",
+                followed.len()
+            );
+        } else {
+            // Copytruncate fallback (no collapse on this filesystem): lines may be lost
+            // in the truncation window, never repeated.
+            assert!(
+                on_disk.windows(2).all(|w| w[0] < w[1]),
+                "collapse is unsupported on the test's temp dir, and the copytruncate fallback repeated or reordered lines"
+            );
+            assert!(
+                followed.windows(2).all(|w| w[0] < w[1]),
+                "collapse is unsupported on the test's temp dir, and the follower repeated or reordered lines under copytruncate"
+            );
+        }
+    }
+
+    #[test]
+    fn the_copytruncate_fallback_never_repeats_a_line() {
+        // tmpfs has no FALLOC_FL_COLLAPSE_RANGE: the fallback runs for real there.
+        let shm = Path::new("/dev/shm");
+        let dir = tempfile::tempdir_in(shm).expect("a temp dir in /dev/shm (tmpfs)");
+        assert!(
+            !platform::collapse_supported(dir.path()).expect("probe"),
+            "/dev/shm was expected not to support collapse"
+        );
+        let (written, on_disk, followed, collapsed) = rotate_under_a_writer(dir.path());
+        assert_eq!(collapsed, 0, "every rotation fell back to copytruncate");
+        let (on_disk, followed) = (whole_numbers(&on_disk), whole_numbers(&followed));
+        assert!(
+            on_disk.windows(2).all(|w| w[0] < w[1]),
+            "copies repeated or reordered lines"
+        );
+        assert!(
+            followed.windows(2).all(|w| w[0] < w[1]),
+            "the follower repeated or reordered lines"
+        );
+        assert!(
+            on_disk.last() == Some(&(written - 1)),
+            "the last line is there"
+        );
     }
 
     #[test]
