@@ -291,23 +291,16 @@ impl Followed {
     /// length is that much further into what came after it.
     fn catch_up(&mut self, id: FileId, lines: &mut Vec<String>) {
         // The copy that was `.1` last time has moved to `.k`: `.k-1` … `.1` are new. If it
-        // cannot be found (dropped, or there was none), only `.1` is known to be new.
-        let mut new_copies = vec![self.rotated_path.clone()];
-        if let Some(old) = self.rotated {
-            let mut found = false;
-            for n in 2..=CATCH_UP_COPIES {
-                let copy = rotated_path(&self.path, n);
-                match std::fs::metadata(&copy) {
-                    Ok(m) if m.ino() == old.ino => {
-                        found = true;
-                        break;
-                    }
-                    Ok(_) => new_copies.push(copy),
-                    Err(_) => break,
-                }
-            }
-            if !found {
-                new_copies.truncate(1);
+        // cannot be found (there was none when we started, or it was dropped by `keep`),
+        // every copy there is came after our last look.
+        let previous = self.rotated.map(|old| old.ino);
+        let mut new_copies = Vec::new();
+        for n in 1..=CATCH_UP_COPIES {
+            let copy = rotated_path(&self.path, n);
+            match std::fs::metadata(&copy) {
+                Ok(m) if Some(m.ino()) == previous => break,
+                Ok(_) => new_copies.push(copy),
+                Err(_) => break,
             }
         }
         for copy in new_copies.iter().rev() {
@@ -351,6 +344,20 @@ mod tests {
             vec!["line 997", "line 998", "line 999"]
         );
         assert_eq!(tail_lines(&path, 5000).expect("tail").len(), 1000);
+    }
+
+    #[test]
+    fn a_follower_that_started_before_any_rotation_reads_every_copy_made_since() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a.log");
+        std::fs::write(&path, "a\n").expect("write");
+        let mut follow = Followed::at_end("a", path.clone());
+        // Two rotations (copytruncate-style) before the follower looks again.
+        std::fs::write(rotated_path(&path, 1), "a\nb\n").expect("write");
+        std::fs::rename(rotated_path(&path, 1), rotated_path(&path, 2)).expect("shift");
+        std::fs::write(rotated_path(&path, 1), "c\n").expect("write");
+        std::fs::write(&path, "d\n").expect("write");
+        assert_eq!(follow.read_new(), vec!["b", "c", "d"]);
     }
 
     #[test]
