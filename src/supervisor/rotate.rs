@@ -26,24 +26,29 @@
 //!    stopped while holding it), the rotation gives up, removes `.rotating`, and the log is
 //!    checked (and retried) again;
 //! 3. shift the old copies: delete `.keep`, rename `.N` → `.N+1`;
-//! 4. collapse `[0, A)` out of `NAME.log`. If the filesystem cannot (`EOPNOTSUPP`,
+//! 4. rename `NAME.log.rotating` to `NAME.log.1` (the copy stays open);
+//! 5. collapse `[0, A)` out of `NAME.log`. If the filesystem cannot (`EOPNOTSUPP`,
 //!    `EINVAL`: tmpfs, btrfs, NFS…) or `A` is 0 (the file is at most one block), fall back
-//!    to copytruncate: copy the rest, from `A` to the end of file, then truncate
-//!    `NAME.log` to 0 right after that copy saw the end of file;
-//! 5. rename `NAME.log.rotating` to `NAME.log.1`;
+//!    to copytruncate: append the rest, from `A` to the end of file, to the copy, then
+//!    truncate `NAME.log` to 0 right after that copy saw the end of file;
 //! 6. release the lock (also released by the kernel if the supervisor dies).
+//!
+//! The copy is renamed *before* the log loses its front, so no crash can lose a byte: a
+//! leftover `.rotating` (a supervisor killed during steps 1-3) only ever holds bytes still
+//! in the log, and the next rotation overwrites it.
 //!
 //! With `keep: 0` a rotation just truncates, unlocked: a collapse would leave the last
 //! partial block, which a follower could not tell from a truncation by someone else.
 //!
 //! **Invariants.** At most `keep` rotated copies exist, plus `NAME.log.rotating` while a
-//! rotation runs; one rotation per file at a time; bytes are never duplicated; after a
-//! collapse, `NAME.log.1` is exactly the bytes removed from the front of `NAME.log` and
+//! rotation runs; one rotation per file at a time; bytes are never lost to a crash and
+//! never duplicated unless the supervisor dies between steps 4 and 5; after a collapse, `NAME.log.1` is exactly the bytes removed from the front of `NAME.log` and
 //! nothing is lost; after a copytruncate, every byte in `NAME.log` when the last copy saw
 //! its end is in `NAME.log.1`; a reader holding `LOCK_SH` sees either the state before
 //! step 3 or after step 5, so a new `.1` always means the live file already lost that
-//! copy's bytes from its front. A failing shift (step 3) aborts the rotation before the
-//! log is touched.
+//! copy's bytes from its front. A failing shift or rename (steps 3-4) aborts the rotation
+//! before the log is touched; a failing collapse or truncation leaves the copy's bytes
+//! twice (in `.1` and still in the log), never lost.
 //!
 //! **Limits.** (a) Copytruncate only: a write that lands between the last copy reaching the
 //! end of file and the truncation taking the inode lock is lost, as is the rest of a write
@@ -58,9 +63,9 @@
 //! never split lines on purpose: a collapse cuts on a block boundary, so a copy usually
 //! ends mid-line and the line goes on at the start of `NAME.log`. (c) Nothing rotates
 //! while no supervisor runs; the first check after startup catches up. (d) A supervisor
-//! killed between steps 4 and 5 (or whose rename fails) leaves the copy as
-//! `NAME.log.rotating` (after a collapse, the only copy of those bytes), which the next
-//! rotation of that log overwrites. (e) The
+//! killed between steps 4 and 5 leaves the bytes of `.1` also at the front of `NAME.log`
+//! (duplicated, not lost), and a `procs logs -f` running across that crash may print them
+//! twice. (e) The
 //! lock is advisory: a reader that does not take it (an older `procs`) can see a rotation
 //! half done, and a reader that holds it for long delays rotations (ours hold it for one
 //! read of at most 16 MiB).
@@ -140,24 +145,22 @@ pub fn rotate_once(path: &Path, keep: u32) -> io::Result<Rotation> {
         .truncate(true)
         .mode(0o600)
         .open(&temp)?;
-    let mut log_changed = false;
-    let result = rotate_into(path, keep, &mut log, &mut copy, head, &mut log_changed);
-    if result.is_err() && !log_changed {
+    let result = rotate_into(path, keep, &mut log, &mut copy, head);
+    if result.is_err() {
+        // Still there only if the rotation stopped before its rename: then every byte of
+        // it is still in the log too.
         let _ = fs::remove_file(&temp);
     }
     result
 }
 
 /// Steps 1-6 of the module docs, `head` being the (block-aligned) length to collapse.
-/// Sets `log_changed` once the log lost bytes that so far only the copy holds: from then
-/// on, a failure must leave the copy where it is.
 fn rotate_into(
     path: &Path,
     keep: u32,
     log: &mut File,
     copy: &mut File,
     head: u64,
-    log_changed: &mut bool,
 ) -> io::Result<Rotation> {
     // Step 1, unlocked: writers only append, so the first `head` bytes cannot change.
     let mut copied = io::copy(&mut Read::take(&*log, head), copy)?;
@@ -175,20 +178,15 @@ fn rotate_into(
         ));
     };
     shift(path, keep)?;
+    // Named before the log loses anything: from here on a crash can duplicate, not lose.
+    fs::rename(rotation_temp_path(path), rotated_path(path, 1))?;
     let collapsed = head > 0 && platform::collapse_front(log, head)?;
     if !collapsed {
         // Copytruncate: the rest of the file (from `head`, where step 1 left the shared
-        // position), then the truncation right after that copy saw the end of file.
+        // position) into the copy, still open under its new name, then the truncation
+        // right after that copy saw the end of file.
         copied += io::copy(log, copy)?;
         log.set_len(0)?;
-    }
-    *log_changed = true;
-    let temp = rotation_temp_path(path);
-    if let Err(err) = fs::rename(&temp, rotated_path(path, 1)) {
-        return Err(io::Error::new(
-            err.kind(),
-            format!("{err}; the rotated bytes are left in {}", temp.display()),
-        ));
     }
     Ok(Rotation {
         moved: copied,
