@@ -277,8 +277,9 @@ pub struct RawPortLong {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged, expecting = "expected `no`, `on-failure` or `always`")]
 pub enum RawRestart {
-    Bool(bool),
+    // The usual spelling first: an untagged enum tries its variants in order.
     Name(String),
+    Bool(bool),
 }
 
 impl JsonSchema for RawRestart {
