@@ -144,8 +144,22 @@ pub fn parse(
     Ok((node, problems))
 }
 
-/// serde-saphyr's limit messages (`budget breached: Depth { depth: 65 }`) in words.
+/// serde-saphyr's messages meant for programmers (`budget breached: Depth { depth: 65 }`,
+/// `use from_str_multiple`) in words for people.
 fn humane(message: String) -> String {
+    if message.starts_with("multiple YAML documents detected") {
+        return "a second YAML document (`---`): `procs.yaml` holds one document; merge the \
+                two, or put the second in `procs.override.yaml`"
+            .to_owned();
+    }
+    if message.starts_with("tabs disallowed") {
+        return format!("{message}: indent with spaces");
+    }
+    if message.starts_with("mapping values are not allowed in this context") {
+        return "a `key:` where a value was expected: check the indentation of this line and \
+                the one above, or quote a value that contains `: `"
+            .to_owned();
+    }
     let Some(breach) = message.strip_prefix("budget breached: ") else {
         return message;
     };
@@ -491,6 +505,12 @@ mod tests {
             e.message
         );
         assert_eq!(humane("other".into()), "other");
+        let e = parse("a: 1\n---\nb: 2\n", 0, None).expect_err("two documents");
+        assert!(e.message.contains("holds one document"), "{}", e.message);
+        let e = parse("a:\n\tb: 1\n", 0, None).expect_err("tab");
+        assert!(e.message.ends_with("indent with spaces"), "{}", e.message);
+        let e = parse("a:\n  b: x\n   c: y\n", 0, None).expect_err("indentation");
+        assert!(e.message.contains("check the indentation"), "{}", e.message);
     }
 
     #[test]
