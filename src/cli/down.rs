@@ -72,19 +72,33 @@ fn take_lock(paths: &Paths) -> anyhow::Result<File> {
         .write(true)
         .open(&paths.supervisor_lock)
         .context("cannot open the supervisor lock")?;
-    match lock.try_lock() {
-        Ok(()) => Ok(lock),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Failure::new(
-            exit::FAILED,
-            "a supervisor holds the lock but does not answer on its socket",
-        )
-        .hint("it may be starting; try again, or run `procs doctor`")
-        .into()),
-        Err(std::fs::TryLockError::Error(err)) => {
-            Err(err).context("cannot lock the supervisor lock")
+    // A supervisor that was just killed lets go of the lock only once its last thread has
+    // exited, a little after its pid stops answering; one that is starting takes its socket
+    // a moment after the lock. Either way, give it a moment before calling it stuck.
+    let deadline = std::time::Instant::now() + LOCK_GRACE;
+    loop {
+        match lock.try_lock() {
+            Ok(()) => return Ok(lock),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Failure::new(
+                    exit::FAILED,
+                    "a supervisor holds the lock but does not answer on its socket",
+                )
+                .hint("it may be starting; try again, or run `procs doctor`")
+                .into());
+            }
+            Err(std::fs::TryLockError::Error(err)) => {
+                return Err(err).context("cannot lock the supervisor lock");
+            }
         }
     }
 }
+
+/// How long `down` waits for the lock of a supervisor that does not answer.
+const LOCK_GRACE: Duration = Duration::from_secs(3);
 
 struct LocalTarget {
     name: String,
