@@ -679,9 +679,12 @@ mod tests {
             followed.windows(2).all(|w| w[0] < w[1]),
             "the follower repeated or reordered lines"
         );
+        // Copytruncate may lose what is written during a truncation — the last line too, if
+        // the writer's last write races the last rotation — so only order is checked, and
+        // that nothing was invented.
         assert!(
-            on_disk.last() == Some(&(written - 1)),
-            "the last line is there"
+            on_disk.last().is_some_and(|last| *last < written),
+            "lines on disk, none past the last one written"
         );
     }
 
