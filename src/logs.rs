@@ -100,9 +100,7 @@ pub fn tail_file(path: &Path, n: usize) -> io::Result<String> {
 pub fn tail_lines(path: &Path, n: usize) -> io::Result<Vec<String>> {
     // Both files as of one moment: no rotation between the two reads. Without the lock
     // (a rotator stuck holding it), the result may miss or repeat one rotation's worth.
-    let _lock = platform::lock_log_shared(path, TAIL_PATIENCE)
-        .ok()
-        .flatten();
+    let _lock = platform::lock_shared(path, TAIL_PATIENCE).ok().flatten();
     let mut log = File::open(path)?;
     let mut buf = Vec::new();
     let mut newlines = 0;
@@ -222,9 +220,7 @@ impl Followed {
     }
 
     fn start(name: &str, path: PathBuf, offset: Option<u64>) -> Self {
-        let _lock = platform::lock_log_shared(&path, FOLLOW_PATIENCE)
-            .ok()
-            .flatten();
+        let _lock = platform::lock_shared(&path, FOLLOW_PATIENCE).ok().flatten();
         let rotated_path = rotated_path(&path, 1);
         let rotated = file_id(&rotated_path);
         let (len, inode) = std::fs::metadata(&path).map_or((0, 0), |m| (m.len(), m.ino()));
@@ -248,7 +244,7 @@ impl Followed {
     /// Complete new lines since the last call.
     pub fn read_new(&mut self) -> Vec<String> {
         let mut lines = Vec::new();
-        let _lock = match platform::lock_log_shared(&self.path, FOLLOW_PATIENCE) {
+        let _lock = match platform::lock_shared(&self.path, FOLLOW_PATIENCE) {
             Ok(Some(lock)) => Some(lock),
             // A rotator holds the lock for longer than it should (stopped?): look again
             // next time rather than read a half-rotated log.

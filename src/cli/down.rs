@@ -64,9 +64,9 @@ pub fn down(
 }
 
 /// Hold the supervisor lock for the duration of the work: the registry is ours to write.
-fn take_lock(paths: &Paths) -> anyhow::Result<File> {
+fn take_lock(paths: &Paths) -> anyhow::Result<platform::FileLock> {
     paths.ensure_dirs()?;
-    let lock = File::options()
+    File::options()
         .create(true)
         .truncate(false)
         .write(true)
@@ -75,26 +75,16 @@ fn take_lock(paths: &Paths) -> anyhow::Result<File> {
     // A supervisor that was just killed lets go of the lock only once its last thread has
     // exited, a little after its pid stops answering; one that is starting takes its socket
     // a moment after the lock. Either way, give it a moment before calling it stuck.
-    let deadline = std::time::Instant::now() + LOCK_GRACE;
-    loop {
-        match lock.try_lock() {
-            Ok(()) => return Ok(lock),
-            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(Failure::new(
-                    exit::FAILED,
-                    "a supervisor holds the lock but does not answer on its socket",
-                )
-                .hint("it may be starting; try again, or run `procs doctor`")
-                .into());
-            }
-            Err(std::fs::TryLockError::Error(err)) => {
-                return Err(err).context("cannot lock the supervisor lock");
-            }
-        }
-    }
+    platform::lock_exclusive(&paths.supervisor_lock, LOCK_GRACE)
+        .context("cannot lock the supervisor lock")?
+        .ok_or_else(|| {
+            Failure::new(
+                exit::FAILED,
+                "a supervisor holds the lock but does not answer on its socket",
+            )
+            .hint("it may be starting; try again, or run `procs doctor`")
+            .into()
+        })
 }
 
 /// How long `down` waits for the lock of a supervisor that does not answer.

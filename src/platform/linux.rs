@@ -922,48 +922,48 @@ impl PidFd {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Log files: advisory locks and range collapse (used by log rotation and its readers)
+// Advisory file locks (log rotation and its readers, the supervisor lock) and range collapse
 // ---------------------------------------------------------------------------------------------
 
-/// A `flock(2)` lock on a log file, held through its own open file description and released
+/// A `flock(2)` lock on a file, held through its own open file description and released
 /// when dropped (or when the process dies: the kernel closes the descriptor).
 #[derive(Debug)]
-pub struct LogLock {
+pub struct FileLock {
     _file: fs::File,
 }
 
-/// Take `LOCK_EX` on the file at `path`, waiting at most `patience` for the shared holders
-/// to let go. Used by the rotator around the few calls readers must see as one step.
-/// `Ok(None)` when the patience ran out (a reader stopped while holding it).
-pub fn lock_log_exclusive(
+/// Take `LOCK_EX` on the file at `path`, waiting at most `patience` for the other holders
+/// to let go. Used by the rotator around the few calls readers must see as one step, and
+/// for the supervisor lock. `Ok(None)` when the patience ran out.
+pub fn lock_exclusive(
     path: &std::path::Path,
     patience: std::time::Duration,
-) -> io::Result<Option<LogLock>> {
-    lock_log(path, patience, fs::File::try_lock)
+) -> io::Result<Option<FileLock>> {
+    lock_file(path, patience, fs::File::try_lock)
 }
 
 /// Take `LOCK_SH` on the file at `path`, waiting at most `patience` for an exclusive holder.
 /// `Ok(None)` when the patience ran out (a rotator stopped while holding the lock: the caller
 /// reads without it rather than hang); `Err` when the file cannot be opened.
-pub fn lock_log_shared(
+pub fn lock_shared(
     path: &std::path::Path,
     patience: std::time::Duration,
-) -> io::Result<Option<LogLock>> {
-    lock_log(path, patience, fs::File::try_lock_shared)
+) -> io::Result<Option<FileLock>> {
+    lock_file(path, patience, fs::File::try_lock_shared)
 }
 
 /// `flock` is all or nothing (no timeout): try, then pause a little longer each time.
-fn lock_log(
+fn lock_file(
     path: &std::path::Path,
     patience: std::time::Duration,
     try_lock: fn(&fs::File) -> Result<(), fs::TryLockError>,
-) -> io::Result<Option<LogLock>> {
+) -> io::Result<Option<FileLock>> {
     let file = fs::File::open(path)?;
     let deadline = std::time::Instant::now() + patience;
     let mut pause = std::time::Duration::from_micros(100);
     loop {
         match try_lock(&file) {
-            Ok(()) => return Ok(Some(LogLock { _file: file })),
+            Ok(()) => return Ok(Some(FileLock { _file: file })),
             Err(fs::TryLockError::WouldBlock) => {}
             Err(fs::TryLockError::Error(e)) => return Err(e),
         }

@@ -13,9 +13,9 @@
 //! - signals, reaping and pidfds: [`kill`], [`kill_group`], [`reap_any`], [`PidFd`],
 //!   [`set_child_subreaper`];
 //! - resource usage of known pids: [`usage`];
-//! - log files: advisory locks for rotation and its readers ([`lock_log_exclusive`],
-//!   [`lock_log_shared`]) and removing a file's front in place ([`collapse_front`],
-//!   [`collapse_supported`]).
+//! - advisory file locks, for log rotation and its readers and the supervisor lock
+//!   ([`lock_exclusive`], [`lock_shared`]), and removing a file's front in place
+//!   ([`collapse_front`], [`collapse_supported`]).
 //!
 //! What it must not do: keep state beyond caches of values that cannot change while the process
 //! lives (boot id, clock tick rate, page size), spawn processes, or decide policy (which process

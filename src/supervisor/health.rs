@@ -75,6 +75,7 @@ pub async fn run(task: ProbeTask, tx: mpsc::Sender<Verdict>) {
     };
     let mut log_state = LogState {
         follow: Followed::at_offset("", task.log.clone(), task.log_offset),
+        regex: None,
         matched: false,
     };
     let mut passed = false;
@@ -93,6 +94,8 @@ pub async fn run(task: ProbeTask, tx: mpsc::Sender<Verdict>) {
 /// lock: see `logs.rs`), from where it was when the process started.
 struct LogState {
     follow: Followed,
+    /// The probe's pattern, compiled on first use (config loading has checked it).
+    regex: Option<regex::Regex>,
     matched: bool,
 }
 
@@ -189,8 +192,12 @@ fn log_probe(task: &ProbeTask, pattern: &str, state: &mut LogState) -> Verdict {
     if state.matched {
         return Verdict::Pass;
     }
-    let Ok(re) = regex::Regex::new(pattern) else {
-        return Verdict::Fail(format!("invalid regular expression /{pattern}/"));
+    let re = match &mut state.regex {
+        Some(re) => re,
+        empty => match regex::Regex::new(pattern) {
+            Ok(re) => empty.insert(re),
+            Err(_) => return Verdict::Fail(format!("invalid regular expression /{pattern}/")),
+        },
     };
     if !task.log.exists() {
         return Verdict::Fail("no output yet".to_owned());

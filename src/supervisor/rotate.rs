@@ -171,7 +171,7 @@ fn rotate_into(
         ));
     }
     // Steps 2-6 are one step for the readers, which take `LOCK_SH` on the log.
-    let Some(_lock) = platform::lock_log_exclusive(path, LOCK_PATIENCE)? else {
+    let Some(_lock) = platform::lock_exclusive(path, LOCK_PATIENCE)? else {
         return Err(io::Error::new(
             io::ErrorKind::WouldBlock,
             "a reader holds the log's lock (a stopped `procs logs`?): retrying later",
@@ -405,7 +405,7 @@ mod tests {
         let log = dir.path().join("web.log");
         let text = "l\n".repeat(10_000);
         write(&log, &text);
-        let reader = platform::lock_log_shared(&log, std::time::Duration::from_secs(5))
+        let reader = platform::lock_shared(&log, std::time::Duration::from_secs(5))
             .expect("lock")
             .expect("nobody else holds it");
         let err = rotate_once(&log, 2).expect_err("the reader keeps the lock");
@@ -503,7 +503,7 @@ mod tests {
         append(&log, "c\n");
         // A rotation holds the lock from before the follower looks until after the
         // rename; the follower, started meanwhile, must only see the end state.
-        let lock = platform::lock_log_exclusive(&log, std::time::Duration::from_secs(5))
+        let lock = platform::lock_exclusive(&log, std::time::Duration::from_secs(5))
             .expect("lock")
             .expect("nobody else holds it");
         let follower = std::thread::spawn(move || f.read_new());
