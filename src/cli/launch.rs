@@ -1,9 +1,11 @@
 //! Starting the supervisor when none answers: re-execute this binary as
 //! `procs __supervise`, detached (new session, stdin from /dev/null), and wait for its
-//! "ready" line on a pipe — no polling, no fixed sleep.
+//! "ready" line on a pipe: the usual path blocks on that read, with no polling.
 //!
 //! Concurrent `procs up`s may all launch one; the supervisor lock lets exactly one win
-//! and the others answer "busy", after which their launchers connect to the winner.
+//! and the others answer "busy". Only then does a launcher poll (with backoff from 2 ms
+//! to 100 ms, for at most [`LAUNCH_TIMEOUT`]) until the winner answers, or until the
+//! lock is free again because the winner was on its way out.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -11,11 +13,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
-use crate::control::client;
+use crate::control::{BUSY_LINE, READY_LINE, client};
 use crate::error::{Failure, exit};
 use crate::paths::Paths;
 use crate::platform;
-use crate::supervisor::{BUSY_LINE, READY_LINE};
 
 /// How long a launched supervisor may take to answer.
 const LAUNCH_TIMEOUT: Duration = Duration::from_secs(10);

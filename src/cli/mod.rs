@@ -22,8 +22,8 @@ use std::io::IsTerminal;
 
 use clap::Parser;
 
-pub use args::Cli;
 use args::Command;
+pub use args::{Cli, SuperviseArgs};
 
 use crate::error;
 
@@ -54,31 +54,45 @@ impl Out {
     }
 }
 
-/// Run the command line; returns the exit code.
-pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(err) => {
-            let code = if err.use_stderr() {
-                error::exit::USAGE
-            } else {
-                error::exit::OK
-            };
-            let _ = err.print();
-            return code;
+/// Parse the command line; on a usage error (or `--help`), print it and return the exit code.
+pub fn parse() -> Result<Cli, i32> {
+    Cli::try_parse().map_err(|err| {
+        let code = if err.use_stderr() {
+            error::exit::USAGE
+        } else {
+            error::exit::OK
+        };
+        let _ = err.print();
+        code
+    })
+}
+
+impl Cli {
+    /// The hidden `__supervise` role, which `main.rs` hands to the supervisor.
+    pub fn supervise(&self) -> Option<&args::SuperviseArgs> {
+        match &self.command {
+            Command::Supervise(args) => Some(args),
+            _ => None,
         }
-    };
+    }
+}
+
+/// Run one user command; returns the exit code.
+pub fn main(cli: Cli) -> i32 {
     if cli.command.only_prints() {
         crate::platform::default_sigpipe();
     }
     match run(cli) {
         Ok(code) => code,
-        Err(err) => {
-            let (text, code) = error::render(&err);
-            eprint!("{text}");
-            code
-        }
+        Err(err) => report(&err),
     }
+}
+
+/// Print an error in the one grammar; returns its exit code.
+pub fn report(err: &anyhow::Error) -> i32 {
+    let (text, code) = error::render(err);
+    eprint!("{text}");
+    code
 }
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
@@ -100,13 +114,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Schema => config_cmd::schema(),
         Command::Completions(args) => Ok(config_cmd::completions(args.shell)),
         Command::Man => config_cmd::man(),
-        Command::Supervise(args) => {
-            crate::supervisor::run(&crate::supervisor::Options {
-                project_dir: args.project_dir,
-                state_dir: args.state_dir,
-                project: args.project,
-            })?;
-            Ok(error::exit::OK)
-        }
+        // Dispatched by `main.rs` before `run` (the CLI never imports the supervisor).
+        Command::Supervise(_) => Ok(error::exit::USAGE),
     }
 }

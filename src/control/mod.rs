@@ -11,3 +11,8 @@ pub mod protocol;
 
 /// Largest accepted frame (an `up` request carries the whole resolved config).
 pub const MAX_FRAME: usize = 32 * 1024 * 1024;
+
+/// The line a launched supervisor writes to its stdout (a pipe to the launcher) once it serves.
+pub const READY_LINE: &str = "ready";
+/// The line it writes when another supervisor already holds the lock.
+pub const BUSY_LINE: &str = "busy";

@@ -348,6 +348,35 @@ mod tests {
     }
 
     #[test]
+    fn old_format_fixtures_keep_loading() {
+        let reg = parse(include_bytes!("../../tests/data/registry-v1.json")).expect("v1 loads");
+        assert_eq!(reg.schema_version, SCHEMA_VERSION);
+        assert_eq!(reg.project, "fixture");
+        assert_eq!(reg.project_id, "bb776d60");
+        let sup = reg.supervisor.as_ref().expect("supervisor record");
+        assert_eq!((sup.pid, sup.start_time), (999_991, 123_456));
+        let web = &reg.processes["web"];
+        assert_eq!(web.state, ProcState::Healthy);
+        assert_eq!(
+            (web.pid, web.start_time, web.restarts),
+            (Some(999_992), Some(123_500), 2)
+        );
+        assert_eq!(web.ports, vec![18080]);
+        let spec = web
+            .spec
+            .as_ref()
+            .and_then(StoredSpec::value)
+            .expect("stored spec");
+        assert_eq!(spec["command"], serde_json::json!(["sleep", "60"]));
+        let migrate = &reg.processes["migrate"];
+        assert_eq!(
+            (migrate.state, migrate.exit_code),
+            (ProcState::Completed, Some(0))
+        );
+        assert!(migrate.oneshot);
+    }
+
+    #[test]
     fn newer_schema_is_refused_not_misread() {
         assert!(parse(br#"{"schema_version": 99}"#).is_err());
     }

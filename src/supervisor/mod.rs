@@ -30,6 +30,7 @@ use tokio::net::UnixListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, broadcast};
 
+use crate::control::{BUSY_LINE, READY_LINE};
 use crate::paths::Paths;
 use crate::platform;
 use crate::registry::{self, SupervisorRecord};
@@ -44,11 +45,6 @@ pub struct Options {
     pub state_dir: PathBuf,
     pub project: String,
 }
-
-/// The line the supervisor writes to its stdout (a pipe to the launcher) once it serves.
-pub const READY_LINE: &str = "ready";
-/// The line it writes when another supervisor already holds the lock.
-pub const BUSY_LINE: &str = "busy";
 
 /// Run the supervisor until it is told to exit.
 pub fn run(opts: &Options) -> anyhow::Result<()> {
