@@ -3,9 +3,12 @@
 //!
 //! This is the only place that knows both roles: `cli` never imports `supervisor`.
 
-use procs_compose::{cli, supervisor};
+use procs_compose::{cli, platform, supervisor};
 
 fn main() {
+    // Whatever the caller left open (`procs up 3>&1`) is not passed on to the supervisor or
+    // to any child. Best effort: a kernel without close_range falls back to /proc/self/fd.
+    let _ = platform::cloexec_inherited();
     let code = match cli::parse() {
         Err(code) => code,
         Ok(parsed) => match parsed.supervise() {

@@ -7,8 +7,9 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+use crate::platform;
 
 /// Longest socket path we use directly (`sun_path` holds 108 bytes including the NUL).
 const MAX_SOCKET_PATH: usize = 100;
@@ -83,17 +84,9 @@ impl Paths {
     }
 }
 
-/// `mkdir -p` with mode 0700 on the last component (tightened if it already exists).
+/// Create a private directory (0700, ours, not a link); see [`platform::ensure_private_dir`].
 pub fn create_private_dir(dir: &Path) -> io::Result<()> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    let meta = fs::metadata(dir)?;
-    if meta.permissions().mode() & 0o077 != 0 {
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
-    }
-    Ok(())
+    platform::ensure_private_dir(dir)
 }
 
 /// FNV-1a, 64 bits: a stable, dependency-free hash for ids and config hashes (not for
@@ -117,7 +110,7 @@ pub fn project_id(project_dir: &Path) -> String {
 fn runtime_dir() -> PathBuf {
     match std::env::var_os("XDG_RUNTIME_DIR") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("procs"),
-        _ => PathBuf::from(format!("/tmp/procs-{}", nix::unistd::getuid())),
+        _ => PathBuf::from(format!("/tmp/procs-{}", platform::euid())),
     }
 }
 

@@ -20,6 +20,7 @@ impl Connection {
     /// Connect and send `request`.
     pub fn send(socket: &Path, request: Request) -> io::Result<Self> {
         let mut stream = UnixStream::connect(socket)?;
+        check_peer(&stream, socket)?;
         let frame = RequestFrame {
             v: PROTOCOL_VERSION,
             request,
@@ -72,6 +73,25 @@ impl Connection {
 }
 
 use std::io::Read as _;
+
+/// Talk only to a supervisor run by us (or by root, who can read our files anyway): another
+/// user who planted a socket in our place must not receive our environment with `up`, nor
+/// answer `down` with a fake "stopped".
+fn check_peer(stream: &UnixStream, socket: &Path) -> io::Result<()> {
+    let peer = crate::platform::peer_uid(stream)?;
+    let me = crate::platform::euid();
+    if peer == me || peer == 0 {
+        return Ok(());
+    }
+    Err(io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!(
+            "{} is served by {} (uid {peer}), not by you; refusing to talk to it",
+            socket.display(),
+            crate::platform::user_name(peer)
+        ),
+    ))
+}
 
 /// `Ok(Some(pid))` when a supervisor answers a ping on `socket`.
 pub fn ping(socket: &Path) -> io::Result<i32> {

@@ -13,6 +13,9 @@
 //! - signals, reaping and pidfds: [`kill`], [`kill_group`], [`reap_any`], [`PidFd`],
 //!   [`set_child_subreaper`];
 //! - resource usage of known pids: [`usage`];
+//! - private directories that follow no planted link and no other user's directory
+//!   ([`ensure_private_dir`]), the uid at the other end of a socket ([`peer_uid`]), and
+//!   inherited descriptors made close-on-exec ([`cloexec_inherited`]);
 //! - advisory file locks, for log rotation and its readers and the supervisor lock
 //!   ([`lock_exclusive`], [`lock_shared`]), and removing a file's front in place
 //!   ([`collapse_front`], [`collapse_supported`]).
@@ -36,9 +39,21 @@ mod linux;
 mod setup;
 
 #[cfg(target_os = "linux")]
+mod fds;
+
+#[cfg(target_os = "linux")]
+mod private;
+
+#[cfg(target_os = "linux")]
 pub use linux::*;
 #[cfg(target_os = "linux")]
 pub use setup::*;
+
+#[cfg(target_os = "linux")]
+pub use fds::*;
+
+#[cfg(target_os = "linux")]
+pub use private::*;
 
 #[cfg(not(target_os = "linux"))]
 compile_error!("procs supports Linux only for now: src/platform/ is where a port starts");

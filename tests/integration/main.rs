@@ -10,6 +10,7 @@ mod lifecycle;
 mod logs;
 mod ports;
 mod recovery;
+mod security;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

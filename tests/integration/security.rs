@@ -1,0 +1,219 @@
+//! Attacks by another local user (run as `nobody` through `setpriv`), and what procs must do
+//! about them (the threat model in `docs/architecture.md`).
+//!
+//! These tests need root (to become `nobody`); CI runs as root. Outside CI a non-root run
+//! prints a note and returns; in CI (`CI=true`) it fails.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::harness::{Project, run, wait_until};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Are we root, so that we can act as another user? In CI we must be.
+fn as_root() -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    if !root {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "security tests need root (to run an attacker as `nobody` with setpriv)"
+        );
+        eprintln!("note: not root; skipping a security test outside CI");
+    }
+    root
+}
+
+/// `setpriv` to `nobody`, in the project's directory and environment.
+fn as_nobody(p: &Project, program: &str) -> Command {
+    let mut cmd = p.command("setpriv");
+    cmd.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--",
+        program,
+    ]);
+    cmd
+}
+
+/// Let `nobody` reach into the project directory (and nothing more).
+fn open_for_traversal(dir: &Path) {
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o711)).expect("chmod 711");
+}
+
+/// A world-writable sticky directory, like `/tmp`, inside the project.
+fn shared_tmp(p: &Project) -> std::path::PathBuf {
+    let shared = p.path().join("shared");
+    fs::create_dir(&shared).expect("mkdir shared");
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).expect("chmod 1777");
+    shared
+}
+
+/// A state directory long enough that the socket must live in the runtime directory.
+const LONG_STATE_DIR: &str = "state-dir-with-a-name-long-enough-that-the-socket-path-exceeds-the-\
+                              sun-path-limit-of-one-hundred-and-eight-bytes";
+
+const CONFIG: &str = "processes:\n  app:\n    command: [sleep, '300']\n";
+
+#[test]
+fn a_symlink_planted_as_the_runtime_dir_is_refused_and_its_target_untouched() {
+    if !as_root() {
+        return;
+    }
+    let mut p = Project::new().config(CONFIG);
+    open_for_traversal(p.path());
+    let shared = shared_tmp(&p);
+    let victim = p.path().join("victim");
+    fs::create_dir(&victim).expect("mkdir victim");
+    fs::set_permissions(&victim, fs::Permissions::from_mode(0o755)).expect("chmod 755");
+    run(
+        as_nobody(&p, "ln")
+            .args(["-s"])
+            .arg(&victim)
+            .arg(shared.join("procs")),
+        WAIT,
+    )
+    .success();
+
+    let shared_str = shared.to_str().expect("utf-8 path");
+    p.procs_env(
+        ["up"],
+        &[
+            ("XDG_RUNTIME_DIR", shared_str),
+            ("PROCS_STATE_DIR", LONG_STATE_DIR),
+        ],
+    )
+    .failure()
+    .stderr_contains("is a symbolic link");
+    let mode = fs::metadata(&victim).expect("meta").permissions().mode();
+    assert_eq!(mode & 0o7777, 0o755, "the link's target was not chmodded");
+    p.assert_no_survivors();
+}
+
+#[test]
+fn a_runtime_dir_created_by_another_user_is_refused() {
+    if !as_root() {
+        return;
+    }
+    let mut p = Project::new().config(CONFIG);
+    open_for_traversal(p.path());
+    let shared = shared_tmp(&p);
+    run(
+        as_nobody(&p, "mkdir")
+            .args(["-m", "777"])
+            .arg(shared.join("procs")),
+        WAIT,
+    )
+    .success();
+    let shared_str = shared.to_str().expect("utf-8 path");
+    p.procs_env(
+        ["up"],
+        &[
+            ("XDG_RUNTIME_DIR", shared_str),
+            ("PROCS_STATE_DIR", LONG_STATE_DIR),
+        ],
+    )
+    .failure()
+    .stderr_contains("belongs to nobody (uid 65534), not to you");
+    p.assert_no_survivors();
+}
+
+/// A fake supervisor run by `nobody`: appends whatever it is sent to `capture`, answers with a
+/// frame claiming success.
+fn fake_supervisor(p: &Project, socket: &Path, capture: &Path) -> Child {
+    let script = r#"
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1]); s.listen(16)
+open(sys.argv[1] + ".ready", "w").close()
+while True:
+    c, _ = s.accept()
+    c.settimeout(2)
+    data = b""
+    try:
+        while not data.endswith(b"\n"):
+            chunk = c.recv(65536)
+            if not chunk: break
+            data += chunk
+    except OSError:
+        pass
+    with open(sys.argv[2], "ab") as f:
+        f.write(data)
+    try:
+        c.sendall(b'{"Pong":{"pid":1,"version":1}}\n')
+    except OSError:
+        pass
+    c.close()
+"#;
+    as_nobody(p, "/usr/bin/python3")
+        .args(["-c", script])
+        .arg(socket)
+        .arg(capture)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn the fake supervisor")
+}
+
+#[test]
+fn the_cli_never_talks_to_a_socket_another_user_serves() {
+    if !as_root() {
+        return;
+    }
+    let mut p = Project::new().config(CONFIG);
+    open_for_traversal(p.path());
+    let nobody_dir = p.path().join("nobody");
+    fs::create_dir(&nobody_dir).expect("mkdir");
+    fs::set_permissions(&nobody_dir, fs::Permissions::from_mode(0o777)).expect("chmod 777");
+    let planted = nobody_dir.join("s.sock");
+    let capture = nobody_dir.join("captured");
+    let mut fake = fake_supervisor(&p, &planted, &capture);
+    let ready = nobody_dir.join("s.sock.ready");
+    wait_until("the fake supervisor to listen", WAIT, || ready.exists());
+    // The socket appears where procs looks for its supervisor (as if planted before
+    // the directory checks existed).
+    let state = p.state_dir();
+    fs::create_dir(&state).expect("mkdir .procs");
+    fs::set_permissions(&state, fs::Permissions::from_mode(0o700)).expect("chmod 700");
+    fs::rename(&planted, state.join("supervisor.sock")).expect("move the socket in");
+
+    let up = p.procs_env(["up"], &[("MY_SECRET_TOKEN", "s3cret-value")]);
+    let down = p.procs(["down"]);
+    let _ = fake.kill();
+    let _ = fake.wait();
+    let captured = fs::read(&capture).unwrap_or_default();
+    assert!(
+        captured.is_empty(),
+        "the CLI sent {} bytes to nobody's socket: {}",
+        captured.len(),
+        String::from_utf8_lossy(&captured)
+    );
+    up.success();
+    down.success();
+    p.assert_no_survivors();
+}
+
+#[test]
+fn inherited_descriptors_do_not_keep_a_pipe_open() {
+    // `{ procs up 3>&1; } | cat` used to wait forever: the supervisor held fd 3, the pipe.
+    let mut p = Project::new().config(CONFIG);
+    let procs = crate::harness::procs_bin();
+    let out = run(
+        p.command("sh")
+            .arg("-c")
+            .arg(format!("{{ '{procs}' up 3>&1; }} | cat")),
+        WAIT,
+    );
+    assert_eq!(
+        out.exit_code(),
+        Some(0),
+        "`{{ procs up 3>&1; }} | cat` did not finish within {WAIT:?}"
+    );
+    p.procs(["down"]).success();
+    p.assert_no_survivors();
+}
