@@ -11,6 +11,7 @@ mod down;
 mod launch;
 mod logs;
 mod ls;
+mod out;
 mod ports;
 mod project;
 mod render;
@@ -18,41 +19,13 @@ mod status;
 mod up;
 mod yaml;
 
-use std::io::IsTerminal;
-
 use clap::Parser;
 
 pub use args::Cli;
 use args::Command;
 
 use crate::error;
-
-/// Output settings shared by every command.
-#[derive(Debug, Clone)]
-pub struct Out {
-    pub json: bool,
-    pub quiet: bool,
-    pub verbose: bool,
-    /// Colours on stdout.
-    pub color: bool,
-    /// stdout is a terminal.
-    pub tty: bool,
-}
-
-impl Out {
-    fn new(global: &args::Global) -> Self {
-        let tty = std::io::stdout().is_terminal();
-        let no_color =
-            global.no_color || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        Self {
-            json: global.json,
-            quiet: global.quiet,
-            verbose: global.verbose,
-            color: tty && !no_color,
-            tty,
-        }
-    }
-}
+use out::Out;
 
 /// Run the command line; returns the exit code.
 pub fn main() -> i32 {
