@@ -49,9 +49,9 @@ fn no_config_found_reads_the_same_from_every_command() {
     for args in [
         &["up"][..],
         &["down"],
-        &["start"],
-        &["stop"],
-        &["restart"],
+        &["start", "web"],
+        &["stop", "web"],
+        &["restart", "web"],
         &["status"],
         &["logs"],
         &["config"],
@@ -118,8 +118,8 @@ fn an_invalid_config_is_located_with_a_suggestion_from_every_command_that_reads_
                     |\n4 |     restrat: always\n  |     ^^^^^^^\n";
     for args in [
         &["up"][..],
-        &["start"],
-        &["restart"],
+        &["start", "web"],
+        &["restart", "web"],
         &["config"],
         &["ports"],
     ] {
