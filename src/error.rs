@@ -7,7 +7,7 @@
 //! `caused by: …`, `hint: …`, then details such as the last lines of a log).
 //! Must not: build messages for a situation anywhere else. A command that meets one of
 //! these situations returns the variant, so one situation reads the same from every
-//! command (and from the supervisor, which answers with [`Error::body`]).
+//! command (and from the supervisor, which answers with the variant turned into an `ErrorBody`).
 //! Invariants: exit codes are 0 ok, 1 failed, 2 usage or config (nothing was changed),
 //! 3 a declared port is held by a foreign process. Anything that is not in the catalogue
 //! (an I/O error with `anyhow` context) renders as `error:` plus its chain, exit 1.
@@ -248,15 +248,6 @@ impl Error {
                 Some(details.as_str()).filter(|d| !d.trim().is_empty())
             }
             _ => None,
-        }
-    }
-
-    /// The situation as the supervisor sends it in an error answer.
-    pub fn body(&self) -> crate::control::protocol::ErrorBody {
-        crate::control::protocol::ErrorBody {
-            code: self.code(),
-            message: self.to_string(),
-            hint: self.hint(),
         }
     }
 }

@@ -234,7 +234,7 @@ impl Orchestrator {
                 file: req.config.file.clone(),
                 known: req.config.processes.keys().cloned().collect(),
             };
-            let _ = out.send(Response::Error(err.body())).await;
+            let _ = out.send(Response::Error((&err).into())).await;
             return;
         }
         let mut selection: BTreeSet<String> = if req.names.is_empty() {
@@ -661,14 +661,12 @@ impl Orchestrator {
                 .lock()
                 .ok()
                 .and_then(|c| c.as_ref().map(|c| c.file.clone()));
-            return Err(Response::Error(
-                crate::error::Error::UnknownProcess {
-                    name: name.clone(),
-                    file: file.unwrap_or_else(|| self.shared.paths.project_dir.join("procs.yaml")),
-                    known,
-                }
-                .body(),
-            ));
+            let err = crate::error::Error::UnknownProcess {
+                name: name.clone(),
+                file: file.unwrap_or_else(|| self.shared.paths.project_dir.join("procs.yaml")),
+                known,
+            };
+            return Err(Response::Error((&err).into()));
         }
         let targets: BTreeSet<String> = if names.is_empty() {
             known.iter().cloned().collect()
