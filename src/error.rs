@@ -362,6 +362,42 @@ mod tests {
     }
 
     #[test]
+    fn supervisor_situations_name_the_socket_and_the_log() {
+        let err = anyhow::Error::new(Error::SupervisorUnreachable {
+            socket: "/p/.procs/supervisor.sock".into(),
+            error: "Connection refused (os error 111)".into(),
+            log: "/p/.procs/logs/procs.log".into(),
+        });
+        assert_eq!(
+            render(&err),
+            (
+                "error: cannot reach the supervisor
+\
+                 caused by: /p/.procs/supervisor.sock: Connection refused (os error 111)
+\
+                 hint: see /p/.procs/logs/procs.log
+"
+                .to_owned(),
+                1
+            )
+        );
+        let err = anyhow::Error::new(Error::Supervisor {
+            code: exit::USAGE,
+            message: "malformed request".into(),
+            hint: None,
+        });
+        assert_eq!(
+            render(&err),
+            (
+                "error: malformed request
+"
+                .to_owned(),
+                2
+            )
+        );
+    }
+
+    #[test]
     fn plain_errors_list_their_chain() {
         let err = anyhow::anyhow!("disk full").context("cannot write `state.json`");
         let (text, code) = render(&err);

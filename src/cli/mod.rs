@@ -83,3 +83,68 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    /// The modules of `src/cli/` each file imports (`use super::…`, `super::x::…`).
+    fn imports() -> BTreeMap<String, BTreeSet<String>> {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/cli");
+        let word = regex::Regex::new(r"super::(\{[^}]*\}|[a-z_]+)").unwrap();
+        let mut graph = BTreeMap::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let mut deps = BTreeSet::new();
+            for cap in word.captures_iter(&text) {
+                for dep in cap[1].trim_matches(['{', '}']).split(',') {
+                    let dep = dep.trim().split("::").next().unwrap_or_default();
+                    if !dep.is_empty() && dep != name {
+                        deps.insert(dep.to_owned());
+                    }
+                }
+            }
+            graph.insert(name, deps);
+        }
+        graph
+    }
+
+    /// The first import circle reachable from the last module of `path`.
+    fn visit(
+        graph: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+    ) -> Option<Vec<String>> {
+        let last = path.last()?.clone();
+        for dep in graph.get(&last).into_iter().flatten() {
+            if let Some(at) = path.iter().position(|p| p == dep) {
+                let mut circle = path[at..].to_vec();
+                circle.push(dep.clone());
+                return Some(circle);
+            }
+            path.push(dep.clone());
+            if let Some(circle) = visit(graph, path) {
+                return Some(circle);
+            }
+            path.pop();
+        }
+        None
+    }
+
+    #[test]
+    fn cli_modules_import_each_other_in_no_circle() {
+        let graph = imports();
+        assert!(
+            graph["up"].contains("logs"),
+            "the scan sees imports: {graph:?}"
+        );
+        for start in graph.keys().filter(|m| *m != "mod") {
+            let circle = visit(&graph, &mut vec![start.clone()]);
+            assert_eq!(circle, None, "an import circle in src/cli/");
+        }
+    }
+}
