@@ -1,10 +1,22 @@
-//! The one error grammar and the exit codes.
+//! The catalogue of what procs says when something goes wrong, its one grammar and the
+//! exit codes.
 //!
-//! Owns: how every error reaches a person (`error: …`, `caused by: …`, `hint: …`) and
-//! which exit code it maps to. Commands return `anyhow::Result`; a [`Failure`] carried in
-//! the chain picks the exit code, a config error maps to 2, anything else to 1.
+//! Owns: [`Error`], every user-facing error situation, each variant naming what went wrong
+//! and where, and knowing its message, its `caused by:` lines, its `hint:` and its exit
+//! code; and [`render`], the one grammar every error reaches a person in (`error: …`,
+//! `caused by: …`, `hint: …`, then details such as the last lines of a log).
+//! Must not: build messages for a situation anywhere else. A command that meets one of
+//! these situations returns the variant, so one situation reads the same from every
+//! command (and from the supervisor, which answers with the variant turned into an `ErrorBody`).
+//! Invariants: exit codes are 0 ok, 1 failed, 2 usage or config (nothing was changed),
+//! 3 a declared port is held by a foreign process. Anything that is not in the catalogue
+//! (an I/O error with `anyhow` context) renders as `error:` plus its chain, exit 1.
 
-use std::fmt;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::ConfigError;
 
 /// Process exit codes (SPEC §6).
 pub mod exit {
@@ -18,58 +30,235 @@ pub mod exit {
     pub const PORT_HELD: i32 = 3;
 }
 
-/// An error meant for a person, with its exit code, optional hint and trailing details
-/// (such as the last lines of a log).
+/// One process that is not where a request wanted it (a `caused by:` line).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    pub code: i32,
-    pub message: String,
-    pub causes: Vec<String>,
-    pub hint: Option<String>,
-    pub details: Option<String>,
+pub struct NotWhere {
+    pub name: String,
+    pub state: String,
+    pub reason: String,
 }
 
-impl Failure {
-    pub fn new(code: i32, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            causes: Vec::new(),
-            hint: None,
-            details: None,
+/// Every error situation procs reports to a person.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No `-f` and no `procs.yaml` in the working directory or any parent.
+    #[error("no `procs.yaml` found in `{}` or any parent directory", dir.display())]
+    NoConfig { dir: PathBuf },
+
+    /// `-f FILE` names no file.
+    #[error("configuration file `{}` not found", given.display())]
+    ConfigFileMissing { given: PathBuf },
+
+    /// The configuration is invalid: located problems, rendered by `config`.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+
+    /// A command was given a process name the project does not know.
+    #[error("no process named `{name}` in `{}`", file.display())]
+    UnknownProcess {
+        name: String,
+        /// The project's config file.
+        file: PathBuf,
+        /// The names the project knows (for "did you mean").
+        known: Vec<String>,
+    },
+
+    /// Connecting to the socket of a supervisor that answered a moment ago failed.
+    #[error("cannot reach the supervisor")]
+    SupervisorUnreachable {
+        socket: PathBuf,
+        error: String,
+        log: PathBuf,
+    },
+
+    /// Something holds the supervisor lock but nothing answers on the socket.
+    #[error("a supervisor holds the lock but does not answer on its socket")]
+    SupervisorUnresponsive { waited: Duration, log: PathBuf },
+
+    /// A launched supervisor exited (or said nothing) instead of answering "ready".
+    #[error("the supervisor did not start")]
+    SupervisorDidNotStart { log: PathBuf, tail: String },
+
+    /// The supervisor closed a request's connection without a final answer.
+    #[error("the supervisor closed the connection before answering")]
+    SupervisorHungUp { log: PathBuf },
+
+    /// Reading a request's answer failed.
+    #[error("lost the connection to the supervisor")]
+    ConnectionLost {
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The supervisor answered with a frame that does not fit the request.
+    #[error("unexpected answer from the supervisor: {answer}")]
+    UnexpectedAnswer { answer: String },
+
+    /// The supervisor refused a request; its own message, code and hint.
+    #[error("{message}")]
+    Supervisor {
+        code: i32,
+        message: String,
+        hint: Option<String>,
+    },
+
+    /// `doctor --fix` met a supervisor that is starting.
+    #[error("a supervisor is starting; run `procs doctor --fix` again")]
+    SupervisorStarting,
+
+    /// A declared port of `process` is held by a foreign process.
+    #[error("cannot start `{process}`: {held}")]
+    PortHeld {
+        process: String,
+        /// `port 8080 is held by pid 4242 (…)` (`crate::ports::held_message`).
+        held: String,
+        /// The other processes that are not ready.
+        others: Vec<NotWhere>,
+        details: String,
+    },
+
+    /// Processes were not ready within the timeout.
+    #[error("timed out after {} waiting for {}", humantime::format_duration(*after), names(bad))]
+    TimedOut {
+        after: Duration,
+        bad: Vec<NotWhere>,
+        details: String,
+    },
+
+    /// Processes failed on the way up.
+    #[error("{} of {total} processes not ready: {}", bad.len(), names(bad))]
+    NotReady {
+        total: usize,
+        bad: Vec<NotWhere>,
+        details: String,
+    },
+
+    /// `down`/`stop` through the supervisor left processes that did not stop.
+    #[error("{} did not stop cleanly", names(bad))]
+    NotStopped { bad: Vec<NotWhere>, details: String },
+
+    /// `down`/`stop` without a supervisor left processes alive.
+    #[error("some processes survived the stop")]
+    Survivors { survivors: Vec<(String, Vec<i32>)> },
+}
+
+fn names(bad: &[NotWhere]) -> String {
+    let names: Vec<&str> = bad.iter().map(|p| p.name.as_str()).collect();
+    names.join(", ")
+}
+
+fn not_where(bad: &[NotWhere]) -> Vec<String> {
+    bad.iter()
+        .map(|p| format!("`{}` is {}: {}", p.name, p.state, p.reason))
+        .collect()
+}
+
+impl Error {
+    /// The exit code of this situation.
+    pub fn code(&self) -> i32 {
+        match self {
+            Self::NoConfig { .. }
+            | Self::ConfigFileMissing { .. }
+            | Self::Config(_)
+            | Self::UnknownProcess { .. } => exit::USAGE,
+            Self::PortHeld { .. } => exit::PORT_HELD,
+            Self::Supervisor { code, .. } => *code,
+            Self::SupervisorUnreachable { .. }
+            | Self::SupervisorUnresponsive { .. }
+            | Self::SupervisorDidNotStart { .. }
+            | Self::SupervisorHungUp { .. }
+            | Self::ConnectionLost { .. }
+            | Self::UnexpectedAnswer { .. }
+            | Self::SupervisorStarting
+            | Self::TimedOut { .. }
+            | Self::NotReady { .. }
+            | Self::NotStopped { .. }
+            | Self::Survivors { .. } => exit::FAILED,
         }
     }
 
-    #[must_use]
-    pub fn cause(mut self, cause: impl Into<String>) -> Self {
-        self.causes.push(cause.into());
-        self
+    /// The `caused by:` lines this situation adds before its error chain.
+    pub fn causes(&self) -> Vec<String> {
+        match self {
+            Self::SupervisorUnreachable { socket, error, .. } => {
+                vec![format!("{}: {error}", socket.display())]
+            }
+            Self::SupervisorUnresponsive { waited, .. } => {
+                vec![format!(
+                    "no answer within {}",
+                    humantime::format_duration(*waited)
+                )]
+            }
+            Self::PortHeld { others: bad, .. }
+            | Self::TimedOut { bad, .. }
+            | Self::NotReady { bad, .. }
+            | Self::NotStopped { bad, .. } => not_where(bad),
+            Self::Survivors { survivors } => {
+                let list: Vec<String> = survivors
+                    .iter()
+                    .map(|(n, p)| format!("`{n}`: pids {p:?}"))
+                    .collect();
+                vec![list.join("; ")]
+            }
+            _ => Vec::new(),
+        }
     }
 
-    #[must_use]
-    pub fn hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
-        self
+    /// The `hint:` line, if this situation has one.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Self::NoConfig { .. } => {
+                Some("create a `procs.yaml` in the project directory, or pass `-f FILE`".to_owned())
+            }
+            Self::UnknownProcess { name, known, .. } => Some(
+                match crate::suggest::closest(name, known.iter().map(String::as_str)) {
+                    Some(best) => format!("did you mean `{best}`?"),
+                    None if known.is_empty() => "this project has no processes yet".to_owned(),
+                    None => format!("known processes: {}", known.join(", ")),
+                },
+            ),
+            Self::SupervisorUnreachable { log, .. }
+            | Self::SupervisorDidNotStart { log, .. }
+            | Self::SupervisorHungUp { log } => Some(format!("see {}", log.display())),
+            Self::SupervisorUnresponsive { log, .. } => Some(format!(
+                "it may be starting or stuck: try again, see {}, or run `procs doctor`",
+                log.display()
+            )),
+            Self::Supervisor { hint, .. } => hint.clone(),
+            Self::PortHeld { .. } => Some(
+                "stop that process, or run `procs up --kill-port-owners` to have procs stop it \
+                 (SIGTERM, then SIGKILL after 5s)"
+                    .to_owned(),
+            ),
+            Self::TimedOut { .. } => Some(
+                "raise it with `--timeout`, or check the health check with `procs logs`".to_owned(),
+            ),
+            _ => None,
+        }
     }
 
-    #[must_use]
-    pub fn details(mut self, details: impl Into<String>) -> Self {
-        self.details = Some(details.into());
-        self
+    /// Text printed after the grammar's lines (the last lines of logs).
+    pub fn details(&self) -> Option<&str> {
+        match self {
+            Self::SupervisorDidNotStart { tail: details, .. }
+            | Self::PortHeld { details, .. }
+            | Self::TimedOut { details, .. }
+            | Self::NotReady { details, .. }
+            | Self::NotStopped { details, .. } => {
+                Some(details.as_str()).filter(|d| !d.trim().is_empty())
+            }
+            _ => None,
+        }
     }
 }
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for Failure {}
 
 /// Render an error chain in the one grammar and pick its exit code.
 pub fn render(err: &anyhow::Error) -> (String, i32) {
-    if let Some(config) = err.downcast_ref::<crate::config::ConfigError>() {
+    let config = match err.downcast_ref::<Error>() {
+        Some(Error::Config(config)) => Some(config),
+        _ => err.downcast_ref::<ConfigError>(),
+    };
+    if let Some(config) = config {
         let mut text = config.to_string();
         if !text.ends_with('\n') {
             text.push('\n');
@@ -77,33 +266,24 @@ pub fn render(err: &anyhow::Error) -> (String, i32) {
         return (text, exit::USAGE);
     }
     let mut out = String::new();
-    let mut code = exit::FAILED;
-    let mut hint = None;
-    let mut details = None;
-    if let Some(failure) = err.downcast_ref::<Failure>() {
-        code = failure.code;
-        out.push_str(&format!("error: {}\n", failure.message));
-        for cause in &failure.causes {
-            out.push_str(&format!("caused by: {cause}\n"));
-        }
-        hint.clone_from(&failure.hint);
-        details.clone_from(&failure.details);
-    } else {
-        out.push_str(&format!("error: {err}\n"));
+    let _ = writeln!(out, "error: {err}");
+    let known = err.downcast_ref::<Error>();
+    for cause in known.map(Error::causes).unwrap_or_default() {
+        let _ = writeln!(out, "caused by: {cause}");
     }
     for cause in err.chain().skip(1) {
-        out.push_str(&format!("caused by: {cause}\n"));
+        let _ = writeln!(out, "caused by: {cause}");
     }
-    if let Some(hint) = hint {
-        out.push_str(&format!("hint: {hint}\n"));
+    if let Some(hint) = known.and_then(Error::hint) {
+        let _ = writeln!(out, "hint: {hint}");
     }
-    if let Some(details) = details {
-        out.push_str(&details);
+    if let Some(details) = known.and_then(Error::details) {
+        out.push_str(details);
         if !details.ends_with('\n') {
             out.push('\n');
         }
     }
-    (out, code)
+    (out, known.map_or(exit::FAILED, Error::code))
 }
 
 #[cfg(test)]
@@ -111,22 +291,109 @@ mod tests {
     use super::*;
 
     #[test]
-    fn failure_renders_in_the_grammar() {
-        let err = anyhow::Error::new(
-            Failure::new(
-                exit::PORT_HELD,
-                "cannot start `web`: port 8080 is held by pid 42",
-            )
-            .cause("bind: address in use")
-            .hint("stop it or run `procs up --kill-port-owners`"),
-        );
+    fn a_port_held_renders_in_the_grammar() {
+        let err = anyhow::Error::new(Error::PortHeld {
+            process: "web".into(),
+            held: "port 8080 is held by pid 42 (python3 -m http.server, user alice)".into(),
+            others: vec![NotWhere {
+                name: "api".into(),
+                state: "failed".into(),
+                reason: "dependency `web` failed".into(),
+            }],
+            details: String::new(),
+        });
         let (text, code) = render(&err);
         assert_eq!(code, 3);
         assert_eq!(
             text,
-            "error: cannot start `web`: port 8080 is held by pid 42\n\
-             caused by: bind: address in use\n\
-             hint: stop it or run `procs up --kill-port-owners`\n"
+            "error: cannot start `web`: port 8080 is held by pid 42 (python3 -m http.server, user alice)\n\
+             caused by: `api` is failed: dependency `web` failed\n\
+             hint: stop that process, or run `procs up --kill-port-owners` to have procs stop it \
+             (SIGTERM, then SIGKILL after 5s)\n"
+        );
+    }
+
+    #[test]
+    fn an_unknown_name_suggests_the_closest_or_lists_them() {
+        let err = |name: &str| {
+            render(&anyhow::Error::new(Error::UnknownProcess {
+                name: name.into(),
+                file: "/p/procs.yaml".into(),
+                known: vec!["api".into(), "worker".into()],
+            }))
+        };
+        assert_eq!(
+            err("wroker"),
+            (
+                "error: no process named `wroker` in `/p/procs.yaml`\n\
+                 hint: did you mean `worker`?\n"
+                    .to_owned(),
+                2
+            )
+        );
+        assert_eq!(
+            err("zzz").0,
+            "error: no process named `zzz` in `/p/procs.yaml`\n\
+             hint: known processes: api, worker\n"
+        );
+    }
+
+    #[test]
+    fn a_source_becomes_a_cause_and_details_come_last() {
+        let err = anyhow::Error::new(Error::ConnectionLost {
+            source: std::io::Error::other("reset by peer"),
+        });
+        assert_eq!(
+            render(&err),
+            (
+                "error: lost the connection to the supervisor\ncaused by: reset by peer\n"
+                    .to_owned(),
+                1
+            )
+        );
+        let err = anyhow::Error::new(Error::SupervisorDidNotStart {
+            log: "/p/.procs/logs/procs.log".into(),
+            tail: "boom".into(),
+        });
+        assert_eq!(
+            render(&err).0,
+            "error: the supervisor did not start\nhint: see /p/.procs/logs/procs.log\nboom\n"
+        );
+    }
+
+    #[test]
+    fn supervisor_situations_name_the_socket_and_the_log() {
+        let err = anyhow::Error::new(Error::SupervisorUnreachable {
+            socket: "/p/.procs/supervisor.sock".into(),
+            error: "Connection refused (os error 111)".into(),
+            log: "/p/.procs/logs/procs.log".into(),
+        });
+        assert_eq!(
+            render(&err),
+            (
+                "error: cannot reach the supervisor
+\
+                 caused by: /p/.procs/supervisor.sock: Connection refused (os error 111)
+\
+                 hint: see /p/.procs/logs/procs.log
+"
+                .to_owned(),
+                1
+            )
+        );
+        let err = anyhow::Error::new(Error::Supervisor {
+            code: exit::USAGE,
+            message: "malformed request".into(),
+            hint: None,
+        });
+        assert_eq!(
+            render(&err),
+            (
+                "error: malformed request
+"
+                .to_owned(),
+                2
+            )
         );
     }
 

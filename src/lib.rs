@@ -20,4 +20,5 @@ pub mod platform;
 pub mod ports;
 pub mod registry;
 pub mod stop;
+pub mod suggest;
 pub mod supervisor;

@@ -5,7 +5,8 @@ use std::io::Write;
 use clap::CommandFactory;
 
 use super::args::{Cli, Global, GraphFormat};
-use super::{Out, project};
+use super::out::Out;
+use super::project;
 use crate::error::exit;
 use crate::graph::Graph;
 

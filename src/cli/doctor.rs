@@ -11,9 +11,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::args::Global;
-use super::{Out, launch, project};
+use super::out::Out;
+use super::{launch, project};
 use crate::config::model::defaults;
-use crate::error::{Failure, exit};
+use crate::error::{Error, exit};
 use crate::paths::Paths;
 use crate::platform;
 use crate::registry::{self, Loaded, ProcState};
@@ -268,11 +269,7 @@ fn apply_fixes(
             .write(true)
             .open(&paths.supervisor_lock)?;
         if lock.try_lock().is_err() {
-            return Err(Failure::new(
-                exit::FAILED,
-                "a supervisor is starting; run `procs doctor --fix` again",
-            )
-            .into());
+            return Err(Error::SupervisorStarting.into());
         }
         if let Some(reg) = registry.as_mut() {
             for name in stale {

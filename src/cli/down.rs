@@ -11,11 +11,11 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use super::args::Global;
-use super::{Out, project, render};
+use super::out::Out;
+use super::{project, render};
 use crate::config::model::defaults;
-use crate::control::client::Connection;
 use crate::control::protocol::Request;
-use crate::error::{Failure, exit};
+use crate::error::{Error, exit};
 use crate::graph::Graph;
 use crate::paths::Paths;
 use crate::platform;
@@ -30,7 +30,8 @@ pub fn down(
     full: bool,
 ) -> anyhow::Result<i32> {
     let project = project::locate(global)?;
-    let paths = project.paths;
+    let paths = &project.paths;
+    check_names(global, &project, names)?;
     if let Ok(supervisor) = crate::control::client::ping(&paths.socket) {
         let timeout_ms = timeout.map(|t| t.as_millis() as u64);
         let request = if full {
@@ -44,9 +45,7 @@ pub fn down(
                 timeout_ms,
             }
         };
-        let conn = Connection::send(&paths.socket, request)
-            .map_err(|e| super::up::cannot_reach(&paths, &e))?;
-        let response = render::follow_progress(conn, out)?;
+        let response = render::request(paths, request, out)?;
         let code = render::report(
             &response,
             out,
@@ -60,7 +59,32 @@ pub fn down(
         }
         return code;
     }
-    without_supervisor(global, out, &paths, names, timeout)
+    without_supervisor(global, out, paths, names, timeout)
+}
+
+/// Names recorded in the registry, defined in the config, or carried by a tagged process.
+fn check_names(
+    global: &Global,
+    project: &project::Project,
+    names: &[String],
+) -> anyhow::Result<()> {
+    let paths = &project.paths;
+    let recorded = match registry::load(&paths.state_file, false) {
+        Ok(Loaded::Ok(reg)) => reg.processes.keys().cloned().collect(),
+        _ => BTreeSet::new(),
+    };
+    project::check_names(&project.file, names, &recorded, || {
+        let mut known: BTreeSet<String> = project::load(global)
+            .map(|c| project::defined(&c))
+            .unwrap_or_default();
+        known.extend(
+            platform::tagged_processes(Some(&paths.project_id))
+                .into_iter()
+                .filter_map(|t| t.process),
+        );
+        known
+    })?;
+    Ok(())
 }
 
 /// Hold the supervisor lock for the duration of the work: the registry is ours to write.
@@ -78,11 +102,10 @@ fn take_lock(paths: &Paths) -> anyhow::Result<platform::FileLock> {
     platform::lock_exclusive(&paths.supervisor_lock, LOCK_GRACE)
         .context("cannot lock the supervisor lock")?
         .ok_or_else(|| {
-            Failure::new(
-                exit::FAILED,
-                "a supervisor holds the lock but does not answer on its socket",
-            )
-            .hint("it may be starting; try again, or run `procs doctor`")
+            Error::SupervisorUnresponsive {
+                waited: LOCK_GRACE,
+                log: paths.supervisor_log.clone(),
+            }
             .into()
         })
 }
@@ -218,15 +241,10 @@ fn without_supervisor(
     }
     registry::save(&paths.state_file, reg).context("cannot write the registry")?;
     if !survivors.is_empty() {
-        let list: Vec<String> = survivors
-            .iter()
-            .map(|(n, p)| format!("`{n}`: pids {p:?}"))
-            .collect();
-        return Err(
-            Failure::new(exit::FAILED, "some processes survived the stop")
-                .cause(list.join("; "))
-                .into(),
-        );
+        return Err(Error::Survivors {
+            survivors: survivors.into_iter().collect(),
+        }
+        .into());
     }
     if !out.quiet && !out.json {
         if wanted.is_empty() {

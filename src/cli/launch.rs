@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 
 use crate::control::{BUSY_LINE, READY_LINE, client};
-use crate::error::{Failure, exit};
+use crate::error::Error;
 use crate::paths::Paths;
 use crate::platform;
 
@@ -88,10 +88,11 @@ fn launch(paths: &Paths, project: &str, attempts: u32) -> anyhow::Result<()> {
         (Ok(_), BUSY_LINE) => wait_for_other(paths, project, attempts),
         _ => {
             let tail = crate::logs::tail_file(&paths.supervisor_log, 20).unwrap_or_default();
-            Err(Failure::new(exit::FAILED, "the supervisor did not start")
-                .hint(format!("see {}", paths.supervisor_log.display()))
-                .details(tail)
-                .into())
+            Err(Error::SupervisorDidNotStart {
+                log: paths.supervisor_log.clone(),
+                tail,
+            }
+            .into())
         }
     }
 }
@@ -111,13 +112,9 @@ fn wait_for_other(paths: &Paths, project: &str, attempts: u32) -> anyhow::Result
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(100));
     }
-    Err(Failure::new(
-        exit::FAILED,
-        format!("another supervisor holds the lock but did not answer within {LAUNCH_TIMEOUT:?}"),
-    )
-    .hint(format!(
-        "see {} or run `procs doctor`",
-        paths.supervisor_log.display()
-    ))
+    Err(Error::SupervisorUnresponsive {
+        waited: LAUNCH_TIMEOUT,
+        log: paths.supervisor_log.clone(),
+    }
     .into())
 }

@@ -8,9 +8,9 @@ use std::io::{self, Write};
 use std::time::Duration;
 
 use super::args::{Global, LogsArgs};
-use super::{Out, project, render};
-use crate::config::Config;
-use crate::error::{Failure, exit};
+use super::out::Out;
+use super::{project, render};
+use crate::error::exit;
 use crate::logs::{self, Followed};
 use crate::paths::Paths;
 use crate::platform;
@@ -42,18 +42,17 @@ fn known_names(paths: &Paths) -> Vec<String> {
 
 pub fn logs(global: &Global, out: &Out, args: &LogsArgs) -> anyhow::Result<i32> {
     let project = project::locate(global)?;
-    let paths = project.paths;
-    let all = known_names(&paths);
+    let paths = &project.paths;
+    let all = known_names(paths);
     let names = if args.names.is_empty() {
         all
     } else {
-        for name in &args.names {
-            if !all.contains(name) && !paths.log_file(name).exists() {
-                return Err(Failure::new(exit::USAGE, format!("no log for `{name}`"))
-                    .hint(format!("logs live in {}", paths.logs_dir.display()))
-                    .into());
-            }
-        }
+        let with_log: BTreeSet<String> = all.into_iter().collect();
+        project::check_names(&project.file, &args.names, &with_log, || {
+            project::load_file(&project)
+                .map(|c| project::defined(&c))
+                .unwrap_or_default()
+        })?;
         args.names.clone()
     };
     let width = names.iter().map(String::len).max().unwrap_or(0);
@@ -71,13 +70,13 @@ pub fn logs(global: &Global, out: &Out, args: &LogsArgs) -> anyhow::Result<i32> 
     }
     drop(stdout);
     if args.follow {
-        follow(&paths, &names, width, out, &|| false)?;
+        follow(paths, &names, width, out, &|| false)?;
     }
     Ok(exit::OK)
 }
 
 /// Stream new lines of `names` until `stop()` says so (or forever).
-fn follow(
+pub(super) fn follow(
     paths: &Paths,
     names: &[String],
     width: usize,
@@ -104,25 +103,4 @@ fn follow(
         }
         watch.wait(Some(Duration::from_millis(500)))?;
     }
-}
-
-/// `up --attach`: stream prefixed logs until Ctrl-C or SIGTERM, then bring the stack down.
-pub fn attach(paths: &Paths, config: &Config, out: &Out) -> anyhow::Result<i32> {
-    let stop = platform::stop_flag()?;
-    let names: Vec<String> = config.processes.keys().cloned().collect();
-    let width = names.iter().map(String::len).max().unwrap_or(0);
-    follow(paths, &names, width, out, &|| {
-        stop.load(std::sync::atomic::Ordering::SeqCst)
-    })?;
-    if !out.quiet {
-        eprintln!("stopping the stack…");
-    }
-    let global = Global {
-        file: Some(config.file.clone()),
-        json: false,
-        quiet: out.quiet,
-        verbose: out.verbose,
-        no_color: !out.color,
-    };
-    super::down::down(&global, out, &[], None, true)
 }

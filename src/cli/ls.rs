@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::Out;
+use super::out::Out;
 use crate::error::exit;
 use crate::index;
 use crate::platform;

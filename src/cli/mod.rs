@@ -11,6 +11,7 @@ mod down;
 mod launch;
 mod logs;
 mod ls;
+mod out;
 mod ports;
 mod project;
 mod render;
@@ -18,41 +19,13 @@ mod status;
 mod up;
 mod yaml;
 
-use std::io::IsTerminal;
-
 use clap::Parser;
 
 use args::Command;
 pub use args::{Cli, SuperviseArgs};
 
 use crate::error;
-
-/// Output settings shared by every command.
-#[derive(Debug, Clone)]
-pub struct Out {
-    pub json: bool,
-    pub quiet: bool,
-    pub verbose: bool,
-    /// Colours on stdout.
-    pub color: bool,
-    /// stdout is a terminal.
-    pub tty: bool,
-}
-
-impl Out {
-    fn new(global: &args::Global) -> Self {
-        let tty = std::io::stdout().is_terminal();
-        let no_color =
-            global.no_color || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        Self {
-            json: global.json,
-            quiet: global.quiet,
-            verbose: global.verbose,
-            color: tty && !no_color,
-            tty,
-        }
-    }
-}
+use out::Out;
 
 /// Parse the command line; on a usage error (or `--help`), print it and return the exit code.
 pub fn parse() -> Result<Cli, i32> {
@@ -116,5 +89,70 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Man => config_cmd::man(),
         // Dispatched by `main.rs` before `run` (the CLI never imports the supervisor).
         Command::Supervise(_) => Ok(error::exit::USAGE),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    /// The modules of `src/cli/` each file imports (`use super::…`, `super::x::…`).
+    fn imports() -> BTreeMap<String, BTreeSet<String>> {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/cli");
+        let word = regex::Regex::new(r"super::(\{[^}]*\}|[a-z_]+)").unwrap();
+        let mut graph = BTreeMap::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let mut deps = BTreeSet::new();
+            for cap in word.captures_iter(&text) {
+                for dep in cap[1].trim_matches(['{', '}']).split(',') {
+                    let dep = dep.trim().split("::").next().unwrap_or_default();
+                    if !dep.is_empty() && dep != name {
+                        deps.insert(dep.to_owned());
+                    }
+                }
+            }
+            graph.insert(name, deps);
+        }
+        graph
+    }
+
+    /// The first import circle reachable from the last module of `path`.
+    fn visit(
+        graph: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+    ) -> Option<Vec<String>> {
+        let last = path.last()?.clone();
+        for dep in graph.get(&last).into_iter().flatten() {
+            if let Some(at) = path.iter().position(|p| p == dep) {
+                let mut circle = path[at..].to_vec();
+                circle.push(dep.clone());
+                return Some(circle);
+            }
+            path.push(dep.clone());
+            if let Some(circle) = visit(graph, path) {
+                return Some(circle);
+            }
+            path.pop();
+        }
+        None
+    }
+
+    #[test]
+    fn cli_modules_import_each_other_in_no_circle() {
+        let graph = imports();
+        assert!(
+            graph["up"].contains("logs"),
+            "the scan sees imports: {graph:?}"
+        );
+        for start in graph.keys().filter(|m| *m != "mod") {
+            let circle = visit(&graph, &mut vec![start.clone()]);
+            assert_eq!(circle, None, "an import circle in src/cli/");
+        }
     }
 }

@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::args::Global;
-use super::{Out, project};
+use super::out::Out;
+use super::project;
 use crate::error::exit;
 use crate::paths::Paths;
 use crate::platform::{self, PortHolder};

@@ -1,16 +1,25 @@
-//! Finding the project a command is about: its config file, directory and paths.
+//! Finding the project a command is about: its config file, directory and paths, and
+//! checking the process names a command was given.
+//!
+//! Owns: the "no config found", "`-f` names no file" and "unknown process" situations for
+//! every command (each a variant of [`Error`]), so `up` and `status` say the same thing.
+//! Must not: parse the config when a command only needs the paths (`status`, `logs` and
+//! `down` work from the registry and the log files).
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 
 use super::args::Global;
 use crate::config::{self, Config, LoadOptions};
-use crate::error::{Failure, exit};
+use crate::error::Error;
 use crate::paths::Paths;
 
 /// The project located from `-f` or by searching upwards, without validating its config.
 pub struct Project {
+    /// The config file (absolute).
+    pub file: PathBuf,
     pub paths: Paths,
 }
 
@@ -22,46 +31,76 @@ fn cwd() -> anyhow::Result<PathBuf> {
 pub fn locate(global: &Global) -> anyhow::Result<Project> {
     let cwd = cwd()?;
     let file = match &global.file {
-        Some(file) => {
-            let file = cwd.join(file);
+        Some(given) => {
+            let file = cwd.join(given);
             if !file.is_file() {
-                return Err(Failure::new(
-                    exit::USAGE,
-                    format!("no config file at `{}`", file.display()),
-                )
-                .hint("check the path given to -f/--file")
+                return Err(Error::ConfigFileMissing {
+                    given: given.clone(),
+                }
                 .into());
             }
             file
         }
-        None => config::discover(&cwd).ok_or_else(|| {
-            Failure::new(
-                exit::USAGE,
-                format!(
-                    "no procs.yaml in `{}` or any parent directory",
-                    cwd.display()
-                ),
-            )
-            .hint("create a procs.yaml (see docs/configuration.md), or pass -f PATH")
-        })?,
+        None => config::discover(&cwd).ok_or(Error::NoConfig { dir: cwd.clone() })?,
     };
+    let file = file.canonicalize().unwrap_or(file);
     let dir = file
         .parent()
         .map_or_else(|| cwd.clone(), std::path::Path::to_path_buf);
     let dir = dir.canonicalize().unwrap_or(dir);
     Ok(Project {
+        file,
         paths: Paths::new(&dir),
     })
 }
 
-/// Load and validate the config (a config error maps to exit code 2).
+/// Locate, then load and validate the config (a config error maps to exit code 2).
 pub fn load(global: &Global) -> anyhow::Result<Config> {
+    let project = locate(global)?;
+    load_file(&project)
+}
+
+/// Load and validate the config of a located project.
+pub fn load_file(project: &Project) -> anyhow::Result<Config> {
     let opts = LoadOptions {
-        file: global.file.clone(),
+        file: Some(project.file.clone()),
         cwd: cwd()?,
         env: invoking_env(),
     };
-    Ok(config::load(&opts)?)
+    config::load(&opts).map_err(|e| Error::Config(e).into())
+}
+
+/// Every name in `names` must be `known`; `known` is asked only when a name is missing
+/// from `first` (so a command that finds every name in its registry never parses the
+/// config).
+pub fn check_names(
+    file: &std::path::Path,
+    names: &[String],
+    first: &BTreeSet<String>,
+    known: impl FnOnce() -> BTreeSet<String>,
+) -> Result<(), Error> {
+    let Some(missing) = names.iter().find(|n| !first.contains(*n)) else {
+        return Ok(());
+    };
+    let mut all = first.clone();
+    all.extend(known());
+    let missing = names
+        .iter()
+        .skip_while(|n| *n != missing)
+        .find(|n| !all.contains(*n));
+    match missing {
+        None => Ok(()),
+        Some(name) => Err(Error::UnknownProcess {
+            name: name.clone(),
+            file: file.to_path_buf(),
+            known: all.into_iter().collect(),
+        }),
+    }
+}
+
+/// The process names a config defines.
+pub fn defined(config: &Config) -> BTreeSet<String> {
+    config.processes.keys().cloned().collect()
 }
 
 /// The environment this command was invoked with (UTF-8 entries only).

@@ -8,10 +8,11 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
-use super::Out;
+use super::out::Out;
 use crate::control::client::Connection;
-use crate::control::protocol::{Event, Outcome, Response};
-use crate::error::{Failure, exit};
+use crate::control::protocol::{Event, Outcome, Request, Response};
+use crate::error::{Error, NotWhere, exit};
+use crate::paths::Paths;
 use crate::registry::ProcState;
 
 /// ANSI colour for a state.
@@ -96,8 +97,19 @@ impl Live {
     }
 }
 
+/// Send a lifecycle request to the supervisor and follow its progress to the final answer.
+pub fn request(paths: &Paths, request: Request, out: &Out) -> anyhow::Result<Response> {
+    let conn =
+        Connection::send(&paths.socket, request).map_err(|e| Error::SupervisorUnreachable {
+            socket: paths.socket.clone(),
+            error: e.to_string(),
+            log: paths.supervisor_log.clone(),
+        })?;
+    follow_progress(conn, out, paths)
+}
+
 /// Read events until the final frame, showing progress.
-pub fn follow_progress(mut conn: Connection, out: &Out) -> anyhow::Result<Response> {
+fn follow_progress(mut conn: Connection, out: &Out, paths: &Paths) -> anyhow::Result<Response> {
     let live_view = out.tty && !out.quiet && !out.json;
     let mut live = Live {
         rows: Vec::new(),
@@ -121,11 +133,9 @@ pub fn follow_progress(mut conn: Connection, out: &Out) -> anyhow::Result<Respon
             }
             Ok(Some(final_frame)) => return Ok(final_frame),
             Ok(None) => {
-                return Err(Failure::new(
-                    exit::FAILED,
-                    "the supervisor closed the connection before answering",
-                )
-                .hint("see .procs/logs/procs.log")
+                return Err(Error::SupervisorHungUp {
+                    log: paths.supervisor_log.clone(),
+                }
                 .into());
             }
             Err(err)
@@ -139,9 +149,7 @@ pub fn follow_progress(mut conn: Connection, out: &Out) -> anyhow::Result<Respon
                 }
             }
             Err(err) => {
-                return Err(
-                    anyhow::Error::new(err).context("lost the connection to the supervisor")
-                );
+                return Err(Error::ConnectionLost { source: err }.into());
             }
         }
     }
@@ -157,16 +165,18 @@ pub fn report(
     let outcome: &Outcome = match response {
         Response::Done(outcome) => outcome,
         Response::Error(body) => {
-            let mut failure = Failure::new(body.code, body.message.clone());
-            if let Some(hint) = &body.hint {
-                failure = failure.hint(hint.clone());
+            return Err(Error::Supervisor {
+                code: body.code,
+                message: body.message.clone(),
+                hint: body.hint.clone(),
             }
-            return Err(failure.into());
+            .into());
         }
         other => {
-            return Err(anyhow::anyhow!(
-                "unexpected answer from the supervisor: {other:?}"
-            ));
+            return Err(Error::UnexpectedAnswer {
+                answer: format!("{other:?}"),
+            }
+            .into());
         }
     };
     if out.json {
@@ -191,47 +201,22 @@ pub fn report(
         }
         return Ok(exit::OK);
     }
-    let code = if bad.iter().any(|p| p.port_conflict) {
-        exit::PORT_HELD
-    } else {
-        exit::FAILED
-    };
-    let names: Vec<&str> = bad.iter().map(|p| p.name.as_str()).collect();
     // A port held by another process is the one thing to say first: it names the holder.
     let held = bad.iter().find(|p| p.port_conflict);
-    let message = if let Some(p) = held {
-        format!(
-            "cannot start `{}`: {}",
-            p.name,
-            p.reason.as_deref().unwrap_or("a declared port is held")
-        )
-    } else if outcome.timed_out {
-        format!(
-            "timed out after {} waiting for {}",
-            humantime::format_duration(timeout),
-            names.join(", ")
-        )
-    } else if verb == "down" || verb == "stop" {
-        format!("{} did not stop cleanly", names.join(", "))
-    } else {
-        format!(
-            "{} of {} processes not ready: {}",
-            bad.len(),
-            outcome.processes.len(),
-            names.join(", ")
-        )
-    };
-    let mut failure = Failure::new(code, message);
+    let mut others = Vec::new();
     let mut details = String::new();
     for p in &bad {
         if held.is_some_and(|h| h.name == p.name) {
             continue;
         }
-        let reason = p
-            .reason
-            .clone()
-            .unwrap_or_else(|| "no reason recorded".to_owned());
-        failure = failure.cause(format!("`{}` is {}: {reason}", p.name, p.state));
+        others.push(NotWhere {
+            name: p.name.clone(),
+            state: p.state.to_string(),
+            reason: p
+                .reason
+                .clone()
+                .unwrap_or_else(|| "no reason recorded".to_owned()),
+        });
         if p.port_conflict {
             continue;
         }
@@ -243,14 +228,33 @@ pub fn report(
             }
         }
     }
-    if bad.iter().any(|p| p.port_conflict) {
-        failure = failure.hint(
-            "stop that process, or run `procs up --kill-port-owners` to have procs stop it \
-             (SIGTERM, then SIGKILL after 5s)",
-        );
+    let err = if let Some(p) = held {
+        Error::PortHeld {
+            process: p.name.clone(),
+            held: p
+                .reason
+                .clone()
+                .unwrap_or_else(|| "a declared port is held".to_owned()),
+            others,
+            details,
+        }
     } else if outcome.timed_out {
-        failure =
-            failure.hint("raise it with `--timeout`, or check the health check with `procs logs`");
-    }
-    Err(failure.details(details).into())
+        Error::TimedOut {
+            after: timeout,
+            bad: others,
+            details,
+        }
+    } else if verb == "down" || verb == "stop" {
+        Error::NotStopped {
+            bad: others,
+            details,
+        }
+    } else {
+        Error::NotReady {
+            total: outcome.processes.len(),
+            bad: others,
+            details,
+        }
+    };
+    Err(err.into())
 }

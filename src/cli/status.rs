@@ -9,7 +9,8 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use super::args::Global;
-use super::{Out, project, render};
+use super::out::Out;
+use super::{project, render};
 use crate::error::exit;
 use crate::platform;
 use crate::registry::{self, Loaded, ProcState, ProcessRecord, Registry};
@@ -103,7 +104,7 @@ fn bytes(n: u64) -> String {
 
 pub fn status(global: &Global, out: &Out, names: &[String]) -> anyhow::Result<i32> {
     let project = project::locate(global)?;
-    let paths = project.paths;
+    let paths = &project.paths;
     let registry = match registry::load(&paths.state_file, false)? {
         Loaded::Ok(reg) => reg,
         Loaded::Missing => Registry::new(
@@ -124,6 +125,12 @@ pub fn status(global: &Global, out: &Out, names: &[String]) -> anyhow::Result<i3
             Registry::new("", &paths.project_dir, &paths.project_id)
         }
     };
+    let recorded = registry.processes.keys().cloned().collect();
+    project::check_names(&project.file, names, &recorded, || {
+        project::load_file(&project)
+            .map(|c| project::defined(&c))
+            .unwrap_or_default()
+    })?;
     let supervisor_pid = registry
         .supervisor
         .as_ref()

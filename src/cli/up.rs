@@ -5,33 +5,23 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::args::{Global, UpArgs};
-use super::{Out, launch, project, render};
-use crate::control::client::Connection;
+use super::out::Out;
+use super::{down, launch, logs, project, render};
+use crate::config::Config;
 use crate::control::protocol::{Request, UpRequest};
-use crate::error::{Failure, exit};
+use crate::error::exit;
 use crate::graph::Graph;
 use crate::paths::Paths;
+use crate::platform;
 use crate::registry::{self, Loaded};
 
 fn check_names(config: &crate::config::Config, names: &[String]) -> anyhow::Result<()> {
-    for name in names {
-        if !config.processes.contains_key(name) {
-            let mut failure = Failure::new(
-                exit::USAGE,
-                format!("no process named `{name}` in {}", config.file.display()),
-            );
-            if let Some(best) = config
-                .processes
-                .keys()
-                .map(|k| (strsim::jaro_winkler(k, name), k))
-                .filter(|(score, _)| *score > 0.8)
-                .max_by(|a, b| a.0.total_cmp(&b.0))
-            {
-                failure = failure.hint(format!("did you mean `{}`?", best.1));
-            }
-            return Err(failure.into());
-        }
-    }
+    project::check_names(
+        &config.file,
+        names,
+        &project::defined(config),
+        BTreeSet::new,
+    )?;
     Ok(())
 }
 
@@ -52,11 +42,10 @@ pub fn up(global: &Global, out: &Out, args: &UpArgs) -> anyhow::Result<i32> {
         timeout_ms: args.timeout.as_millis() as u64,
         kill_port_owners: args.kill_port_owners,
     });
-    let conn = Connection::send(&paths.socket, request).map_err(|e| cannot_reach(&paths, &e))?;
-    let response = render::follow_progress(conn, out)?;
+    let response = render::request(&paths, request, out)?;
     let code = render::report(&response, out, "up", args.timeout)?;
     if args.attach && code == exit::OK {
-        return super::logs::attach(&paths, &config, out);
+        return attach(&paths, &config, out);
     }
     Ok(code)
 }
@@ -95,21 +84,13 @@ pub fn start(
             timeout_ms,
         }
     };
-    let conn = Connection::send(&paths.socket, request).map_err(|e| cannot_reach(&paths, &e))?;
-    let response = render::follow_progress(conn, out)?;
+    let response = render::request(&paths, request, out)?;
     render::report(
         &response,
         out,
         if restart { "restart" } else { "start" },
         timeout,
     )
-}
-
-pub fn cannot_reach(paths: &Paths, err: &std::io::Error) -> anyhow::Error {
-    Failure::new(exit::FAILED, "cannot reach the supervisor")
-        .cause(format!("{}: {err}", paths.socket.display()))
-        .hint(format!("see {}", paths.supervisor_log.display()))
-        .into()
 }
 
 fn dry_run(
@@ -172,4 +153,25 @@ fn dry_run(
         }
     }
     Ok(exit::OK)
+}
+
+/// `up --attach`: stream prefixed logs until Ctrl-C or SIGTERM, then bring the stack down.
+fn attach(paths: &Paths, config: &Config, out: &Out) -> anyhow::Result<i32> {
+    let stop = platform::stop_flag()?;
+    let names: Vec<String> = config.processes.keys().cloned().collect();
+    let width = names.iter().map(String::len).max().unwrap_or(0);
+    logs::follow(paths, &names, width, out, &|| {
+        stop.load(std::sync::atomic::Ordering::SeqCst)
+    })?;
+    if !out.quiet {
+        eprintln!("stopping the stack…");
+    }
+    let global = Global {
+        file: Some(config.file.clone()),
+        json: false,
+        quiet: out.quiet,
+        verbose: out.verbose,
+        no_color: !out.color,
+    };
+    down::down(&global, out, &[], None, true)
 }

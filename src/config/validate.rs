@@ -444,12 +444,7 @@ fn found_text(f: &str) -> String {
 
 /// The closest candidate, if it is close enough to be what was meant.
 pub(crate) fn suggest<'a>(input: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    candidates
-        .iter()
-        .map(|c| (strsim::jaro_winkler(input, c), *c))
-        .filter(|(score, _)| *score >= 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c)
+    crate::suggest::closest(input, candidates.iter().copied())
 }
 
 fn with_defaults(p: RawProcess, d: &RawProcess) -> RawProcess {

@@ -112,3 +112,14 @@ pub struct ErrorBody {
     pub code: i32,
     pub hint: Option<String>,
 }
+
+impl From<&crate::error::Error> for ErrorBody {
+    /// A catalogue situation as the supervisor answers it: the same words as the CLI's.
+    fn from(err: &crate::error::Error) -> Self {
+        Self {
+            message: err.to_string(),
+            code: err.code(),
+            hint: err.hint(),
+        }
+    }
+}

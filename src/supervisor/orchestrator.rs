@@ -224,12 +224,18 @@ impl Orchestrator {
                 return;
             }
         };
-        for name in &req.names {
-            if !req.config.processes.contains_key(name) {
-                let msg = format!("no process named `{name}` in {}", req.config.file.display());
-                let _ = out.send(Self::error(exit::USAGE, msg, None)).await;
-                return;
-            }
+        if let Some(name) = req
+            .names
+            .iter()
+            .find(|n| !req.config.processes.contains_key(*n))
+        {
+            let err = crate::error::Error::UnknownProcess {
+                name: name.clone(),
+                file: req.config.file.clone(),
+                known: req.config.processes.keys().cloned().collect(),
+            };
+            let _ = out.send(Response::Error((&err).into())).await;
+            return;
         }
         let mut selection: BTreeSet<String> = if req.names.is_empty() {
             req.config
@@ -649,14 +655,18 @@ impl Orchestrator {
             .lock()
             .map(|s| s.keys().cloned().collect())
             .unwrap_or_default();
-        for name in names {
-            if !known.contains(name) {
-                return Err(Self::error(
-                    exit::USAGE,
-                    format!("no process named `{name}`"),
-                    None,
-                ));
-            }
+        if let Some(name) = names.iter().find(|n| !known.contains(n)) {
+            let file = self
+                .config
+                .lock()
+                .ok()
+                .and_then(|c| c.as_ref().map(|c| c.file.clone()));
+            let err = crate::error::Error::UnknownProcess {
+                name: name.clone(),
+                file: file.unwrap_or_else(|| self.shared.paths.project_dir.join("procs.yaml")),
+                known,
+            };
+            return Err(Response::Error((&err).into()));
         }
         let targets: BTreeSet<String> = if names.is_empty() {
             known.iter().cloned().collect()

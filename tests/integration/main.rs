@@ -4,6 +4,7 @@
 //! this file check the harness and the `procs-testd` fixture themselves, without `procs`.
 
 mod cli;
+mod errors;
 mod harness;
 mod health;
 mod lifecycle;
