@@ -16,7 +16,6 @@ mod project;
 mod render;
 mod status;
 mod up;
-mod yaml;
 
 use std::io::IsTerminal;
 

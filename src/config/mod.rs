@@ -25,8 +25,9 @@
 //! interpolation stop early, since the document cannot be read further). Loading never
 //! panics on any input.
 
+mod env_file;
 mod error;
-mod fast;
+mod resolved;
 mod load;
 pub mod model;
 pub mod raw;
@@ -47,6 +48,7 @@ pub use model::{
     RestartPolicy, Signal,
 };
 pub use raw::json_schema;
+pub use resolved::Resolved;
 
 /// What [`load`] needs to know about the invocation.
 #[derive(Debug, Clone, Default)]
