@@ -27,10 +27,10 @@
 
 mod env_file;
 mod error;
-mod resolved;
 mod load;
 pub mod model;
 pub mod raw;
+mod resolved;
 mod site;
 mod tree;
 mod validate;

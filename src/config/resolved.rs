@@ -16,7 +16,8 @@
 //!
 //! Must not: read files or the environment; print (the CLI does).
 //! Invariants: the output validates (tested on every example and a rich configuration);
-//! control characters (C0, DEL, C1) are escaped in double-quoted scalars by serde-saphyr.
+//! control characters (C0, DEL, C1) are escaped in double-quoted scalars by serde-saphyr,
+//! and in JSON strings as `\uXXXX`.
 
 use std::collections::BTreeMap;
 
@@ -219,8 +220,25 @@ impl Resolved {
         serde_saphyr::to_string_with_options(self, options)
     }
 
-    /// As pretty JSON (the same document).
+    /// As pretty JSON (the same document). Beyond the C0 controls `serde_json` escapes,
+    /// DEL, C1, U+2028/U+2029 and U+FEFF are written `\uXXXX` too: they are not allowed raw
+    /// in YAML (so the JSON stays a readable `procs.yaml`) and are unsafe on a terminal.
+    /// (Outside strings, JSON text is ASCII, so escaping every such character is exact.)
     pub fn to_json(&self) -> serde_json::Result<String> {
-        serde_json::to_string_pretty(self)
+        let text = serde_json::to_string_pretty(self)?;
+        let unsafe_char =
+            |c: char| matches!(c, '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}' | '\u{feff}');
+        if !text.contains(unsafe_char) {
+            return Ok(text);
+        }
+        let mut out = String::with_capacity(text.len() + 16);
+        for c in text.chars() {
+            if unsafe_char(c) {
+                out.push_str(&format!("\\u{:04X}", u32::from(c)));
+            } else {
+                out.push(c);
+            }
+        }
+        Ok(out)
     }
 }

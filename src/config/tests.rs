@@ -1073,3 +1073,200 @@ fn many_processes_may_merge_one_anchor() {
     assert_eq!((line, column), (456, 5), "{message}");
     assert!(message.contains("did you mean `command`"), "{message}");
 }
+
+// ------------------------------------------------ `procs config`: the resolved document
+
+/// Loads `file` (in `cwd`) with `env`.
+fn load_file(file: &Path, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    load(&LoadOptions {
+        file: Some(file.to_path_buf()),
+        cwd: file.parent().unwrap().to_path_buf(),
+        env: env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    })
+}
+
+/// Prints `config`, reads the output back from a directory of its own (as YAML and as
+/// JSON), and checks that both read back to the same processes and print the same bytes.
+fn assert_round_trips(config: &Config, what: &str) -> String {
+    let resolved = Resolved::new(config);
+    let yaml = resolved.to_yaml().unwrap();
+    let json = resolved.to_json().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    for (name, text) in [("out.yaml", &yaml), ("out.json", &json)] {
+        let file = elsewhere.path().join("copy").join(name);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, text).unwrap();
+        let again = match load_file(&file, &[]) {
+            Ok(c) => c,
+            Err(e) => panic!("{what}: the printed {name} does not validate:\n{e}\n{text}"),
+        };
+        assert_eq!(again.name, config.name, "{what} ({name})");
+        // The document lists `depends_on` sorted by name; nothing else may differ.
+        let sorted = |c: &Config| {
+            let mut procs = c.processes.clone();
+            for p in procs.values_mut() {
+                p.depends_on.sort_by(|a, b| a.name.cmp(&b.name));
+            }
+            procs
+        };
+        assert_eq!(
+            sorted(&again),
+            sorted(config),
+            "{what}: {name} reads back to other processes:\n{text}"
+        );
+        let printed = Resolved::new(&again);
+        assert_eq!(
+            printed.to_yaml().unwrap(),
+            yaml,
+            "{what} ({name}): YAML differs"
+        );
+        assert_eq!(
+            printed.to_json().unwrap(),
+            json,
+            "{what} ({name}): JSON differs"
+        );
+    }
+    yaml
+}
+
+fn example_files() -> Vec<std::path::PathBuf> {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut files: Vec<_> = std::fs::read_dir(&examples)
+        .unwrap()
+        .map(|e| e.unwrap().path().join("procs.yaml"))
+        .filter(|f| f.is_file())
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn config_output_round_trips_on_every_example() {
+    let files = example_files();
+    assert!(files.len() >= 2, "{files:?}");
+    for file in files {
+        let config = load_file(&file, &[]).unwrap_or_else(|e| panic!("{}:\n{e}", file.display()));
+        assert_round_trips(&config, &file.display().to_string());
+    }
+}
+
+/// The benchmark's file (`bench/run.py` times `procs config` on it): 15 processes.
+#[test]
+fn the_realistic_example_loads_with_15_processes() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/realistic/procs.yaml");
+    let config = load_file(&file, &[("API_PORT", "9001")]).unwrap();
+    assert_eq!(config.processes.len(), 15);
+    let api = &config.processes["api"];
+    assert_eq!(
+        api.command,
+        Command::Argv(vec!["./bin/api".into(), "--port".into(), "9001".into()])
+    );
+    assert_eq!(api.max_restarts, 5, "from the merged anchor");
+    assert_eq!(api.stop_timeout, Duration::from_secs(5), "from defaults");
+    assert_eq!(config.processes["worker-email"].stop_signal.name, "SIGINT");
+    assert!(
+        matches!(&config.processes["migrate"].command, Command::Shell(s) if s.lines().count() == 4)
+    );
+}
+
+const RICH: &str = "\
+name: rich
+env_file: top.env
+env: { LOG_LEVEL: debug, N: 3, DOLLAR: \"$$HOME and $${X}\" }
+x-base: &base
+  stop_timeout: 7s
+  restart: always
+defaults:
+  backoff: { initial: 1s, max: 1m }
+  env_file: [defaults.env]
+logs: { max_size: 1MiB, keep: 2 }
+processes:
+  db:
+    <<: *base
+    command: postgres -p ${DB_PORT:-5432}
+    ports: [{ port: \"${DB_PORT:-5432}\", host: \"::1\" }, 5433]
+    healthcheck: { tcp: \"[::1]:${DB_PORT:-5432}\", interval: 500ms }
+    stop_signal: 2
+  migrate:
+    command: |
+      set -e
+        indented line
+      ./migrate \"quoted\" 'single' # not a comment
+    oneshot: true
+    success_exit_codes: [0, 3]
+    depends_on: { db: { condition: healthy } }
+  api:
+    command: [uvicorn, app:app, --port, 8001, true, \"-\", \"\", \"yes\", \"no\", \"~\", \"1.10\"]
+    cwd: sub
+    env_file: api.env
+    env: [EMPTY=, \"SPACES=  a  b  \", \"COLON=a: b\", \"HASH=x #y\"]
+    depends_on: [migrate, db]
+    healthcheck: { http: \"http://127.0.0.1:8001/h?a=1&b=$$x\", status: 204, retries: 9 }
+    stop_command: [kill, -TERM, \"$$MAINPID\"]
+    restart: no
+  tail:
+    command: tail -F app.log
+    healthcheck: { log: \"^ready: .*$$\", start_timeout: 1m 30s }
+    disabled: true
+    logs: { max_size: 100 }
+";
+
+#[test]
+fn config_output_round_trips_a_rich_config() {
+    let dir = project(&[
+        ("procs.yaml", RICH),
+        ("top.env", "FROM_TOP=1\nDB_PORT=6543\n"),
+        ("defaults.env", "FROM_DEFAULTS=yes\n"),
+        ("api.env", "FROM_API='a b'\n"),
+        (".env", "FROM_DOT_ENV=1\n"),
+        ("sub/keep", ""),
+        (
+            OVERRIDE_FILE_NAME,
+            "processes:\n  tail:\n    command: tail -F other.log\n",
+        ),
+    ]);
+    let config = load_in(dir.path(), &[("N", "from-invoker")]).unwrap();
+    assert!(config.override_file.is_some());
+    let yaml = assert_round_trips(&config, "RICH");
+    // What the document says, spelled the procs.yaml way.
+    for want in [
+        "    command: tail -F other.log\n",
+        "    cwd: ",
+        "      FROM_API: a b\n",
+        "      FROM_DEFAULTS: \"yes\"\n",
+        "      FROM_DOT_ENV: \"1\"\n",
+        "    stop_signal: SIGINT\n",
+        "      tcp: \"[::1]:6543\"\n",
+        "      db: healthy\n",
+        "      start_timeout: 1m 30s\n",
+        "    restart: \"no\"\n",
+        "      DOLLAR: $$HOME and $${X}\n",
+    ] {
+        assert!(yaml.contains(want), "missing {want:?} in:\n{yaml}");
+    }
+    assert!(!yaml.contains("env_file") && !yaml.contains("defaults") && !yaml.contains("<<"));
+    let api = &config.processes["api"];
+    assert_eq!(api.env["DOLLAR"], "$HOME and ${X}");
+    assert!(api.cwd.is_absolute() && api.cwd.ends_with("sub"));
+}
+
+#[test]
+fn config_output_escapes_control_characters_and_round_trips() {
+    let nasty = "a\u{1}b\u{7}c\u{1b}[0m\u{7f}d\u{85}e\u{9b}f\u{2028}g\u{feff}h\ri\tj";
+    let dir = project(&[("procs.yaml", "processes:\n  a:\n    command: x\n")]);
+    let mut config = load_in(dir.path(), &[]).unwrap();
+    let a = config.processes.get_mut("a").unwrap();
+    a.env.insert("NASTY".into(), nasty.into());
+    a.env.insert("LINES".into(), format!("one\n{nasty}\n"));
+    a.command = Command::Argv(vec!["x".into(), nasty.into()]);
+    let yaml = assert_round_trips(&config, "control characters");
+    let raw: Vec<char> = yaml
+        .chars()
+        .filter(|c| *c != '\n' && (c.is_control() || ['\u{2028}', '\u{feff}'].contains(c)))
+        .collect();
+    assert!(raw.is_empty(), "unescaped {raw:?} in:\n{yaml}");
+    assert!(yaml.contains("\\x7F") || yaml.contains("\\u007F"), "{yaml}");
+}

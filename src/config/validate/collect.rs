@@ -25,7 +25,11 @@ pub(crate) type Found = Vec<(Site, String)>;
 
 /// Deserializes `value` as `T`, recording every error (located under `base`) and removing
 /// the offending node until deserialization succeeds. `None` if the value itself is wrong.
-pub(crate) fn collect<T: DeserializeOwned>(value: &mut J, base: &[Seg], found: &mut Found) -> Option<T> {
+pub(crate) fn collect<T: DeserializeOwned>(
+    value: &mut J,
+    base: &[Seg],
+    found: &mut Found,
+) -> Option<T> {
     // The happy path without path tracking (same acceptance; only the errors need paths).
     if let Ok(v) = T::deserialize(&*value) {
         return Some(v);
@@ -234,4 +238,3 @@ fn found_text(f: &str) -> String {
         s => s.replace('"', "`"),
     }
 }
-

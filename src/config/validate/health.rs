@@ -12,7 +12,11 @@ use crate::config::model::{HealthCheck, Probe, defaults};
 use crate::config::raw::{RawHealthcheck, RawPortValue};
 use crate::config::site::Locator;
 
-pub(crate) fn healthcheck(h: &RawHealthcheck, at: &Locator<'_>, found: &mut Found) -> Option<HealthCheck> {
+pub(crate) fn healthcheck(
+    h: &RawHealthcheck,
+    at: &Locator<'_>,
+    found: &mut Found,
+) -> Option<HealthCheck> {
     let set: Vec<&str> = [
         ("exec", h.exec.is_some()),
         ("tcp", h.tcp.is_some()),
@@ -107,4 +111,3 @@ pub(crate) fn healthcheck(h: &RawHealthcheck, at: &Locator<'_>, found: &mut Foun
         start_timeout: h.start_timeout.unwrap_or(defaults::START_TIMEOUT),
     })
 }
-

@@ -428,4 +428,3 @@ fn restart(r: &RawRestart, at: &Locator<'_>, found: &mut Found) -> RestartPolicy
         },
     }
 }
-
