@@ -12,15 +12,38 @@
 //! the working directory when possible); a YAML syntax error, duplicate key or failed
 //! interpolation stops the load before validation, since the tree is then incomplete.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Component, Path, PathBuf};
 
-use super::LoadOptions;
 use super::error::{ConfigError, Problem};
 use super::model::Config;
 use super::site::Site;
 use super::tree::{self, Loc, Node, Value};
 use super::{env_file, validate};
+
+/// What [`load`](super::load) needs to know about the invocation.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// `-f/--file`, relative to `cwd` unless absolute; `None` = discover.
+    pub file: Option<PathBuf>,
+    /// The directory procs was invoked in.
+    pub cwd: PathBuf,
+    /// The invoking environment (highest-priority interpolation source).
+    pub env: BTreeMap<String, String>,
+}
+
+impl LoadOptions {
+    /// Options for the current process: its working directory and environment.
+    pub fn from_process(file: Option<PathBuf>) -> std::io::Result<Self> {
+        Ok(Self {
+            file,
+            cwd: std::env::current_dir()?,
+            env: std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
+        })
+    }
+}
 
 /// Names looked for, in order, in each directory.
 pub const FILE_NAMES: [&str; 2] = ["procs.yaml", "procs.yml"];

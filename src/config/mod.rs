@@ -36,41 +36,16 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, Problem};
-pub use load::{DOT_ENV, FILE_NAMES, OVERRIDE_FILE_NAME};
+pub use load::{DOT_ENV, FILE_NAMES, LoadOptions, OVERRIDE_FILE_NAME};
 pub use model::{
     Backoff, Command, Condition, Config, Dependency, HealthCheck, LogPolicy, Port, Probe, Process,
     RestartPolicy, Signal,
 };
 pub use raw::json_schema;
 pub use resolved::Resolved;
-
-/// What [`load`] needs to know about the invocation.
-#[derive(Debug, Clone, Default)]
-pub struct LoadOptions {
-    /// `-f/--file`, relative to `cwd` unless absolute; `None` = discover.
-    pub file: Option<PathBuf>,
-    /// The directory procs was invoked in.
-    pub cwd: PathBuf,
-    /// The invoking environment (highest-priority interpolation source).
-    pub env: BTreeMap<String, String>,
-}
-
-impl LoadOptions {
-    /// Options for the current process: its working directory and environment.
-    pub fn from_process(file: Option<PathBuf>) -> std::io::Result<Self> {
-        Ok(Self {
-            file,
-            cwd: std::env::current_dir()?,
-            env: std::env::vars_os()
-                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-                .collect(),
-        })
-    }
-}
 
 /// Finds, reads, merges, interpolates and validates the configuration.
 pub fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {

@@ -226,8 +226,12 @@ impl Resolved {
     /// (Outside strings, JSON text is ASCII, so escaping every such character is exact.)
     pub fn to_json(&self) -> serde_json::Result<String> {
         let text = serde_json::to_string_pretty(self)?;
-        let unsafe_char =
-            |c: char| matches!(c, '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}' | '\u{feff}');
+        let unsafe_char = |c: char| {
+            matches!(
+                c,
+                '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}' | '\u{feff}'
+            )
+        };
         if !text.contains(unsafe_char) {
             return Ok(text);
         }
