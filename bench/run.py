@@ -3,6 +3,9 @@
 
 Usage: python3 bench/run.py [--quick] [--procs PATH] [--profile release|debug]
 
+It also times `procs config` on examples/realistic/procs.yaml against `procs --version`
+(procs only; `--only config` runs just that).
+
 Every figure is measured for procs and for supervisord in alternating runs (the order
 flips each repeat); the table gives the medians and the ratio procs/supervisord. `up`
 also gives the floor: a shell forking the same N `sleep`s, and the ratio to it.
@@ -473,6 +476,31 @@ def bench_log_floor(size):
 # ---------------------------------------------------------------- reporting
 
 
+def bench_config(exe, pairs):
+    """`procs config` on the realistic 15-process example against `procs --version`, in
+    alternating runs (the order flips each pair); medians in seconds and the median of the
+    pairwise ratios. Target (docs/performance.md): within 2.5x of `--version`."""
+    example = os.path.join(ROOT, "examples", "realistic", "procs.yaml")
+    cwd = tempfile.mkdtemp(prefix="pbconfig", dir="/tmp")
+    config = [exe, "-f", example, "config"]
+    version = [exe, "--version"]
+    tc, tv, ratios = [], [], []
+    try:
+        run(config, cwd)  # warm-up, and a check that it loads
+        run(version, cwd)
+        for i in range(pairs):
+            if i % 2 == 0:
+                c, v = timed(config, cwd), timed(version, cwd)
+            else:
+                v, c = timed(version, cwd), timed(config, cwd)
+            tc.append(c)
+            tv.append(v)
+            ratios.append(c / v)
+    finally:
+        shutil.rmtree(cwd, ignore_errors=True)
+    return statistics.median(tc), statistics.median(tv), statistics.median(ratios)
+
+
 def ms(x):
     return f"{x * 1000:.1f} ms" if x < 10 else f"{x:.2f} s"
 
@@ -539,9 +567,9 @@ def main():
     ap.add_argument("--profile", default="release", choices=["release", "debug"])
     ap.add_argument("--no-build", action="store_true", help="use the built binary as is")
     ap.add_argument("--reps", type=int, help="repeats per figure (default 5, quick 3)")
-    ap.add_argument("--only", default="up,running,logs",
+    ap.add_argument("--only", default="up,running,logs,config",
                     help="comma-separated groups to run: up, running (status, down, "
-                    "restart, footprint), logs")
+                    "restart, footprint), logs, config (procs config vs procs --version)")
     ap.add_argument("--n", type=int, help="run `up` only with this N")
     args = ap.parse_args()
 
@@ -552,9 +580,20 @@ def main():
     n_run = 20 if quick else 100
     idle = 1.0 if quick else 20.0
     log_size = (16 if quick else 256) << 20
+    config_pairs = 10 if quick else 60
 
-    ensure_supervisord()
     exe = find_procs(args)
+    config_figure = None
+    if "config" in only:
+        c, v, r = bench_config(exe, config_pairs)
+        config_figure = (
+            f"procs config (examples/realistic, 15 processes) {c * 1000:.2f} ms, "
+            f"procs --version {v * 1000:.2f} ms: {r:.2f}x (median of {config_pairs} alternating pairs; target <= 2.5x)"
+        )
+        print(config_figure, flush=True)
+        if only <= {"config"}:
+            return 0
+    ensure_supervisord()
     subs = [Procs(exe), Supervisord()]
     rows = []  # (figure, procs, supervisord, fmt, floor)
 
@@ -620,6 +659,9 @@ def main():
     for figure, p, s, fmt, floor in rows:
         fl = f"{fmt(floor)} | {ratio(p, floor)}" if floor is not None else "- | -"
         print(f"| {figure} | {fmt(p)} | {fmt(s)} | {ratio(p, s)} | {fl} |")
+    if config_figure:
+        print()
+        print(config_figure)
     return 0
 
 

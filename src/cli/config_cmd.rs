@@ -7,19 +7,18 @@ use clap::CommandFactory;
 use super::args::{Cli, Global, GraphFormat};
 use super::out::Out;
 use super::project;
+use crate::config::Resolved;
 use crate::error::exit;
 use crate::graph::Graph;
 
 pub fn config(global: &Global, out: &Out) -> anyhow::Result<i32> {
     let config = project::load(global)?;
+    let resolved = Resolved::new(&config);
     if out.json {
-        println!("{}", serde_json::to_string_pretty(&config)?);
+        println!("{}", resolved.to_json()?);
     } else {
-        print!("{}", super::yaml::to_yaml(&config)?);
+        print!("{}", resolved.to_yaml()?);
     }
-    // The process ends right after this; freeing a 500-process configuration piece by piece
-    // would only add to the command's time.
-    std::mem::forget(config);
     Ok(exit::OK)
 }
 

@@ -17,7 +17,6 @@ mod project;
 mod render;
 mod status;
 mod up;
-mod yaml;
 
 use clap::Parser;
 

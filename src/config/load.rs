@@ -3,25 +3,47 @@
 //! Owns: discovery (`procs.yaml`/`procs.yml` in the working directory or its nearest
 //! ancestor, or `-f`), the project directory, reading `procs.yaml` and
 //! `procs.override.yaml`, the interpolation sources (the invoking environment over `.env`
-//! and the top-level `env_file`s), parsing and merging both files — first by the fast path
-//! (`fast.rs`, no locations), then, only when that fails or validation finds a problem, by
-//! the slow path (located trees, `tree.rs`) that reports every problem with its location.
-//! Must not: mutate the process environment (env files are read with
-//! `dotenvy::from_path_iter`), or decide what keys mean (that is `validate.rs`).
+//! and the top-level `env_file`s), parsing each file into a located tree (`tree.rs`,
+//! serde-saphyr), merging the override on top, and turning every problem validation finds
+//! into file, line and column.
+//! Must not: mutate the process environment (env files are read by `env_file.rs`), or
+//! decide what keys mean (that is `validate/`).
 //! Invariants: every problem it reports names the file as the user knows it (relative to
 //! the working directory when possible); a YAML syntax error, duplicate key or failed
-//! interpolation stops the load before validation, since the tree is then incomplete; a
-//! `Config` returned by the fast path is the one the slow path would return.
+//! interpolation stops the load before validation, since the tree is then incomplete.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Component, Path, PathBuf};
 
-use super::LoadOptions;
 use super::error::{ConfigError, Problem};
 use super::model::Config;
 use super::site::Site;
-use super::tree::{self, Loc, Node, Seg, Value};
-use super::{fast, validate};
+use super::tree::{self, Loc, Node, Value};
+use super::{env_file, validate};
+
+/// What [`load`](super::load) needs to know about the invocation.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// `-f/--file`, relative to `cwd` unless absolute; `None` = discover.
+    pub file: Option<PathBuf>,
+    /// The directory procs was invoked in.
+    pub cwd: PathBuf,
+    /// The invoking environment (highest-priority interpolation source).
+    pub env: BTreeMap<String, String>,
+}
+
+impl LoadOptions {
+    /// Options for the current process: its working directory and environment.
+    pub fn from_process(file: Option<PathBuf>) -> std::io::Result<Self> {
+        Ok(Self {
+            file,
+            cwd: std::env::current_dir()?,
+            env: std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
+        })
+    }
+}
 
 /// Names looked for, in order, in each directory.
 pub const FILE_NAMES: [&str; 2] = ["procs.yaml", "procs.yml"];
@@ -142,15 +164,7 @@ pub(crate) fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
         file_env: &file_env,
     };
 
-    // The fast path: no locations. It either yields the configuration the slow path would
-    // yield, or gives up; problems are only ever found and reported by the slow path.
-    if let Some(doc) = fast::document(sources.texts(), Some(&props))
-        && let Ok(config) = validate::validate(doc, &input)
-    {
-        return Ok(config);
-    }
-
-    // The slow path: located trees, and every problem with its file, line and column.
+    // Located trees, and every problem with its file, line and column.
     let root = match located(&sources, Some(&props)) {
         Ok((root, complex_keys)) if complex_keys.is_empty() => root,
         Ok((_, problems)) | Err(problems) => return Err(ConfigError::new(problems)),
@@ -224,7 +238,7 @@ fn top_level_env(
     let mut vars = Vec::new();
     let dot_env = project_dir.join(DOT_ENV);
     if dot_env.is_file() {
-        match read_env_file(&dot_env) {
+        match env_file::read(&dot_env) {
             Ok(v) => vars.extend(v),
             Err(m) => problems.push(Problem::unlocated(Some(DOT_ENV.into()), m)),
         }
@@ -232,28 +246,17 @@ fn top_level_env(
     if !sources.texts().any(may_spell_env_file) {
         return vars;
     }
-    // Fast path first; the located trees only when it gives up or an env file fails.
-    let Some(doc) = fast::document(sources.texts(), None)
-        .or_else(|| located(sources, None).ok().map(|(root, _)| root.to_json()))
-    else {
+    let Ok((root, _)) = located(sources, None) else {
         return vars;
     };
-    let mut literal_tree = None;
-    for entry in env_file_entries(&doc, &[]) {
+    for entry in env_file::entries(&root.to_json(), &[]) {
         let full = project_dir.join(&entry.file);
         if full == dot_env {
             continue;
         }
-        match read_env_file(&full) {
+        match env_file::read(&full) {
             Ok(v) => vars.extend(v),
-            Err(m) => {
-                let root = literal_tree
-                    .get_or_insert_with(|| located(sources, None).ok().map(|(root, _)| root));
-                let loc = root
-                    .as_ref()
-                    .map_or_else(Loc::default, |r| Site::value(entry.path).resolve(r));
-                problems.push(sources.problem(loc, m));
-            }
+            Err(m) => problems.push(sources.problem(Site::value(entry.path).resolve(&root), m)),
         }
     }
     vars
@@ -264,67 +267,6 @@ fn top_level_env(
 /// backslash. Most files have neither, which spares pass 1 a whole parse.
 fn may_spell_env_file(text: &str) -> bool {
     text.contains("env_file") || text.contains('\\')
-}
-
-/// One string entry of an `env_file` key, with its path from the document root.
-pub(crate) struct EnvFileEntry {
-    pub file: String,
-    pub path: Vec<Seg>,
-}
-
-/// The string entries of `env_file` in `map` (a mapping found at `base` in the document).
-pub(crate) fn env_file_entries(map: &serde_json::Value, base: &[Seg]) -> Vec<EnvFileEntry> {
-    use serde_json::Value as J;
-    let at = |tail: Option<usize>| {
-        let mut p = base.to_vec();
-        p.push(Seg::Key("env_file".into()));
-        p.extend(tail.map(Seg::Index));
-        p
-    };
-    match map.get("env_file") {
-        Some(J::String(s)) => vec![EnvFileEntry {
-            file: s.clone(),
-            path: at(None),
-        }],
-        Some(J::Array(items)) => items
-            .iter()
-            .enumerate()
-            .filter_map(|(i, item)| {
-                item.as_str().map(|s| EnvFileEntry {
-                    file: s.to_owned(),
-                    path: at(Some(i)),
-                })
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// Reads one env file without touching the process environment.
-pub(crate) fn read_env_file(path: &Path) -> Result<Vec<(String, String)>, String> {
-    let shown = path.display();
-    let iter = dotenvy::from_path_iter(path).map_err(|e| match e {
-        dotenvy::Error::Io(io) if io.kind() == std::io::ErrorKind::NotFound => {
-            format!("env file `{shown}` not found")
-        }
-        other => format!("cannot read env file `{shown}`: {other}"),
-    })?;
-    let mut out = Vec::new();
-    for item in iter {
-        match item {
-            Ok(pair) => out.push(pair),
-            Err(dotenvy::Error::LineParse(line, _)) => {
-                return Err(format!("invalid line in env file `{shown}`: `{line}`"));
-            }
-            Err(other) => return Err(format!("cannot read env file `{shown}`: {other}")),
-        }
-    }
-    Ok(out)
-}
-
-/// Layers `pairs` (later wins) into a map.
-pub(crate) fn layer(into: &mut BTreeMap<String, String>, pairs: Vec<(String, String)>) {
-    into.extend(pairs);
 }
 
 /// The file name as the user knows it: relative to `cwd` when inside it, `../procs.yaml`

@@ -1,23 +1,21 @@
-//! Configuration: from `procs.yaml` on disk to a validated, typed [`Config`].
+//! Configuration: from `procs.yaml` on disk to a validated, typed [`Config`], and back.
 //!
 //! Owns: the whole of SPEC §1 — discovery, `procs.override.yaml`, env files,
-//! interpolation, defaults, validation with located errors, the JSON Schema.
-//! Pipeline (one concept per module):
+//! interpolation, defaults, validation with located errors, the JSON Schema — and the
+//! resolved document `procs config` prints. One YAML library, serde-saphyr. Pipeline (one
+//! concept per module):
 //! 1. [`load`](load.rs): find and read the files; read `.env` and the top-level
-//!    `env_file`s (a first, uninterpolated pass); parse each file with interpolation and
-//!    merge the override on top.
-//! 2. [`validate`](validate.rs): JSON document → the serde mirror ([`raw`]) collecting every
-//!    problem, each with its [`site`] (a path) → the typed [`model`] with defaults applied,
-//!    paths resolved, and the dependency graph checked (unknown names, cycles).
-//! 3. [`error`]: every problem rendered as `procs.yaml:LINE:COL: error: …` with a snippet.
+//!    `env_file`s ([`env_file`], a first, uninterpolated pass); parse each file with
+//!    interpolation into a located tree ([`tree`]) and merge the override on top.
+//! 2. [`validate`](validate/mod.rs): JSON document → the serde mirror ([`raw`]) collecting
+//!    every problem, each with its [`site`] (a path) → the typed [`model`] with defaults
+//!    applied, paths resolved, and the dependency graph checked (unknown names, cycles).
+//! 3. [`error`]: every problem rendered as `procs.yaml:LINE:COL: error: …` with a snippet,
+//!    its site resolved against the located tree by the loader.
+//! 4. [`resolved`]: the typed model written back as a valid `procs.yaml` (YAML or JSON).
 //!
-//! Fast path and slow path: the files are first read by [`fast`] straight into a
-//! location-free JSON document and validated. Only if that gives up (a YAML error, a float,
-//! an odd key) or validation finds a problem does the slow path run: parse into located
-//! trees ([`tree`]), validate again, and resolve each problem's [`site`] to file, line and
-//! column. The fast path never reports anything; the slow path is the reference, so a valid
-//! configuration loads the same either way and every problem is reported exactly as the
-//! slow path finds it.
+//! Imports go one way: `load` → `validate` → (`env_file`, `site`, `tree`, `model`, `raw`);
+//! nothing imports `load` but this file.
 //!
 //! Must not: touch the process environment, start anything, or print.
 //! Invariants: [`load`] returns a `Config` only if the configuration has no problem at all;
@@ -25,11 +23,12 @@
 //! interpolation stop early, since the document cannot be read further). Loading never
 //! panics on any input.
 
+mod env_file;
 mod error;
-mod fast;
 mod load;
 pub mod model;
 pub mod raw;
+mod resolved;
 mod site;
 mod tree;
 mod validate;
@@ -37,40 +36,16 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, Problem};
-pub use load::{DOT_ENV, FILE_NAMES, OVERRIDE_FILE_NAME};
+pub use load::{DOT_ENV, FILE_NAMES, LoadOptions, OVERRIDE_FILE_NAME};
 pub use model::{
     Backoff, Command, Condition, Config, Dependency, HealthCheck, LogPolicy, Port, Probe, Process,
     RestartPolicy, Signal,
 };
 pub use raw::json_schema;
-
-/// What [`load`] needs to know about the invocation.
-#[derive(Debug, Clone, Default)]
-pub struct LoadOptions {
-    /// `-f/--file`, relative to `cwd` unless absolute; `None` = discover.
-    pub file: Option<PathBuf>,
-    /// The directory procs was invoked in.
-    pub cwd: PathBuf,
-    /// The invoking environment (highest-priority interpolation source).
-    pub env: BTreeMap<String, String>,
-}
-
-impl LoadOptions {
-    /// Options for the current process: its working directory and environment.
-    pub fn from_process(file: Option<PathBuf>) -> std::io::Result<Self> {
-        Ok(Self {
-            file,
-            cwd: std::env::current_dir()?,
-            env: std::env::vars_os()
-                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-                .collect(),
-        })
-    }
-}
+pub use resolved::Resolved;
 
 /// Finds, reads, merges, interpolates and validates the configuration.
 pub fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {

@@ -4,7 +4,7 @@
 //! (`command` as a string or a list, `env` as a map or a list, …) — and the published JSON
 //! Schema generated from it (`schemas/procs.schema.json`).
 //! Must not: apply defaults, resolve paths or check meaning; names, conditions, signals,
-//! sizes, ports and "exactly one probe" are checked by `validate.rs`, which has the spans.
+//! sizes, ports and "exactly one probe" are checked by `validate/`, which records where.
 //! Invariants: every struct is `deny_unknown_fields`; every per-process field is an
 //! `Option` because the same struct serves `defaults:` (where nothing is required); the
 //! schema nevertheless requires `command` under `processes`. Keys starting `x-` are
@@ -194,7 +194,7 @@ pub struct RawDepLong {
 /// When a dependency counts as satisfied.
 #[derive(JsonSchema)]
 #[serde(rename_all = "snake_case")]
-#[allow(dead_code)] // schema only; conditions are parsed in `validate.rs`
+#[allow(dead_code)] // schema only; conditions are parsed in `validate/process.rs`
 enum ConditionName {
     /// The dependency has been started.
     Started,

@@ -67,6 +67,50 @@ impl Site {
     }
 }
 
+/// Sites for one process: its own key when it set it, else the `defaults:` key (decided
+/// only when a problem's site is resolved, see [`Site::Process`]).
+pub(crate) struct Locator<'a> {
+    pub name: &'a str,
+    pub quiet_missing_command: bool,
+}
+
+impl Locator<'_> {
+    pub(crate) fn seg(&self, rel: Vec<Seg>, key: bool) -> Site {
+        Site::Process {
+            name: self.name.to_owned(),
+            rel,
+            key,
+        }
+    }
+    pub(crate) fn value(&self, rel: &[&str]) -> Site {
+        self.seg(path(rel), false)
+    }
+    pub(crate) fn key(&self, rel: &[&str]) -> Site {
+        self.seg(path(rel), true)
+    }
+}
+
+/// Where a dependency is named in its process's `depends_on`: a list item or a map key.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum DepAt {
+    Item(usize),
+    Key,
+}
+
+impl DepAt {
+    pub(crate) fn site(self, process: &str, dep: &str) -> Site {
+        let (last, key) = match self {
+            DepAt::Item(i) => (Seg::Index(i), false),
+            DepAt::Key => (Seg::Key(dep.to_owned()), true),
+        };
+        Site::Process {
+            name: process.to_owned(),
+            rel: vec![Seg::Key("depends_on".into()), last],
+            key,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1012,333 +1012,6 @@ fn loader_never_panics_on_random_and_mutated_yaml() {
     }
 }
 
-/// Structured random YAML: mostly valid documents in every style the fast path reads
-/// (block and flow collections, compact items, quoting, block scalars, anchors, aliases,
-/// merge keys, interpolation), with scalars chosen to sit on typing edges.
-struct YamlGen {
-    rng: Rng,
-    /// Anchors defined so far: name and whether it names a mapping.
-    anchors: Vec<(String, bool)>,
-}
-
-const GEN_PLAIN: &[&str] = &[
-    "a",
-    "web",
-    "x y",
-    "-m",
-    "--port",
-    "127.0.0.1",
-    "http://h:1/p?q",
-    "a#b",
-    "a:b",
-    "1",
-    "-1",
-    "+1",
-    "0",
-    "-0",
-    "007",
-    "+07",
-    "1_000",
-    "1.5",
-    "1e3",
-    "-0.5",
-    ".5",
-    "1.",
-    "1e999",
-    ".inf",
-    "-.inf",
-    ".nan",
-    "0x1F",
-    "0o7",
-    "true",
-    "True",
-    "FALSE",
-    "yes",
-    "no",
-    "on",
-    "null",
-    "Null",
-    "~",
-    "10s",
-    "10MiB",
-    "SIGTERM",
-    "é",
-    "${A}",
-    "${A:-d}",
-    "${EMPTY:-d}",
-    "${B-x}",
-    "${A:+y}",
-    "$$A",
-    "$A/x",
-    "${UNSET}",
-    "${A:?m}",
-    "${UNSET:?m}",
-    "a$",
-    "$1",
-    "99999999999999999999",
-    "-9223372036854775809",
-    "18446744073709551615",
-    "inf",
-    "nan",
-    "echo {a,b}",
-    "a [b]",
-    "x: y",
-    "- z",
-    "a,b",
-    "k #c",
-    "${A:-${B}}",
-    "${A-}",
-    "a  b",
-];
-const GEN_QUOTED: &[&str] = &[
-    "'a'",
-    "'it''s'",
-    "''",
-    "\"\"",
-    "\"a\\tb\"",
-    "\"\\u00e9\"",
-    "\"\\x41\"",
-    "\"${A}\"",
-    "'${A}'",
-    "\"#x\"",
-    "\"a: b\"",
-    "\"1\"",
-    "'true'",
-    "\"\\\"q\\\"\"",
-    "'a\"b'",
-    "\"x\\/y\"",
-    "'<<'",
-];
-const GEN_KEYS: &[&str] = &[
-    "a", "b", "c", "name", "1", "true", "~", "\"q\"", "'s k'", "x y", "1.5", "-1", "007", "k-1",
-    "a.b", "\"<<\"",
-];
-
-impl YamlGen {
-    fn scalar(&mut self) -> String {
-        if self.rng.below(4) == 0 {
-            self.rng.pick(GEN_QUOTED).to_owned()
-        } else {
-            self.rng.pick(GEN_PLAIN).to_owned()
-        }
-    }
-
-    fn alias(&mut self, want_map: bool) -> Option<String> {
-        let fitting: Vec<String> = self
-            .anchors
-            .iter()
-            .filter(|(_, is_map)| !want_map || *is_map)
-            .map(|(n, _)| n.clone())
-            .collect();
-        (!fitting.is_empty()).then(|| format!("*{}", fitting[self.rng.below(fitting.len())]))
-    }
-
-    fn new_anchor(&mut self, is_map: bool) -> String {
-        let name = format!("n{}", self.anchors.len());
-        self.anchors.push((name.clone(), is_map));
-        name
-    }
-
-    fn flow(&mut self, depth: usize, indent: usize) -> String {
-        let map = self.rng.below(2) == 0;
-        let n = self.rng.below(4);
-        let sep = if self.rng.below(5) == 0 {
-            format!(",\n{}", " ".repeat(indent + 2))
-        } else {
-            ", ".to_owned()
-        };
-        let items: Vec<String> = (0..n)
-            .map(|_| {
-                let v = match self.rng.below(6) {
-                    0 if depth > 0 => self.flow(depth - 1, indent),
-                    1 => self.alias(false).unwrap_or_else(|| "x".into()),
-                    _ => self.scalar(),
-                };
-                if map {
-                    format!("{}: {v}", self.rng.pick(GEN_KEYS))
-                } else {
-                    v
-                }
-            })
-            .collect();
-        let (open, close) = if map { ("{", "}") } else { ("[", "]") };
-        format!("{open}{}{close}", items.join(&sep))
-    }
-
-    fn block_scalar(&mut self, indent: usize) -> String {
-        let mut s = self.rng.pick(&["|", ">"]).to_owned();
-        s.push_str(self.rng.pick(&["", "-", "+"]));
-        s.push('\n');
-        let pad = " ".repeat(indent + 2);
-        for _ in 0..=self.rng.below(4) {
-            match self.rng.below(6) {
-                0 => s.push('\n'),
-                1 => s.push_str(&format!("{pad}  more ${{A}}\n")),
-                _ => s.push_str(&format!("{pad}{}\n", self.rng.pick(GEN_PLAIN))),
-            }
-        }
-        s
-    }
-
-    /// The text after `key:` or `-` (starting with a space or a line break), ending with a
-    /// line break.
-    fn value(&mut self, depth: usize, indent: usize, in_seq: bool) -> String {
-        match self.rng.below(if depth == 0 { 4 } else { 10 }) {
-            0 => format!(" {}\n", self.scalar()),
-            9 => {
-                // A plain scalar continued on deeper lines (sometimes after a blank line).
-                let pad = " ".repeat(indent + 1 + self.rng.below(3));
-                let blank = if self.rng.below(3) == 0 { "\n" } else { "" };
-                format!(
-                    " {}\n{blank}{pad}{}\n",
-                    self.rng.pick(GEN_PLAIN),
-                    self.rng.pick(GEN_PLAIN)
-                )
-            }
-            1 => format!(" {} # note\n", self.scalar()),
-            2 => format!(" {}\n", self.alias(false).unwrap_or_else(|| "~".into())),
-            3 => format!(" {}", self.block_scalar(indent)),
-            4 | 5 => format!(" {}\n", self.flow(depth - 1, indent)),
-            6 => {
-                let anchor = (self.rng.below(2) == 0).then(|| self.new_anchor(true));
-                let body = self.map(depth - 1, indent + 2);
-                match anchor {
-                    Some(a) => format!(" &{a}\n{body}"),
-                    None => format!("\n{body}"),
-                }
-            }
-            7 if in_seq && self.rng.below(2) == 0 => {
-                // Compact forms: `- k: v` and `- - x`.
-                let inner = if self.rng.below(2) == 0 {
-                    self.map(depth - 1, indent + 2)
-                } else {
-                    self.seq(depth - 1, indent + 2)
-                };
-                format!(" {}", &inner[indent + 2..])
-            }
-            _ => {
-                let same = !in_seq && self.rng.below(2) == 0;
-                format!(
-                    "\n{}",
-                    self.seq(depth - 1, if same { indent } else { indent + 2 })
-                )
-            }
-        }
-    }
-
-    fn map(&mut self, depth: usize, indent: usize) -> String {
-        let pad = " ".repeat(indent);
-        let mut out = String::new();
-        let mut used = Vec::new();
-        let mut merged = false;
-        for _ in 0..=self.rng.below(4) {
-            if !merged
-                && self.rng.below(6) == 0
-                && let Some(alias) = self.alias(true)
-            {
-                let merge = if self.rng.below(3) == 0 {
-                    format!("[{alias}, {}]", self.alias(true).unwrap_or(alias.clone()))
-                } else {
-                    alias
-                };
-                out.push_str(&format!("{pad}<<: {merge}\n"));
-                merged = true;
-                continue;
-            }
-            let key = self.rng.pick(GEN_KEYS);
-            if used.contains(&key) {
-                continue;
-            }
-            used.push(key);
-            let value = self.value(depth, indent, false);
-            out.push_str(&format!("{pad}{key}:{value}"));
-            if self.rng.below(8) == 0 {
-                out.push_str(&format!("{pad}# comment\n\n"));
-            }
-        }
-        out
-    }
-
-    fn seq(&mut self, depth: usize, indent: usize) -> String {
-        let pad = " ".repeat(indent);
-        let mut out = String::new();
-        for _ in 0..=self.rng.below(3) {
-            let value = self.value(depth, indent, true);
-            out.push_str(&format!("{pad}-{value}"));
-        }
-        out
-    }
-
-    fn document(&mut self) -> String {
-        self.anchors.clear();
-        let head = if self.rng.below(6) == 0 {
-            "--- # doc\n"
-        } else {
-            ""
-        };
-        format!("{head}{}", self.map(3, 0))
-    }
-}
-
-/// The fast path's invariant: whenever it reads a document, the located tree reads the same
-/// files without a problem into the same JSON (so validation cannot tell them apart).
-#[test]
-fn fast_document_equals_the_located_tree_on_random_and_mutated_yaml() {
-    let props: std::collections::HashMap<String, String> = [
-        ("FRONTEND_PORT", "3001"),
-        ("A", "va"),
-        ("B", "1.5"),
-        ("EMPTY", ""),
-    ]
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .into();
-    // `PROCS_FUZZ_CASES=200000 PROCS_FUZZ_SEED=7 cargo test --release fast_document` for a
-    // longer run; the normal run is fixed and deterministic.
-    let knob = |name: &str, default: u64| {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
-    let cases = knob("PROCS_FUZZ_CASES", 6000);
-    let seed = knob("PROCS_FUZZ_SEED", 0);
-    let mut rng = Rng(0x2545_F491_4F6C_DD1D ^ seed);
-    let mut generator = YamlGen {
-        rng: Rng(0x9E37_79B9_7F4A_7C15 ^ seed),
-        anchors: Vec::new(),
-    };
-    let (mut read, mut structured, mut structured_read) = (0, 0, 0);
-    for case in 0..cases {
-        let text = match case % 6 {
-            0 => random_yaml(&mut rng),
-            1 | 2 => mutate(&mut rng, REALISTIC),
-            3 => mutate(&mut rng, &generator.document()),
-            _ => {
-                structured += 1;
-                generator.document()
-            }
-        };
-        let props = (case % 5 != 0).then_some(&props);
-        let Some(doc) = fast::parse(&text, props) else {
-            continue;
-        };
-        read += 1;
-        structured_read += usize::from(case % 6 > 3);
-        let (node, complex_keys) = tree::parse(&text, 0, props)
-            .unwrap_or_else(|e| panic!("case {case}: only the tree failed ({e:?}):\n{text}"));
-        assert!(complex_keys.is_empty(), "case {case}:\n{text}");
-        assert_eq!(doc, node.to_json(), "case {case}:\n{text}");
-    }
-    assert!(
-        read > 1500,
-        "too few documents read by the fast path: {read}"
-    );
-    assert!(
-        structured_read * 2 > structured,
-        "the fast path gave up on most generated documents: {structured_read} of {structured}"
-    );
-}
-
 #[test]
 fn defaults_env_file_applies_to_processes_without_their_own() {
     let dir = project(&[
@@ -1401,22 +1074,199 @@ fn many_processes_may_merge_one_anchor() {
     assert!(message.contains("did you mean `command`"), "{message}");
 }
 
-/// Every example is read by the fast path (a configuration written the usual way never
-/// pays for the located parser).
-#[test]
-fn the_fast_path_reads_the_examples() {
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    let mut seen = 0;
-    for entry in std::fs::read_dir(&examples).unwrap() {
-        let file = entry.unwrap().path().join("procs.yaml");
-        if let Ok(text) = std::fs::read_to_string(&file) {
-            seen += 1;
-            assert!(
-                fast::parse(&text, Some(&std::collections::HashMap::new())).is_some(),
-                "{} needs the located parser",
-                file.display()
-            );
-        }
+// ------------------------------------------------ `procs config`: the resolved document
+
+/// Loads `file` (in `cwd`) with `env`.
+fn load_file(file: &Path, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    load(&LoadOptions {
+        file: Some(file.to_path_buf()),
+        cwd: file.parent().unwrap().to_path_buf(),
+        env: env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    })
+}
+
+/// Prints `config`, reads the output back from a directory of its own (as YAML and as
+/// JSON), and checks that both read back to the same processes and print the same bytes.
+fn assert_round_trips(config: &Config, what: &str) -> String {
+    let resolved = Resolved::new(config);
+    let yaml = resolved.to_yaml().unwrap();
+    let json = resolved.to_json().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    for (name, text) in [("out.yaml", &yaml), ("out.json", &json)] {
+        let file = elsewhere.path().join("copy").join(name);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, text).unwrap();
+        let again = match load_file(&file, &[]) {
+            Ok(c) => c,
+            Err(e) => panic!("{what}: the printed {name} does not validate:\n{e}\n{text}"),
+        };
+        assert_eq!(again.name, config.name, "{what} ({name})");
+        // The document lists `depends_on` sorted by name; nothing else may differ.
+        let sorted = |c: &Config| {
+            let mut procs = c.processes.clone();
+            for p in procs.values_mut() {
+                p.depends_on.sort_by(|a, b| a.name.cmp(&b.name));
+            }
+            procs
+        };
+        assert_eq!(
+            sorted(&again),
+            sorted(config),
+            "{what}: {name} reads back to other processes:\n{text}"
+        );
+        let printed = Resolved::new(&again);
+        assert_eq!(
+            printed.to_yaml().unwrap(),
+            yaml,
+            "{what} ({name}): YAML differs"
+        );
+        assert_eq!(
+            printed.to_json().unwrap(),
+            json,
+            "{what} ({name}): JSON differs"
+        );
     }
-    assert!(seen > 0);
+    yaml
+}
+
+fn example_files() -> Vec<std::path::PathBuf> {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut files: Vec<_> = std::fs::read_dir(&examples)
+        .unwrap()
+        .map(|e| e.unwrap().path().join("procs.yaml"))
+        .filter(|f| f.is_file())
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn config_output_round_trips_on_every_example() {
+    let files = example_files();
+    assert!(files.len() >= 2, "{files:?}");
+    for file in files {
+        let config = load_file(&file, &[]).unwrap_or_else(|e| panic!("{}:\n{e}", file.display()));
+        assert_round_trips(&config, &file.display().to_string());
+    }
+}
+
+/// The benchmark's file (`bench/run.py` times `procs config` on it): 15 processes.
+#[test]
+fn the_realistic_example_loads_with_15_processes() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/realistic/procs.yaml");
+    let config = load_file(&file, &[("API_PORT", "9001")]).unwrap();
+    assert_eq!(config.processes.len(), 15);
+    let api = &config.processes["api"];
+    assert_eq!(
+        api.command,
+        Command::Argv(vec!["./bin/api".into(), "--port".into(), "9001".into()])
+    );
+    assert_eq!(api.max_restarts, 5, "from the merged anchor");
+    assert_eq!(api.stop_timeout, Duration::from_secs(5), "from defaults");
+    assert_eq!(config.processes["worker-email"].stop_signal.name, "SIGINT");
+    assert!(
+        matches!(&config.processes["migrate"].command, Command::Shell(s) if s.lines().count() == 4)
+    );
+}
+
+const RICH: &str = "\
+name: rich
+env_file: top.env
+env: { LOG_LEVEL: debug, N: 3, DOLLAR: \"$$HOME and $${X}\" }
+x-base: &base
+  stop_timeout: 7s
+  restart: always
+defaults:
+  backoff: { initial: 1s, max: 1m }
+  env_file: [defaults.env]
+logs: { max_size: 1MiB, keep: 2 }
+processes:
+  db:
+    <<: *base
+    command: postgres -p ${DB_PORT:-5432}
+    ports: [{ port: \"${DB_PORT:-5432}\", host: \"::1\" }, 5433]
+    healthcheck: { tcp: \"[::1]:${DB_PORT:-5432}\", interval: 500ms }
+    stop_signal: 2
+  migrate:
+    command: |
+      set -e
+        indented line
+      ./migrate \"quoted\" 'single' # not a comment
+    oneshot: true
+    success_exit_codes: [0, 3]
+    depends_on: { db: { condition: healthy } }
+  api:
+    command: [uvicorn, app:app, --port, 8001, true, \"-\", \"\", \"yes\", \"no\", \"~\", \"1.10\"]
+    cwd: sub
+    env_file: api.env
+    env: [EMPTY=, \"SPACES=  a  b  \", \"COLON=a: b\", \"HASH=x #y\"]
+    depends_on: [migrate, db]
+    healthcheck: { http: \"http://127.0.0.1:8001/h?a=1&b=$$x\", status: 204, retries: 9 }
+    stop_command: [kill, -TERM, \"$$MAINPID\"]
+    restart: no
+  tail:
+    command: tail -F app.log
+    healthcheck: { log: \"^ready: .*$$\", start_timeout: 1m 30s }
+    disabled: true
+    logs: { max_size: 100 }
+";
+
+#[test]
+fn config_output_round_trips_a_rich_config() {
+    let dir = project(&[
+        ("procs.yaml", RICH),
+        ("top.env", "FROM_TOP=1\nDB_PORT=6543\n"),
+        ("defaults.env", "FROM_DEFAULTS=yes\n"),
+        ("api.env", "FROM_API='a b'\n"),
+        (".env", "FROM_DOT_ENV=1\n"),
+        ("sub/keep", ""),
+        (
+            OVERRIDE_FILE_NAME,
+            "processes:\n  tail:\n    command: tail -F other.log\n",
+        ),
+    ]);
+    let config = load_in(dir.path(), &[("N", "from-invoker")]).unwrap();
+    assert!(config.override_file.is_some());
+    let yaml = assert_round_trips(&config, "RICH");
+    // What the document says, spelled the procs.yaml way.
+    for want in [
+        "    command: tail -F other.log\n",
+        "    cwd: ",
+        "      FROM_API: a b\n",
+        "      FROM_DEFAULTS: \"yes\"\n",
+        "      FROM_DOT_ENV: \"1\"\n",
+        "    stop_signal: SIGINT\n",
+        "      tcp: \"[::1]:6543\"\n",
+        "      db: healthy\n",
+        "      start_timeout: 1m 30s\n",
+        "    restart: \"no\"\n",
+        "      DOLLAR: $$HOME and $${X}\n",
+    ] {
+        assert!(yaml.contains(want), "missing {want:?} in:\n{yaml}");
+    }
+    assert!(!yaml.contains("env_file") && !yaml.contains("defaults") && !yaml.contains("<<"));
+    let api = &config.processes["api"];
+    assert_eq!(api.env["DOLLAR"], "$HOME and ${X}");
+    assert!(api.cwd.is_absolute() && api.cwd.ends_with("sub"));
+}
+
+#[test]
+fn config_output_escapes_control_characters_and_round_trips() {
+    let nasty = "a\u{1}b\u{7}c\u{1b}[0m\u{7f}d\u{85}e\u{9b}f\u{2028}g\u{feff}h\ri\tj";
+    let dir = project(&[("procs.yaml", "processes:\n  a:\n    command: x\n")]);
+    let mut config = load_in(dir.path(), &[]).unwrap();
+    let a = config.processes.get_mut("a").unwrap();
+    a.env.insert("NASTY".into(), nasty.into());
+    a.env.insert("LINES".into(), format!("one\n{nasty}\n"));
+    a.command = Command::Argv(vec!["x".into(), nasty.into()]);
+    let yaml = assert_round_trips(&config, "control characters");
+    let raw: Vec<char> = yaml
+        .chars()
+        .filter(|c| *c != '\n' && (c.is_control() || ['\u{2028}', '\u{feff}'].contains(c)))
+        .collect();
+    assert!(raw.is_empty(), "unescaped {raw:?} in:\n{yaml}");
+    assert!(yaml.contains("\\x7F") || yaml.contains("\\u007F"), "{yaml}");
 }

@@ -1,12 +1,11 @@
 //! A located YAML tree: what `procs.yaml` says, with where each node and key is.
-//! The slow path of loading: built only when the fast path (`fast.rs`) gives up or a
-//! problem must be located.
+//! The one way `procs.yaml` is read (serde-saphyr); problems are located against it.
 //!
 //! Owns: parsing YAML text (with interpolation, merge keys `<<` applied and duplicate keys
 //! rejected — both by serde-saphyr) into a generic [`Node`] tree whose every node and map
 //! key carries a [`Loc`]; merging an override tree onto a base tree; converting a tree to
 //! `serde_json::Value` for the typed raw mirror; and finding the location of a path.
-//! Must not: know about procs keys — the schema lives in `raw.rs`, meaning in `validate.rs`.
+//! Must not: know about procs keys — the schema lives in `raw.rs`, meaning in `validate/`.
 //! Invariants: map keys are strings (scalar keys are stringified; complex keys are reported
 //! as problems and dropped); floats keep their source spelling (`1.10` stays `"1.10"`),
 //! because no procs key takes a float and env values must keep what the user wrote.
@@ -94,9 +93,8 @@ fn options() -> serde_saphyr::Options {
     o
 }
 
-/// [`options`], plus Docker Compose style interpolation from `props` when given. Shared
-/// with the fast path (`fast.rs`), which must read exactly what this module reads.
-pub fn parse_options(props: Option<&HashMap<String, String>>) -> serde_saphyr::Options {
+/// [`options`], plus Docker Compose style interpolation from `props` when given.
+fn parse_options(props: Option<&HashMap<String, String>>) -> serde_saphyr::Options {
     match props {
         Some(map) => {
             let mut o = options();

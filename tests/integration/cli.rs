@@ -38,11 +38,36 @@ fn config_prints_the_resolved_config_and_json() {
         json["processes"]["api"]["env"]["GREETING"], "hi",
         "interpolated from the environment"
     );
-    assert_eq!(
-        json["processes"]["api"]["depends_on"][0]["condition"],
-        "healthy"
-    );
+    assert_eq!(json["processes"]["api"]["depends_on"]["db"], "healthy");
     assert_eq!(json["processes"]["db"]["restart"], "on-failure");
+    p.assert_no_survivors();
+}
+
+/// Like `docker compose config`: the output is a valid procs.yaml that, read from another
+/// directory, prints the same bytes again (YAML and JSON).
+#[test]
+fn config_output_is_a_procs_yaml_that_prints_the_same_again() {
+    let mut p = Project::new().config(STACK);
+    let yaml = p.procs(["config"]).success().stdout;
+    let json = p.procs(["config", "--json"]).success().stdout;
+    assert!(
+        !yaml.contains("project_dir") && yaml.contains("GREETING: hello"),
+        "{yaml}"
+    );
+    let other = p.path().join("elsewhere");
+    std::fs::create_dir_all(&other).unwrap();
+    for (name, text) in [("out.yaml", &yaml), ("out.json", &json)] {
+        let file = other.join(name);
+        std::fs::write(&file, text).unwrap();
+        let file = file.display().to_string();
+        let again = p.procs(["-f", file.as_str(), "config"]).success().stdout;
+        assert_eq!(again, yaml, "{name}");
+        let again_json = p
+            .procs(["-f", file.as_str(), "config", "--json"])
+            .success()
+            .stdout;
+        assert_eq!(again_json, json, "{name}");
+    }
     p.assert_no_survivors();
 }
 
