@@ -17,7 +17,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value as J;
@@ -655,7 +654,7 @@ impl Ctx<'_> {
         }
         let stop_signal = match &p.stop_signal {
             None => Signal {
-                number: nix::sys::signal::Signal::SIGTERM as i32,
+                number: crate::platform::Signal::TERM.number(),
                 name: "SIGTERM".into(),
             },
             Some(s) => parse_signal(s).unwrap_or_else(|m| {
@@ -1014,10 +1013,10 @@ fn restart(r: &RawRestart, at: &Locator<'_>, found: &mut Found) -> RestartPolicy
 
 /// Parses `SIGINT`, `INT`, `sigint` or a number into a signal with its canonical name.
 pub(crate) fn parse_signal(s: &RawSignal) -> Result<Signal, String> {
-    use nix::sys::signal::Signal as NixSignal;
+    use crate::platform::Signal as OsSignal;
     let sig = match s {
         RawSignal::Number(n) => {
-            NixSignal::try_from(*n).map_err(|_| format!("unknown signal number `{n}`"))?
+            OsSignal::from_number(*n).ok_or_else(|| format!("unknown signal number `{n}`"))?
         }
         RawSignal::Name(name) => {
             let upper = name.trim().to_ascii_uppercase();
@@ -1026,8 +1025,8 @@ pub(crate) fn parse_signal(s: &RawSignal) -> Result<Signal, String> {
             } else {
                 format!("SIG{upper}")
             };
-            NixSignal::from_str(&full).map_err(|_| {
-                let names: Vec<&str> = NixSignal::iterator().map(NixSignal::as_str).collect();
+            OsSignal::parse(&full).ok_or_else(|| {
+                let names: Vec<&str> = OsSignal::all().map(OsSignal::name).collect();
                 let mut m = format!("unknown signal `{name}`");
                 if let Some(s) = suggest(&full, &names) {
                     {
@@ -1039,8 +1038,8 @@ pub(crate) fn parse_signal(s: &RawSignal) -> Result<Signal, String> {
         }
     };
     Ok(Signal {
-        number: sig as i32,
-        name: sig.as_str().to_owned(),
+        number: sig.number(),
+        name: sig.name().to_owned(),
     })
 }
 
