@@ -108,3 +108,73 @@ pub fn collapse_supported(dir: &std::path::Path) -> io::Result<bool> {
     let _ = fs::remove_file(&path);
     probe
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read as _, Seek as _};
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn an_exclusive_lock_excludes_until_dropped_and_patience_is_bounded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("lock");
+        fs::write(&path, b"").expect("create");
+        let held = lock_exclusive(&path, Duration::ZERO)
+            .expect("open")
+            .expect("free lock");
+        let started = std::time::Instant::now();
+        let waited = lock_shared(&path, Duration::from_millis(30)).expect("open");
+        assert!(
+            waited.is_none(),
+            "a shared lock waits for the exclusive holder"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "patience bounds the wait"
+        );
+        assert!(
+            lock_exclusive(&path, Duration::ZERO)
+                .expect("open")
+                .is_none()
+        );
+        drop(held);
+        let a = lock_shared(&path, Duration::ZERO).expect("open");
+        let b = lock_shared(&path, Duration::ZERO).expect("open");
+        assert!(a.is_some() && b.is_some(), "shared locks share");
+        assert!(lock_shared(&dir.path().join("missing"), Duration::ZERO).is_err());
+    }
+
+    #[test]
+    fn collapse_front_removes_whole_blocks_or_says_it_cannot() {
+        use std::io::Write as _;
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(dir.path().join("log"))
+            .expect("create");
+        let block = file.metadata().expect("metadata").blksize();
+        let half = usize::try_from(block).expect("block size");
+        file.write_all(&vec![b'a'; half]).expect("write");
+        file.write_all(&vec![b'b'; half]).expect("write");
+        let supported = collapse_supported(dir.path()).expect("probe");
+        assert_eq!(collapse_front(&file, block).expect("collapse"), supported);
+        let mut rest = Vec::new();
+        file.rewind().expect("rewind");
+        file.read_to_end(&mut rest).expect("read");
+        if supported {
+            assert_eq!(rest, vec![b'b'; half], "the front block is gone");
+        } else {
+            assert_eq!(rest.len(), 2 * half, "unchanged when unsupported");
+        }
+        assert_eq!(
+            fs::read_dir(dir.path()).expect("list").count(),
+            1,
+            "the probe file is removed"
+        );
+    }
+}
