@@ -233,6 +233,8 @@ pub fn children_zombies(parent: i32) -> Vec<i32> {
         .collect()
 }
 
+// Command line and owner
+
 /// Is `path` a regular file this process may execute (what `execvp` accepts on its
 /// `PATH` search)?
 pub fn is_executable_file(path: &std::path::Path) -> bool {
