@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod env_vars;
 pub mod error;
 pub mod graph;
 pub mod index;

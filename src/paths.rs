@@ -32,7 +32,7 @@ impl Paths {
     /// Paths for the project in `project_dir` (canonical). `PROCS_STATE_DIR` overrides
     /// the state directory.
     pub fn new(project_dir: &Path) -> Self {
-        let state_dir = match std::env::var_os("PROCS_STATE_DIR") {
+        let state_dir = match std::env::var_os(crate::env_vars::ENV_STATE_DIR) {
             Some(dir) if !dir.is_empty() => project_dir.join(dir),
             _ => project_dir.join(".procs"),
         };
@@ -110,7 +110,7 @@ pub fn project_id(project_dir: &Path) -> String {
 fn runtime_dir() -> PathBuf {
     match std::env::var_os("XDG_RUNTIME_DIR") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("procs"),
-        _ => PathBuf::from(format!("/tmp/procs-{}", platform::euid())),
+        _ => PathBuf::from(format!("/tmp/procs-{}", platform::current_uid())),
     }
 }
 

@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::time::{Instant, timeout_at};
 
-use crate::platform::{self, ExitInfo, PidFd, Tagged};
+use crate::platform::{self, ExitInfo, PidFd, Signal, Tagged};
 
 /// How long to wait for `SIGKILLed` processes to disappear before reporting survivors.
 const KILL_GRACE: Duration = Duration::from_secs(5);
@@ -30,7 +30,8 @@ pub struct Target<'a> {
     pub pid: Option<i32>,
     /// Its process group (the main pid leads its own group).
     pub pgid: Option<i32>,
-    /// Signal number to send; `None` when a `stop_command` was run instead.
+    /// Signal number to send (one that is not a signal sends nothing); `None` when a
+    /// `stop_command` was run instead.
     pub signal: Option<i32>,
     pub timeout: Duration,
 }
@@ -100,7 +101,7 @@ pub async fn stop_tree(
     tokio::task::yield_now().await;
     let members = scanner.members(target, asked);
 
-    if let Some(sig) = target.signal {
+    if let Some(sig) = target.signal.and_then(Signal::from_number) {
         if let Some(pgid) = target.pgid {
             let _ = platform::kill_group(pgid, sig);
         }
@@ -127,10 +128,10 @@ pub async fn stop_tree(
 
     report.killed = true;
     if let Some(pgid) = target.pgid {
-        let _ = platform::kill_group(pgid, libc_sigkill());
+        let _ = platform::kill_group(pgid, Signal::KILL);
     }
     for &pid in &graceful {
-        let _ = platform::kill(pid, libc_sigkill());
+        let _ = platform::kill(pid, Signal::KILL);
     }
     let deadline = Instant::now() + KILL_GRACE;
     let left = wait_all(
@@ -144,14 +145,10 @@ pub async fn stop_tree(
     .await;
     // Anything found by the last scans that still lives gets one more SIGKILL.
     for &pid in &left {
-        let _ = platform::kill(pid, libc_sigkill());
+        let _ = platform::kill(pid, Signal::KILL);
     }
     report.survivors = left.into_iter().collect();
     report
-}
-
-fn libc_sigkill() -> i32 {
-    nix::sys::signal::Signal::SIGKILL as i32
 }
 
 /// Wait until `pids` (and the main pid) are gone and a fresh scan finds none of the
@@ -234,7 +231,7 @@ pub async fn stop_process(pid: i32, grace: Duration) -> Report {
         report.survivors.push(pid);
         return report;
     }
-    let send = |sig: i32| {
+    let send = |sig: Signal| {
         let _ = if leads_group {
             platform::kill_group(pid, sig)
         } else {
@@ -242,12 +239,12 @@ pub async fn stop_process(pid: i32, grace: Duration) -> Report {
         };
     };
     let fd = PidFd::open(pid).ok().flatten();
-    send(nix::sys::signal::Signal::SIGTERM as i32);
+    send(Signal::TERM);
     if gone(pid, fd.as_ref(), Instant::now() + grace).await {
         return report;
     }
     report.killed = true;
-    send(libc_sigkill());
+    send(Signal::KILL);
     if !gone(pid, fd.as_ref(), Instant::now() + KILL_GRACE).await {
         report.survivors.push(pid);
     }

@@ -227,9 +227,7 @@ fn apply_fixes(
         let scanner = Arc::new(Scanner::default());
         for (name, pids) in unknown {
             let spec = config.and_then(|c| c.processes.get(name));
-            let signal = spec.map_or(nix::sys::signal::Signal::SIGTERM as i32, |s| {
-                s.stop_signal.number
-            });
+            let signal = spec.map_or(platform::Signal::TERM.number(), |s| s.stop_signal.number);
             let timeout = spec.map_or(defaults::STOP_TIMEOUT, |s| s.stop_timeout);
             let leader = pids.first().copied();
             let target = stop::Target {

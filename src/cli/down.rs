@@ -154,9 +154,7 @@ fn without_supervisor(
     for name in &wanted {
         let rec = registry.as_ref().and_then(|r| r.processes.get(name));
         let spec = config.as_ref().and_then(|c| c.processes.get(name));
-        let signal = spec.map_or(nix::sys::signal::Signal::SIGTERM as i32, |s| {
-            s.stop_signal.number
-        });
+        let signal = spec.map_or(platform::Signal::TERM.number(), |s| s.stop_signal.number);
         let stop_timeout =
             timeout.unwrap_or_else(|| spec.map_or(defaults::STOP_TIMEOUT, |s| s.stop_timeout));
         targets.insert(

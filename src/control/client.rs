@@ -79,7 +79,7 @@ use std::io::Read as _;
 /// answer `down` with a fake "stopped".
 fn check_peer(stream: &UnixStream, socket: &Path) -> io::Result<()> {
     let peer = crate::platform::peer_uid(stream)?;
-    let me = crate::platform::euid();
+    let me = crate::platform::current_uid();
     if peer == me || peer == 0 {
         return Ok(());
     }

@@ -1,30 +1,37 @@
 //! The platform layer: the only module that reads `/proc` or calls into libc, `nix` or `rustix`.
 //!
-//! Everything above this module talks in plain pids, signal numbers and small value types; it
+//! Everything above this module talks in plain pids, [`Signal`]s and small value types; it
 //! never opens a `/proc` file or issues a syscall itself. That keeps a future macOS port (no
 //! `/proc`: `sysinfo`, `libproc`) a contained job: reimplement this module's functions.
 //!
-//! What it owns:
-//! - process identity: kernel start time, boot id, [`is_alive_same`] (the pid-reuse guard);
-//! - process discovery: [`tagged_processes`] (by `PROCS_PROJECT_ID`), [`descendants`],
-//!   [`group_members`], [`children_zombies`];
-//! - port ownership from the kernel socket tables: [`port_holders`], [`listening_ports_of`],
+//! One concept per file (each re-exported here, so callers write `platform::X`):
+//! - `proc`: process identity and discovery from `/proc/PID/stat` — kernel start time, boot
+//!   id, [`is_alive_same`] (the pid-reuse guard), [`descendants`], [`group_members`],
+//!   [`children_zombies`], and a pid's [`cmdline`], owner ([`uid_of`], [`user_name`]) and
+//!   [`current_uid`];
+//! - `tags`: processes carrying the `PROCS_*` tags ([`tagged_processes`], by
+//!   `PROCS_PROJECT_ID`) and [`environ_map`];
+//! - `usage`: CPU and memory of known pids ([`usage`], [`usages`], [`verified_usages`]);
+//! - `sockets` (with `sockets/diag.rs`, the `sock_diag` netlink client): port ownership from
+//!   the kernel socket tables — [`port_holders`], [`listening_ports_of`],
 //!   [`pid_set_holds_port`], [`is_port_listening`];
-//! - signals, reaping and pidfds: [`kill`], [`kill_group`], [`reap_any`], [`PidFd`],
-//!   [`set_child_subreaper`];
-//! - resource usage of known pids: [`usage`];
-//! - private directories that follow no planted link and no other user's directory
-//!   ([`ensure_private_dir`]), the uid at the other end of a socket ([`peer_uid`]), and
-//!   inherited descriptors made close-on-exec ([`cloexec_inherited`]);
-//! - advisory file locks, for log rotation and its readers and the supervisor lock
-//!   ([`lock_exclusive`], [`lock_shared`]), and removing a file's front in place
-//!   ([`collapse_front`], [`collapse_supported`]).
+//! - `signals`: the [`Signal`] type, [`kill`], [`kill_group`], [`default_sigpipe`];
+//! - `reaping`: [`reap_any`], [`ExitInfo`], [`set_child_subreaper`];
+//! - `pidfd`: [`PidFd`], a handle on one process that survives pid reuse;
+//! - `locks`: advisory file locks for log rotation, its readers and the supervisor lock
+//!   ([`FileLock`], [`lock_exclusive`], [`lock_shared`]), and removing a file's front in place
+//!   ([`collapse_front`], [`collapse_supported`]);
+//! - `setup`: process setup (detach, stdio), the stop flag, directory watching, waiting for
+//!   an exit;
+//! - `private`: directories that follow no planted link and no other user's directory
+//!   ([`ensure_private_dir`]), and the uid at the other end of a socket ([`peer_uid`]);
+//! - `fds`: inherited descriptors made close-on-exec ([`cloexec_inherited`]).
 //!
 //! What it must not do: keep state beyond caches of values that cannot change while the process
 //! lives (boot id, clock tick rate, page size), spawn processes, or decide policy (which process
 //! to stop, when to escalate). Every function is cheap enough to call from a CLI command; the
 //! whole-table scans ([`tagged_processes`], [`port_holders`], [`descendants`]) read each
-//! `/proc/PID` file at most once.
+//! `/proc/PID` file at most once. Sources of truth are read fresh on every call.
 //!
 //! Invariants:
 //! - A pid ≤ 0 is never signalled: `kill(0)` / `kill(-1)` would hit our own group or every
@@ -32,28 +39,39 @@
 //! - "Gone" (`ESRCH`) is success for every signalling function: the goal state is reached.
 //! - Zombies are never reported as alive.
 
-#[cfg(target_os = "linux")]
-mod linux;
-
-#[cfg(target_os = "linux")]
-mod setup;
-
-#[cfg(target_os = "linux")]
-mod fds;
-
-#[cfg(target_os = "linux")]
-mod private;
-
-#[cfg(target_os = "linux")]
-pub use linux::*;
-#[cfg(target_os = "linux")]
-pub use setup::*;
-
-#[cfg(target_os = "linux")]
-pub use fds::*;
-
-#[cfg(target_os = "linux")]
-pub use private::*;
-
 #[cfg(not(target_os = "linux"))]
 compile_error!("procs supports Linux only for now: src/platform/ is where a port starts");
+
+mod fds;
+mod locks;
+mod pidfd;
+mod private;
+mod proc;
+mod reaping;
+mod setup;
+mod signals;
+mod sockets;
+mod tags;
+#[cfg(test)]
+mod test_support;
+mod usage;
+
+pub use fds::*;
+pub use locks::*;
+pub use pidfd::*;
+pub use private::*;
+pub use proc::*;
+pub use reaping::*;
+pub use setup::*;
+pub use signals::*;
+pub use sockets::*;
+pub use tags::*;
+pub use usage::*;
+
+/// The tag names, kept reachable as `platform::ENV_*` (their home is [`crate::env_vars`]).
+pub use crate::env_vars::{ENV_PROCESS, ENV_PROJECT, ENV_PROJECT_ID};
+
+/// An `InvalidInput` error: the caller asked for something this layer refuses to do.
+fn invalid(msg: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidInput, msg)
+}

@@ -19,11 +19,6 @@ use std::path::Path;
 
 use nix::libc;
 
-/// The effective user id of this process.
-pub fn euid() -> u32 {
-    nix::unistd::geteuid().as_raw()
-}
-
 /// Create `dir` (mode 0700) if it is missing, then make sure it is safe to keep private files
 /// in: a directory, not a symbolic link, owned by us; a group or other bit left by an older
 /// procs or a umask is taken away.
@@ -62,7 +57,7 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
         Err(err) => return Err(err),
     };
     let meta = handle.metadata()?;
-    let me = euid();
+    let me = super::current_uid();
     if meta.uid() != me {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,

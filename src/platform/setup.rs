@@ -3,7 +3,7 @@
 
 use std::io;
 
-use super::linux::{descendants, group_members, pid_set_holds_port};
+use super::{descendants, group_members, pid_set_holds_port};
 
 /// Make a command start in a new session (detached from the terminal and from the
 /// caller's process group): used to launch the supervisor.

@@ -182,7 +182,7 @@ async fn exec_probe(task: &ProbeTask, script: &str, limit: Duration) -> Verdict 
         }
         Ok(Err(_)) => Verdict::Fail(format!("`{script}` vanished")),
         Err(_) => {
-            let _ = platform::kill_group(pid, nix::sys::signal::Signal::SIGKILL as i32);
+            let _ = platform::kill_group(pid, platform::Signal::KILL);
             Verdict::Fail(format!("`{script}` did not finish within {limit:?}"))
         }
     }

@@ -183,7 +183,7 @@ async fn serve(paths: Paths, project: String) -> anyhow::Result<()> {
 fn init_tracing() {
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
-    let targets: tracing_subscriber::filter::Targets = std::env::var("PROCS_LOG")
+    let targets: tracing_subscriber::filter::Targets = std::env::var(crate::env_vars::ENV_LOG)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| {

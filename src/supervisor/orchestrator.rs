@@ -615,7 +615,7 @@ impl Orchestrator {
             name,
             pid: Some(pid),
             pgid: Some(pid),
-            signal: Some(spec.map_or(nix::sys::signal::Signal::SIGTERM as i32, |s| {
+            signal: Some(spec.map_or(crate::platform::Signal::TERM.number(), |s| {
                 s.stop_signal.number
             })),
             timeout: spec.map_or(crate::config::model::defaults::STOP_TIMEOUT, |s| {

@@ -187,7 +187,7 @@ async fn stop_stale(pf: &Preflight<'_>, pid: i32, name: &str) -> Vec<i32> {
         name,
         pid: leads.then_some(pid),
         pgid: leads.then_some(pid),
-        signal: Some(nix::sys::signal::Signal::SIGTERM as i32),
+        signal: Some(platform::Signal::TERM.number()),
         timeout: pf.spec.stop_timeout,
     };
     stop::stop_tree(&target, None, pf.scanner).await.survivors

@@ -17,7 +17,7 @@ use crate::error::exit;
 
 /// Accept connections until a full `down` (or a signal) asks the supervisor to exit.
 pub async fn serve(listener: UnixListener, orch: Arc<Orchestrator>) {
-    let uid = nix::unistd::getuid().as_raw();
+    let uid = crate::platform::current_uid();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {

@@ -20,10 +20,8 @@ use super::reaper::Reaper;
 use crate::config::{Command, Process};
 use crate::platform::{self, ExitInfo};
 
-/// Tags every descendant inherits.
-pub const ENV_PROJECT: &str = "PROCS_PROJECT";
-pub const ENV_PROJECT_ID: &str = "PROCS_PROJECT_ID";
-pub const ENV_PROCESS: &str = "PROCS_PROCESS";
+/// Tags every descendant inherits (defined once in [`crate::env_vars`]).
+pub use crate::env_vars::{ENV_PROCESS, ENV_PROJECT, ENV_PROJECT_ID};
 
 /// Who is spawning: the project and the environment `procs up` was invoked with.
 #[derive(Debug, Clone)]

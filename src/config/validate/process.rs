@@ -190,7 +190,7 @@ impl Ctx<'_> {
         }
         let stop_signal = match &p.stop_signal {
             None => Signal {
-                number: nix::sys::signal::Signal::SIGTERM as i32,
+                number: crate::platform::Signal::TERM.number(),
                 name: "SIGTERM".into(),
             },
             Some(s) => parse_signal(s).unwrap_or_else(|m| {

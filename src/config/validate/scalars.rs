@@ -8,7 +8,6 @@
 //! Invariants: pure functions; never panic on any input.
 
 use std::fmt::Write as _;
-use std::str::FromStr;
 
 use crate::config::model::{Port, Signal};
 use crate::config::raw::{RawPort, RawPortValue, RawSignal, RawSize};
@@ -38,10 +37,10 @@ pub(crate) fn parse_port(port: &RawPort) -> Result<Port, String> {
 
 /// Parses `SIGINT`, `INT`, `sigint` or a number into a signal with its canonical name.
 pub(crate) fn parse_signal(s: &RawSignal) -> Result<Signal, String> {
-    use nix::sys::signal::Signal as NixSignal;
+    use crate::platform::Signal as OsSignal;
     let sig = match s {
         RawSignal::Number(n) => {
-            NixSignal::try_from(*n).map_err(|_| format!("unknown signal number `{n}`"))?
+            OsSignal::from_number(*n).ok_or_else(|| format!("unknown signal number `{n}`"))?
         }
         RawSignal::Name(name) => {
             let upper = name.trim().to_ascii_uppercase();
@@ -50,8 +49,8 @@ pub(crate) fn parse_signal(s: &RawSignal) -> Result<Signal, String> {
             } else {
                 format!("SIG{upper}")
             };
-            NixSignal::from_str(&full).map_err(|_| {
-                let names: Vec<&str> = NixSignal::iterator().map(NixSignal::as_str).collect();
+            OsSignal::parse(&full).ok_or_else(|| {
+                let names: Vec<&str> = OsSignal::all().map(OsSignal::name).collect();
                 let mut m = format!("unknown signal `{name}`");
                 if let Some(s) = suggest(&full, names.iter().copied()) {
                     {
@@ -63,8 +62,8 @@ pub(crate) fn parse_signal(s: &RawSignal) -> Result<Signal, String> {
         }
     };
     Ok(Signal {
-        number: sig as i32,
-        name: sig.as_str().to_owned(),
+        number: sig.number(),
+        name: sig.name().to_owned(),
     })
 }
 

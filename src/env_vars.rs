@@ -1,0 +1,18 @@
+//! The environment variables procs sets or reads, named once for the CLI, the supervisor and
+//! the platform layer.
+//!
+//! Owns: the names only. Must not: read or set anything (each user does that where it
+//! needs to), or import any other module of the crate (everyone may import this one).
+//! Invariant: these names are part of the user-facing contract (SPEC, `docs/`): renaming one
+//! breaks tagged processes of running stacks and users' scripts.
+
+/// The project id; procs sets it on every child, and finds its processes by it.
+pub const ENV_PROJECT_ID: &str = "PROCS_PROJECT_ID";
+/// The project name, set on every child.
+pub const ENV_PROJECT: &str = "PROCS_PROJECT";
+/// The configured process name, set on every child.
+pub const ENV_PROCESS: &str = "PROCS_PROCESS";
+/// Read: overrides the state directory (`.procs/`), relative to the project directory.
+pub const ENV_STATE_DIR: &str = "PROCS_STATE_DIR";
+/// Read by the supervisor: its tracing filter (`tracing_subscriber` targets syntax).
+pub const ENV_LOG: &str = "PROCS_LOG";
