@@ -2,7 +2,7 @@
 //!
 //! One binary, two roles: the CLI (`cli`) and the per-project supervisor
 //! (`supervisor`), which is the same executable re-executed detached. They share the
-//! configuration model (`config`, `graph`), the control protocol (`control`), the
+//! configuration model and its dependency graph (`config`), the control protocol (`control`), the
 //! on-disk registry (`registry`, `paths`), the verified stop (`stop`) and the platform
 //! layer (`platform`, the only place with `/proc` and system calls).
 //! See `docs/architecture.md`.
@@ -12,7 +12,6 @@ pub mod config;
 pub mod control;
 pub mod env_vars;
 pub mod error;
-pub mod graph;
 pub mod index;
 pub mod logs;
 pub mod paths;

@@ -8,8 +8,8 @@ use super::args::{Cli, Global, GraphFormat};
 use super::out::Out;
 use super::project;
 use crate::config::Resolved;
+use crate::config::graph::Graph;
 use crate::error::exit;
-use crate::graph::Graph;
 
 pub fn config(global: &Global, out: &Out) -> anyhow::Result<i32> {
     let config = project::load(global)?;

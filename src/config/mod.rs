@@ -14,6 +14,10 @@
 //!    its site resolved against the located tree by the loader.
 //! 4. [`resolved`]: the typed model written back as a valid `procs.yaml` (YAML or JSON).
 //!
+//! [`graph`] is the dependency DAG of a validated [`Config`] (start order, layers, closures,
+//! renderers); validation uses it to find cycles, so it lives here rather than beside
+//! `config` (which would make the two import each other).
+//!
 //! Imports go one way: `load` → `validate` → (`env_file`, `site`, `tree`, `model`, `raw`);
 //! nothing imports `load` but this file.
 //!
@@ -25,6 +29,7 @@
 
 mod env_file;
 mod error;
+pub mod graph;
 mod load;
 pub mod model;
 pub mod raw;

@@ -19,10 +19,10 @@ use super::adopt::{self, Adoptable};
 use super::rotate;
 use super::service::{self, Adopt, Cmd, DepWatch, Handle, Shared, Status, StopOutcome};
 use super::spawn::Context;
+use crate::config::graph::Graph;
 use crate::config::{Condition, Config, Process};
 use crate::control::protocol::{ErrorBody, Outcome, ProcessOutcome, Response, UpRequest};
 use crate::error::exit;
-use crate::graph::Graph;
 use crate::registry::{self, ProcState, ProcessRecord, Registry, SupervisorRecord};
 
 /// Shortest pause between two background registry writes.

@@ -3,6 +3,7 @@
 //! `harness` holds the shared machinery; each other module covers one area. The smoke tests in
 //! this file check the harness and the `procs-testd` fixture themselves, without `procs`.
 
+mod architecture;
 mod cli;
 mod errors;
 mod harness;

@@ -33,7 +33,7 @@ use super::model::{Config, LogPolicy, defaults};
 use super::raw::{RawConfig, RawProcess};
 use super::site::{DepAt, Locator, Site};
 use super::tree::{Seg, path};
-use crate::graph;
+use crate::config::graph;
 
 /// What validation needs from the loader besides the document.
 pub(crate) struct Input<'a> {
