@@ -100,10 +100,11 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     hash
 }
 
-/// Short stable hash (8 hex digits) of the canonical project directory.
+/// Stable 64-bit hash (16 hex digits) of the canonical project directory. (procs 0.1 used
+/// 32 bits — the two halves folded — and two sibling directories collided within about
+/// 90,000 names; [`crate::platform::same_project`] still recognises those tags.)
 pub fn project_id(project_dir: &Path) -> String {
-    let hash = fnv1a(project_dir.as_os_str().as_encoded_bytes());
-    format!("{:08x}", (hash >> 32) ^ (hash & 0xffff_ffff))
+    format!("{:016x}", fnv1a(project_dir.as_os_str().as_encoded_bytes()))
 }
 
 /// Directory for sockets whose natural path would be too long.
@@ -132,11 +133,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn project_id_is_stable_and_short() {
+    fn project_id_is_stable_and_64_bits() {
         let a = project_id(Path::new("/home/alice/shop"));
         assert_eq!(a, project_id(Path::new("/home/alice/shop")));
         assert_ne!(a, project_id(Path::new("/home/alice/shop2")));
-        assert_eq!(a.len(), 8);
+        assert_eq!(a.len(), 16);
+        assert!(crate::platform::same_project(
+            format!("{:08x}", {
+                let h = u64::from_str_radix(&a, 16).expect("hex");
+                (h >> 32) ^ (h & 0xffff_ffff)
+            })
+            .as_bytes(),
+            &a
+        ));
     }
 
     #[test]

@@ -13,7 +13,7 @@
 
 use serde::Serialize;
 
-use crate::platform::PortHolder;
+use crate::platform::{self, PortHolder};
 
 /// Longest command line shown in a message; longer ones are cut with `…`.
 const MAX_COMMAND: usize = 100;
@@ -41,9 +41,15 @@ impl Owner {
     }
 }
 
-/// Classify `holder` for process `process` of the project `project_id`.
+/// Classify `holder` for process `process` of the project `project_id`. A process of another
+/// user is foreign whatever its tags say (anyone can put any tag in their environment).
 pub fn owner(holder: &PortHolder, project_id: &str, process: &str) -> Owner {
-    if holder.project_id.as_deref() != Some(project_id) {
+    let ours = holder.uid == platform::current_uid()
+        && holder
+            .project_id
+            .as_deref()
+            .is_some_and(|id| platform::same_project(id.as_bytes(), project_id));
+    if !ours {
         return Owner::Foreign;
     }
     if holder.process.as_deref() == Some(process) {
@@ -200,21 +206,31 @@ mod tests {
     }
 
     #[test]
-    fn owner_is_decided_by_the_tags() {
+    fn owner_is_decided_by_the_tags_of_our_own_processes() {
+        let mine = |pid, id, process| PortHolder {
+            uid: platform::current_uid(),
+            ..holder(pid, id, process)
+        };
         assert_eq!(
-            owner(&holder(Some(1), Some("abc"), Some("web")), "abc", "web"),
+            owner(&mine(Some(1), Some("abc"), Some("web")), "abc", "web"),
             Owner::Own
         );
         assert_eq!(
-            owner(&holder(Some(1), Some("abc"), Some("db")), "abc", "web"),
+            owner(&mine(Some(1), Some("abc"), Some("db")), "abc", "web"),
             Owner::Project
         );
         assert_eq!(
-            owner(&holder(Some(1), Some("zzz"), Some("web")), "abc", "web"),
+            owner(&mine(Some(1), Some("zzz"), Some("web")), "abc", "web"),
             Owner::Foreign
         );
+        // Another user's process is foreign whatever tags it planted.
+        let planted = PortHolder {
+            uid: platform::current_uid().wrapping_add(1),
+            ..holder(Some(1), Some("abc"), Some("web"))
+        };
+        assert_eq!(owner(&planted, "abc", "web"), Owner::Foreign);
         assert_eq!(
-            owner(&holder(Some(1), None, None), "abc", "web"),
+            owner(&mine(Some(1), None, None), "abc", "web"),
             Owner::Foreign
         );
     }

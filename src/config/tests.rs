@@ -370,9 +370,14 @@ fn invalid_process_name() {
         e(
             2,
             3,
-            "invalid process name `-web`: use letters, digits, `_`, `.` and `-`, not starting with `-`"
+            "invalid process name `-web`: use letters, digits, `_`, `.` and `-`, starting with \
+             a letter, a digit or `_`, at most 128 characters"
         )
     );
+    for name in ["'.'", "'..'", ".hidden", "'a/b'"] {
+        let text = one_error(&format!("processes:\n  {name}: {{command: x}}\n")).2;
+        assert!(text.starts_with("invalid process name"), "{name}: {text}");
+    }
 }
 
 #[test]

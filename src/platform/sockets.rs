@@ -155,7 +155,7 @@ pub fn port_holders(port: u16) -> Vec<PortHolder> {
             cmdline: cmdline(pid),
             project_id: env_string(&env, ENV_PROJECT_ID),
             project: env_string(&env, ENV_PROJECT),
-            process: env_string(&env, ENV_PROCESS),
+            process: env_string(&env, ENV_PROCESS).filter(|n| crate::names::is_valid(n)),
             addr: sock.addr.to_string(),
         });
     }

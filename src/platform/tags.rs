@@ -8,8 +8,12 @@
 //! start time, checked by the caller), or read the current environment of a process (Linux
 //! exposes only the initial one, which is what procs set).
 //!
-//! Invariants: only our own user's processes are readable, which is exactly the set procs
-//! could have started; zombies, kernel threads and the calling process are never reported.
+//! Invariants: only processes of our own user are reported (root can read every user's
+//! environment, and another user can plant any tag in theirs); a `PROCS_PROCESS` value that
+//! is not a valid process name ([`crate::names`]) is dropped, never used as a path; zombies,
+//! kernel threads and the calling process are never reported. A 16-hex-digit project id also
+//! matches the 8-hex-digit id procs 0.1 derived from the same hash ([`same_project`]), so
+//! processes started before the upgrade stay members.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -47,6 +51,27 @@ pub(super) fn env_string(env: &[u8], key: &str) -> Option<String> {
     env_value(env, key).map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
+/// Does the tag value `tag` name the project `project_id`? Equal ids, or `tag` is the legacy
+/// 32-bit id (8 hex digits: the two halves of the 64-bit hash folded with xor) of the 64-bit
+/// `project_id`.
+pub fn same_project(tag: &[u8], project_id: &str) -> bool {
+    if tag == project_id.as_bytes() {
+        return true;
+    }
+    tag.len() == 8
+        && project_id.len() == 16
+        && u64::from_str_radix(project_id, 16).is_ok_and(|hash| {
+            let legacy = format!("{:08x}", (hash >> 32) ^ (hash & 0xffff_ffff));
+            legacy.as_bytes() == tag
+        })
+}
+
+/// Is `pid` a process of the user procs runs as?
+fn owned_by_us(pid: i32) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    fs::metadata(format!("/proc/{pid}")).is_ok_and(|m| m.uid() == super::current_uid())
+}
+
 /// A live process carrying the `PROCS_PROJECT_ID` tag in its (initial) environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tagged {
@@ -75,7 +100,10 @@ pub fn tagged_processes(project_id: Option<&str>) -> Vec<Tagged> {
         let Some(id) = env_value(&env, ENV_PROJECT_ID) else {
             continue;
         };
-        if project_id.is_some_and(|want| want.as_bytes() != id) {
+        if project_id.is_some_and(|want| !same_project(id, want)) {
+            continue;
+        }
+        if !owned_by_us(pid) {
             continue;
         }
         let Some(st) = stat_with(pid, &mut stat_buf) else {
@@ -91,7 +119,7 @@ pub fn tagged_processes(project_id: Option<&str>) -> Vec<Tagged> {
             start_time: st.start_time,
             project_id: String::from_utf8_lossy(id).into_owned(),
             project: env_string(&env, ENV_PROJECT),
-            process: env_string(&env, ENV_PROCESS),
+            process: env_string(&env, ENV_PROCESS).filter(|n| crate::names::is_valid(n)),
         });
     }
     out.sort_unstable_by_key(|t| t.pid);
@@ -100,6 +128,18 @@ pub fn tagged_processes(project_id: Option<&str>) -> Vec<Tagged> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_legacy_32_bit_id_matches_its_64_bit_successor_only() {
+        let hash: u64 = 0x0123_4567_89ab_cdef;
+        let id = format!("{hash:016x}");
+        let legacy = format!("{:08x}", (hash >> 32) ^ (hash & 0xffff_ffff));
+        assert!(super::same_project(id.as_bytes(), &id));
+        assert!(super::same_project(legacy.as_bytes(), &id));
+        assert_eq!(legacy, "88888888");
+        assert!(!super::same_project(b"88888889", &id));
+        assert!(!super::same_project(b"0123456789abcdee", &id));
+    }
+
     use std::os::unix::process::CommandExt as _;
     use std::process::Command;
 

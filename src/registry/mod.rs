@@ -272,6 +272,11 @@ pub fn parse(bytes: &[u8]) -> Result<Registry, String> {
                 return Err(too_new(u64::from(registry.schema_version)));
             }
             registry.schema_version = SCHEMA_VERSION;
+            // A name becomes a file name (`pids/NAME.pid`): a record whose name is not a valid
+            // process name (a tampered file: `/abs/path`, `..`) is dropped, never used.
+            registry
+                .processes
+                .retain(|name, _| crate::names::is_valid(name));
             Ok(registry)
         }
         Err(err) => {
@@ -374,6 +379,17 @@ mod tests {
             (ProcState::Completed, Some(0))
         );
         assert!(migrate.oneshot);
+    }
+
+    #[test]
+    fn records_with_names_that_are_not_process_names_are_dropped() {
+        let text = br#"{"schema_version": 1, "project": "p", "project_dir": "/p",
+            "project_id": "0123456789abcdef", "processes": {
+              "web": {"state": "stopped", "log": "/p/.procs/logs/web.log"},
+              "/etc/passwd": {"state": "stopped", "log": "/x"},
+              "..": {"state": "stopped", "log": "/x"}}}"#;
+        let reg = parse(text).expect("loads");
+        assert_eq!(reg.processes.keys().collect::<Vec<_>>(), ["web"]);
     }
 
     #[test]

@@ -217,3 +217,102 @@ fn inherited_descriptors_do_not_keep_a_pipe_open() {
     p.procs(["down"]).success();
     p.assert_no_survivors();
 }
+
+/// Start `sleep 300` as `nobody` with the given tags; returns the child.
+fn nobody_sleeper(p: &Project, tags: &[(&str, &str)]) -> Child {
+    as_nobody(p, "sleep")
+        .arg("300")
+        .envs(tags.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn a sleeper as nobody")
+}
+
+fn project_id(p: &Project) -> String {
+    p.procs(["status", "--json"]).success().json()["project_id"]
+        .as_str()
+        .expect("project_id")
+        .to_owned()
+}
+
+#[test]
+fn tags_planted_by_another_user_are_never_trusted() {
+    if !as_root() {
+        return;
+    }
+    let mut p = Project::new().config(CONFIG);
+    open_for_traversal(p.path());
+    p.procs(["up"]).success();
+    let id = project_id(&p);
+    // A root-owned file that a tag naming `/abs/path` would have made procs delete.
+    let victim = p.path().join("victim");
+    fs::write(victim.with_extension("pid"), "1\n").expect("write victim.pid");
+    let victim_tag = victim.to_str().expect("utf-8").to_owned();
+    let mut planted = [
+        nobody_sleeper(&p, &[("PROCS_PROJECT_ID", &id), ("PROCS_PROCESS", "app")]),
+        nobody_sleeper(
+            &p,
+            &[("PROCS_PROJECT_ID", &id), ("PROCS_PROCESS", &victim_tag)],
+        ),
+    ];
+    let pids: Vec<i32> = planted.iter().map(|c| c.id() as i32).collect();
+    wait_until("the planted sleepers to exec", WAIT, || {
+        pids.iter()
+            .all(|pid| crate::harness::pid_cmdline(*pid).starts_with("sleep"))
+    });
+    let down = p.procs(["down"]);
+    let survived: Vec<bool> = pids
+        .iter()
+        .map(|pid| crate::harness::pid_alive(*pid))
+        .collect();
+    let refused = p.procs(["down", &victim_tag]);
+    for child in &mut planted {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    down.success();
+    assert_eq!(
+        survived,
+        [true, true],
+        "root's `down` signalled nobody's processes"
+    );
+    assert_eq!(refused.exit_code(), Some(2), "a path is not a process name");
+    assert!(
+        victim.with_extension("pid").exists(),
+        "victim.pid was deleted"
+    );
+    p.assert_no_survivors();
+}
+
+#[test]
+fn processes_tagged_with_the_legacy_32_bit_project_id_are_still_members() {
+    // procs 0.1 tagged with 8 hex digits (the 64-bit hash's halves folded): a process started
+    // before the upgrade is still this project's, so `down` stops it.
+    let mut p = Project::new().config(CONFIG);
+    let id = project_id(&p);
+    let hash = u64::from_str_radix(&id, 16).expect("a 64-bit hex id");
+    let legacy = format!("{:08x}", (hash >> 32) ^ (hash & 0xffff_ffff));
+    let mut old = p
+        .command("setsid")
+        .args(["sleep", "300"])
+        .env("PROCS_PROJECT_ID", &legacy)
+        .env("PROCS_PROCESS", "app")
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn an old-style tagged process");
+    let pid = old.id() as i32;
+    wait_until("the old-style process to exec", WAIT, || {
+        crate::harness::pid_cmdline(pid).starts_with("sleep")
+    });
+    p.procs(["down"]).success();
+    let alive = crate::harness::pid_alive(pid);
+    let _ = old.kill();
+    let _ = old.wait();
+    assert!(
+        !alive,
+        "`down` left the process tagged with the legacy id {legacy}"
+    );
+    p.assert_no_survivors();
+}

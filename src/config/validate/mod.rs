@@ -65,12 +65,13 @@ pub(crate) fn validate(mut json: J, input: &Input<'_>) -> Result<Config, Found> 
     let mut names = BTreeSet::new();
     if let Some(J::Object(procs)) = json.get("processes") {
         for name in procs.keys() {
-            if !valid_name(name) {
+            if !crate::names::is_valid(name) {
                 found.push((
                     Site::key(path(&["processes", name])),
                     format!(
-                        "invalid process name `{name}`: use letters, digits, `_`, `.` and `-`, \
-                         not starting with `-`"
+                        "invalid process name `{}`: {}",
+                        name.escape_debug(),
+                        crate::names::RULE
                     ),
                 ));
             } else if name == "procs" {
@@ -218,13 +219,4 @@ fn strip_extension_keys(json: &mut J) {
     if let Some(J::Object(procs)) = json.get_mut("processes") {
         procs.values_mut().for_each(strip);
     }
-}
-
-/// `[A-Za-z0-9_.-]+`, not starting with `-`.
-pub(crate) fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && !name.starts_with('-')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
