@@ -1275,3 +1275,20 @@ fn config_output_escapes_control_characters_and_round_trips() {
     assert!(raw.is_empty(), "unescaped {raw:?} in:\n{yaml}");
     assert!(yaml.contains("\\x7F") || yaml.contains("\\u007F"), "{yaml}");
 }
+
+#[test]
+fn a_nul_byte_in_any_string_is_located() {
+    assert_eq!(
+        one_error("processes:\n  web:\n    command: \"sleep\\0 1\"\n"),
+        e(
+            3,
+            14,
+            "this string contains a NUL byte (`\\0`), which no command, path or environment \
+             variable can hold"
+        )
+    );
+    assert_eq!(
+        one_error("processes:\n  web:\n    command: x\n    env: {A: \"1\\0\"}\n").0,
+        4
+    );
+}

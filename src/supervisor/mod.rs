@@ -69,6 +69,9 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         }
     }
     platform::set_child_subreaper().context("cannot become a child subreaper")?;
+    // Holding the lock, we are the only writer of pid files: any temp file there is a
+    // leftover of a writer that died mid-write.
+    registry::atomic::clean_stale(&paths.pids_dir, ".tmp-");
     // We hold the lock, so no supervisor serves this socket: whatever is there is stale.
     let _ = fs::remove_file(&paths.socket);
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -60,6 +60,7 @@ pub(crate) fn validate(mut json: J, input: &Input<'_>) -> Result<Config, Found> 
         }
     }
     strip_extension_keys(&mut json);
+    find_nul_bytes(&json, &mut Vec::new(), &mut found);
 
     // Process names, and every name that exists (even if its body is broken).
     let mut names = BTreeSet::new();
@@ -206,6 +207,44 @@ pub(crate) fn validate(mut json: J, input: &Input<'_>) -> Result<Config, Found> 
 }
 
 /// Drops `x-` keys at the top level, in `defaults` and in each process.
+/// A NUL byte can be written in YAML (`"a\0b"`) but not passed to a program, a file name or
+/// an environment: every string that holds one (key or value) is an error at its place.
+/// (`env:` maps and lists are checked where they are read, with the variable's name.)
+fn find_nul_bytes(v: &J, at: &mut Vec<Seg>, found: &mut Found) {
+    if matches!(at.last(), Some(Seg::Key(k)) if k == "env") {
+        return;
+    }
+    match v {
+        J::String(text) if text.contains('\0') => found.push((
+            Site::value(at.clone()),
+            "this string contains a NUL byte (`\\0`), which no command, path or \
+             environment variable can hold"
+                .to_owned(),
+        )),
+        J::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                at.push(Seg::Index(i));
+                find_nul_bytes(item, at, found);
+                at.pop();
+            }
+        }
+        J::Object(map) => {
+            for (key, item) in map {
+                at.push(Seg::Key(key.clone()));
+                if key.contains('\0') {
+                    found.push((
+                        Site::key(at.clone()),
+                        "this key contains a NUL byte (`\\0`)".to_owned(),
+                    ));
+                }
+                find_nul_bytes(item, at, found);
+                at.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
 fn strip_extension_keys(json: &mut J) {
     fn strip(v: &mut J) {
         if let J::Object(m) = v {
