@@ -25,6 +25,9 @@ pub struct Paths {
     pub state_file: PathBuf,
     pub supervisor_lock: PathBuf,
     pub socket: PathBuf,
+    /// The abstract socket (`@procs/UID/ID`) the supervisor holds for its whole life: the
+    /// singleton that survives a deleted `.procs/`, and a second way to reach it.
+    pub singleton: String,
     pub supervisor_log: PathBuf,
 }
 
@@ -53,6 +56,7 @@ impl Paths {
             supervisor_lock: state_dir.join("supervisor.lock"),
             supervisor_log: state_dir.join("logs").join("procs.log"),
             socket,
+            singleton: format!("procs/{}/{project_id}", platform::current_uid()),
             state_dir,
             project_id,
         }

@@ -32,7 +32,7 @@ pub fn down(
     let project = project::locate(global)?;
     let paths = &project.paths;
     check_names(global, &project, names)?;
-    if let Ok(supervisor) = crate::control::client::ping(&paths.socket) {
+    if let Ok(supervisor) = crate::control::client::ping(paths) {
         let timeout_ms = timeout.map(|t| t.as_millis() as u64);
         let request = if full {
             Request::Down {

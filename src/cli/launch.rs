@@ -23,7 +23,7 @@ const LAUNCH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Is a supervisor answering on this project's socket?
 pub fn running(paths: &Paths) -> bool {
-    client::ping(&paths.socket).is_ok()
+    client::ping(paths).is_ok()
 }
 
 /// Make sure a supervisor serves this project; start one if needed.

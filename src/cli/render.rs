@@ -99,12 +99,11 @@ impl Live {
 
 /// Send a lifecycle request to the supervisor and follow its progress to the final answer.
 pub fn request(paths: &Paths, request: Request, out: &Out) -> anyhow::Result<Response> {
-    let conn =
-        Connection::send(&paths.socket, request).map_err(|e| Error::SupervisorUnreachable {
-            socket: paths.socket.clone(),
-            error: e.to_string(),
-            log: paths.supervisor_log.clone(),
-        })?;
+    let conn = Connection::send(paths, request).map_err(|e| Error::SupervisorUnreachable {
+        socket: paths.socket.clone(),
+        error: e.to_string(),
+        log: paths.supervisor_log.clone(),
+    })?;
     follow_progress(conn, out, paths)
 }
 

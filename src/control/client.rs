@@ -5,11 +5,11 @@
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
 use std::time::Duration;
 
 use super::MAX_FRAME;
 use super::protocol::{PROTOCOL_VERSION, Request, RequestFrame, Response};
+use crate::paths::Paths;
 
 /// An open connection carrying one request.
 pub struct Connection {
@@ -18,9 +18,8 @@ pub struct Connection {
 
 impl Connection {
     /// Connect and send `request`.
-    pub fn send(socket: &Path, request: Request) -> io::Result<Self> {
-        let mut stream = UnixStream::connect(socket)?;
-        check_peer(&stream, socket)?;
+    pub fn send(paths: &Paths, request: Request) -> io::Result<Self> {
+        let mut stream = connect(paths)?;
         let frame = RequestFrame {
             v: PROTOCOL_VERSION,
             request,
@@ -77,7 +76,7 @@ use std::io::Read as _;
 /// Talk only to a supervisor run by us (or by root, who can read our files anyway): another
 /// user who planted a socket in our place must not receive our environment with `up`, nor
 /// answer `down` with a fake "stopped".
-fn check_peer(stream: &UnixStream, socket: &Path) -> io::Result<()> {
+fn check_peer(stream: &UnixStream, socket: &str) -> io::Result<()> {
     let peer = crate::platform::peer_uid(stream)?;
     let me = crate::platform::current_uid();
     if peer == me || peer == 0 {
@@ -87,15 +86,30 @@ fn check_peer(stream: &UnixStream, socket: &Path) -> io::Result<()> {
         io::ErrorKind::PermissionDenied,
         format!(
             "{} is served by {} (uid {peer}), not by you; refusing to talk to it",
-            socket.display(),
+            socket,
             crate::platform::user_name(peer)
         ),
     ))
 }
 
-/// `Ok(Some(pid))` when a supervisor answers a ping on `socket`.
-pub fn ping(socket: &Path) -> io::Result<i32> {
-    let conn = Connection::send(socket, Request::Ping)?;
+/// Connect to the project's supervisor: its socket file, or — when that is gone, for example
+/// because `.procs/` was deleted under a running stack — its abstract socket, which cannot be
+/// deleted. Either way only a peer of our own uid (or root) is accepted.
+fn connect(paths: &Paths) -> io::Result<UnixStream> {
+    let (stream, shown) = match UnixStream::connect(&paths.socket) {
+        Ok(stream) => (stream, paths.socket.display().to_string()),
+        Err(file_err) => match crate::platform::connect_abstract(&paths.singleton) {
+            Ok(stream) => (stream, format!("@{}", paths.singleton)),
+            Err(_) => return Err(file_err),
+        },
+    };
+    check_peer(&stream, &shown)?;
+    Ok(stream)
+}
+
+/// `Ok(pid)` when a supervisor answers a ping.
+pub fn ping(paths: &Paths) -> io::Result<i32> {
+    let conn = Connection::send(paths, Request::Ping)?;
     conn.set_read_timeout(Some(Duration::from_secs(5)))?;
     match conn.finish(|_| {})? {
         Response::Pong { pid, version } if version == PROTOCOL_VERSION => Ok(pid),

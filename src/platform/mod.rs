@@ -25,6 +25,8 @@
 //!   an exit;
 //! - `private`: directories that follow no planted link and no other user's directory
 //!   ([`ensure_private_dir`]), and the uid at the other end of a socket ([`peer_uid`]);
+//! - `singleton`: abstract Unix sockets ([`bind_abstract`], [`connect_abstract`]) and
+//!   [`Removal`] of a directory — one supervisor per project even when `.procs/` is deleted;
 //! - `fds`: inherited descriptors made close-on-exec ([`cloexec_inherited`]).
 //!
 //! What it must not do: keep state beyond caches of values that cannot change while the process
@@ -50,6 +52,7 @@ mod proc;
 mod reaping;
 mod setup;
 mod signals;
+mod singleton;
 mod sockets;
 mod tags;
 #[cfg(test)]
@@ -64,6 +67,7 @@ pub use proc::*;
 pub use reaping::*;
 pub use setup::*;
 pub use signals::*;
+pub use singleton::*;
 pub use sockets::*;
 pub use tags::*;
 pub use usage::*;

@@ -143,7 +143,7 @@ pub struct DirEvents {
 }
 
 /// An inotify instance as the reactor sees it.
-struct InotifyFd(nix::sys::inotify::Inotify);
+pub(super) struct InotifyFd(pub(super) nix::sys::inotify::Inotify);
 
 impl std::os::fd::AsRawFd for InotifyFd {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {

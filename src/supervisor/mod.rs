@@ -68,6 +68,14 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
             return Err(err).context("cannot lock the supervisor lock");
         }
     }
+    let singleton = match claim_singleton(&paths) {
+        Singleton::Held(listener) => Some(listener),
+        Singleton::Squatted => None,
+        Singleton::OtherSupervisor => {
+            println!("{BUSY_LINE}");
+            return Ok(());
+        }
+    };
     platform::set_child_subreaper().context("cannot become a child subreaper")?;
     // Holding the lock, we are the only writer of pid files: any temp file there is a
     // leftover of a writer that died mid-write.
@@ -78,15 +86,149 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let result = runtime.block_on(serve(paths, opts.project.clone()));
+    let result = runtime.block_on(serve(paths, opts.project.clone(), singleton));
     drop(lock);
     result
 }
 
-async fn serve(paths: Paths, project: String) -> anyhow::Result<()> {
-    let listener = UnixListener::bind(&paths.socket)
+/// What claiming the project's abstract socket ([`Paths::singleton`]) found.
+enum Singleton {
+    /// Ours for as long as we live.
+    Held(std::os::unix::net::UnixListener),
+    /// A live supervisor of ours holds it: this project already has one, even if its
+    /// `.procs/` was deleted (the flock we hold is then on a new file).
+    OtherSupervisor,
+    /// Another user squats the name (or it cannot be bound): we go on with the file lock
+    /// alone — a denial of service, never a takeover, since clients check the peer.
+    Squatted,
+}
+
+fn claim_singleton(paths: &Paths) -> Singleton {
+    match platform::bind_abstract(&paths.singleton) {
+        Ok(listener) => Singleton::Held(listener),
+        Err(err) if err.kind() == io::ErrorKind::AddrInUse => {
+            let holder = platform::connect_abstract(&paths.singleton)
+                .and_then(|stream| platform::peer_uid(&stream));
+            match holder {
+                Ok(uid) if uid == platform::current_uid() || uid == 0 => Singleton::OtherSupervisor,
+                // The holder went away between bind and connect: try once more.
+                Err(_) => platform::bind_abstract(&paths.singleton)
+                    .map_or(Singleton::Squatted, Singleton::Held),
+                Ok(uid) => {
+                    eprintln!(
+                        "warning: the supervisor name @{} is held by uid {uid}; going on with the \
+                         lock file only",
+                        paths.singleton
+                    );
+                    Singleton::Squatted
+                }
+            }
+        }
+        Err(err) => {
+            eprintln!("warning: cannot bind @{}: {err}", paths.singleton);
+            Singleton::Squatted
+        }
+    }
+}
+
+/// Serve `listener` (the abstract socket, or a socket file bound again) until aborted.
+fn serve_also(
+    listener: std::os::unix::net::UnixListener,
+    orch: &Arc<orchestrator::Orchestrator>,
+) -> io::Result<tokio::task::JoinHandle<()>> {
+    listener.set_nonblocking(true)?;
+    let listener = UnixListener::from_std(listener)?;
+    Ok(tokio::spawn(server::accept_loop(
+        listener,
+        Arc::clone(orch),
+    )))
+}
+
+/// Bind the socket file (mode 0600).
+fn bind_socket_file(paths: &Paths) -> anyhow::Result<std::os::unix::net::UnixListener> {
+    let _ = fs::remove_file(&paths.socket);
+    let listener = std::os::unix::net::UnixListener::bind(&paths.socket)
         .with_context(|| format!("cannot listen on {}", paths.socket.display()))?;
     fs::set_permissions(&paths.socket, fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// `.procs/` deleted or moved away under a running stack (`rm -rf .procs`, `git clean
+/// -fdx`): recreate it — directories, the lock (held again), the socket file — and rewrite
+/// the registry, so every later command finds this supervisor and what it runs. The
+/// processes' own output keeps going to the deleted log files until they restart (their
+/// descriptors point there); new event lines go to new files.
+async fn heal_state_dir(paths: Arc<Paths>, orch: Arc<orchestrator::Orchestrator>) {
+    let mut held = Vec::new();
+    loop {
+        let removal = match platform::Removal::new(&paths.state_dir) {
+            Ok(removal) => removal,
+            Err(err) => {
+                tracing::warn!("cannot watch {}: {err}", paths.state_dir.display());
+                return;
+            }
+        };
+        if let Err(err) = removal.wait().await {
+            tracing::warn!("cannot watch {}: {err}", paths.state_dir.display());
+            return;
+        }
+        let recreated = recreate_state_dir(&paths, &orch).await;
+        match recreated {
+            Ok(kept) => {
+                held.push(kept);
+                if let Ok(log) = spawn::open_log(&paths.supervisor_log) {
+                    let _ = platform::redirect_stdio(&log);
+                }
+                tracing::warn!(
+                    "{} was removed under the running stack; recreated it",
+                    paths.state_dir.display()
+                );
+                orch.save_now();
+            }
+            Err(err) => {
+                tracing::error!(
+                    "{} was removed and cannot be recreated: {err:#}",
+                    paths.state_dir.display()
+                );
+                return;
+            }
+        }
+    }
+}
+
+/// The directories, the lock (held again) and the socket file, after `.procs/` was removed.
+async fn recreate_state_dir(
+    paths: &Paths,
+    orch: &Arc<orchestrator::Orchestrator>,
+) -> anyhow::Result<(File, tokio::task::JoinHandle<()>)> {
+    paths.ensure_dirs()?;
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&paths.supervisor_lock)?;
+    // A supervisor launched meanwhile by an `up` may hold it for a moment: it finds our
+    // abstract socket, answers "busy" and exits.
+    let mut tries = 0;
+    while let Err(err) = lock.try_lock() {
+        tries += 1;
+        if tries > 100 {
+            anyhow::bail!("cannot lock {}: {err}", paths.supervisor_lock.display());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let listener = bind_socket_file(paths)?;
+    Ok((lock, serve_also(listener, orch)?))
+}
+
+async fn serve(
+    paths: Paths,
+    project: String,
+    singleton: Option<std::os::unix::net::UnixListener>,
+) -> anyhow::Result<()> {
+    let listener = bind_socket_file(&paths)?;
+    listener.set_nonblocking(true)?;
+    let listener = UnixListener::from_std(listener)?;
     let reaper = reaper::Reaper::start()?;
     let (events, _) = broadcast::channel(4096);
     let boot_id = platform::boot_id().to_owned();
@@ -172,7 +314,18 @@ async fn serve(paths: Paths, project: String) -> anyhow::Result<()> {
             orch.shutdown.notify_one();
         })
     };
+    let mut extra = Vec::new();
+    if let Some(singleton) = singleton {
+        extra.push(serve_also(singleton, &orch)?);
+    }
+    extra.push(tokio::spawn(heal_state_dir(
+        Arc::clone(&paths),
+        Arc::clone(&orch),
+    )));
     server::serve(listener, Arc::clone(&orch)).await;
+    for task in extra {
+        task.abort();
+    }
     signals.abort();
     if let Ok(mut record) = orch.supervisor.lock() {
         *record = None;

@@ -17,17 +17,23 @@ use crate::error::exit;
 
 /// Accept connections until a full `down` (or a signal) asks the supervisor to exit.
 pub async fn serve(listener: UnixListener, orch: Arc<Orchestrator>) {
+    let shutdown = Arc::clone(&orch);
+    tokio::select! {
+        () = accept_loop(listener, orch) => {}
+        () = shutdown.shutdown.notified() => {}
+    }
+}
+
+/// Accept connections on `listener` for as long as the task runs.
+pub async fn accept_loop(listener: UnixListener, orch: Arc<Orchestrator>) {
     let uid = crate::platform::current_uid();
     loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let orch = Arc::clone(&orch);
-                    tokio::spawn(async move { handle(stream, orch, uid).await });
-                }
-                Err(err) => tracing::warn!("accept failed: {err}"),
-            },
-            () = orch.shutdown.notified() => return,
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let orch = Arc::clone(&orch);
+                tokio::spawn(async move { handle(stream, orch, uid).await });
+            }
+            Err(err) => tracing::warn!("accept failed: {err}"),
         }
     }
 }

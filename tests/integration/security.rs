@@ -316,3 +316,37 @@ fn processes_tagged_with_the_legacy_32_bit_project_id_are_still_members() {
     );
     p.assert_no_survivors();
 }
+
+#[test]
+fn deleting_the_state_dir_under_a_running_stack_never_starts_a_second_supervisor() {
+    // `rm -rf .procs` (or `git clean -fdx`) while the stack runs: the next `up` must reach the
+    // same supervisor (through its abstract socket) and start nothing twice.
+    let mut p = Project::new()
+        .config("processes:\n  a:\n    command: ['{testd}']\n  b:\n    command: ['{testd}']\n");
+    p.procs(["up"]).success();
+    let supervisor = p.state_json()["supervisor"]["pid"]
+        .as_i64()
+        .expect("a supervisor") as i32;
+    let before = p.tagged_pids();
+    fs::remove_dir_all(p.state_dir()).expect("rm -rf .procs");
+    p.procs(["up"]).success();
+    let after = p.tagged_pids();
+    assert_eq!(before, after, "the same processes, none started twice");
+    // The supervisor recreated its state: status reads it from the registry again.
+    wait_until("the registry to be written again", WAIT, || {
+        p.state_dir().join("state.json").exists()
+    });
+    let status = p.procs(["status", "--json"]).success().json();
+    assert_eq!(status["supervisor"]["pid"], supervisor, "{status}");
+    assert!(
+        status["processes"]
+            .as_array()
+            .is_some_and(|ps| ps.len() == 2 && ps.iter().all(|e| e["pid"].is_i64())),
+        "{status}"
+    );
+    p.procs(["down"]).success();
+    wait_until("the supervisor to exit", WAIT, || {
+        !crate::harness::pid_alive(supervisor)
+    });
+    p.assert_no_survivors();
+}
