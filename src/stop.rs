@@ -216,29 +216,37 @@ fn still_alive(pids: BTreeSet<i32>, target: &Target<'_>) -> BTreeSet<i32> {
 }
 
 /// Stop one process that is not part of a procs tree (a foreign port holder, with the user's
-/// consent): SIGTERM to its process group if it leads one, else to the pid alone; wait up to
-/// `grace` on its pidfd; then SIGKILL the same way and wait [`KILL_GRACE`]. Returns the pid in
-/// `survivors` if it is still alive. Never signals the calling process or its own group.
+/// consent) and its descendants: SIGTERM to each (the holder through its pidfd, so a reused
+/// pid is never hit), wait up to `grace` on the pidfd; then SIGKILL the same way and wait
+/// [`KILL_GRACE`]. Returns the pid in `survivors` if it is still alive. Never signals the
+/// calling process, pid 1, or the holder's process group as a whole.
 pub async fn stop_process(pid: i32, grace: Duration) -> Report {
     let mut report = Report::default();
     let me = std::process::id() as i32;
-    let Some(st) = platform::stat(pid) else {
+    if platform::stat(pid).is_none() {
         return report;
-    };
-    let own_group = platform::stat(me).map(|s| s.pgid);
-    let leads_group = st.pgid == pid && Some(st.pgid) != own_group;
-    if pid == me {
+    }
+    if pid == me || pid == 1 {
         report.survivors.push(pid);
         return report;
     }
-    let send = |sig: Signal| {
-        let _ = if leads_group {
-            platform::kill_group(pid, sig)
-        } else {
-            platform::kill(pid, sig)
-        };
+    // The holder and what descends from it at each step (never its whole process group:
+    // that may hold unrelated jobs of the same shell).
+    let tree = || {
+        let mut pids = vec![pid];
+        pids.extend(platform::descendants(&[pid]));
+        pids.retain(|p| *p != me && *p > 1);
+        pids
     };
     let fd = PidFd::open(pid).ok().flatten();
+    let send = |sig: Signal| {
+        for p in tree() {
+            let _ = match (&fd, p == pid) {
+                (Some(fd), true) => fd.send_signal(sig),
+                _ => platform::kill(p, sig),
+            };
+        }
+    };
     send(Signal::TERM);
     if gone(pid, fd.as_ref(), Instant::now() + grace).await {
         return report;

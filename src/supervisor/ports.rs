@@ -9,8 +9,10 @@
 //! - held by another process this supervisor runs, by a process procs cannot inspect, or by
 //!   a foreign process without `--kill-port-owners`: a conflict — nothing is signalled and
 //!   the start fails with a reason naming the port and the holder;
-//! - held by a foreign process with `--kill-port-owners`: that process (its group if it
-//!   leads one) is stopped (SIGTERM, [`FOREIGN_GRACE`], SIGKILL) and the start goes on.
+//! - held by a foreign process with `--kill-port-owners`: that process and its descendants
+//!   (its own tree, not its whole process group) are stopped (SIGTERM, [`FOREIGN_GRACE`],
+//!   SIGKILL) and the start goes on — unless it is pid 1, the supervisor or one of its
+//!   ancestors, or another user's process: then it is a conflict saying why.
 //!
 //! Invariants: every holder of every declared port is classified before anything is
 //! signalled, so a conflict on one port never leaves another port's holder killed. Waiting
@@ -72,6 +74,30 @@ fn ours_now(pid: i32) -> bool {
     false
 }
 
+/// Why `--kill-port-owners` must leave this holder alone, if it must: pid 1 (init, or the
+/// main process of a container), the supervisor itself or one of its ancestors (the user's
+/// shell, a CI runner), or a process of another user (root could kill it; it is not ours).
+fn never_stopped(pid: i32, holder: &PortHolder) -> Option<String> {
+    if pid == 1 {
+        return Some("pid 1".to_owned());
+    }
+    let me = std::process::id() as i32;
+    let mut cur = me;
+    for _ in 0..256 {
+        if cur == pid {
+            return Some("the supervisor or a process it runs under".to_owned());
+        }
+        match platform::stat(cur) {
+            Some(st) if st.ppid > 0 => cur = st.ppid,
+            _ => break,
+        }
+    }
+    if holder.uid != platform::current_uid() {
+        return Some(format!("a process of another user ({})", holder.user));
+    }
+    None
+}
+
 /// Classify every holder of one port; `Err` on the first conflict.
 fn plan_port(
     pf: &Preflight<'_>,
@@ -95,7 +121,17 @@ fn plan_port(
                 pid,
                 name: h.process.clone().unwrap_or_default(),
             }),
-            Owner::Foreign if pf.kill_foreign => actions.push(Action::StopForeign { pid }),
+            Owner::Foreign if pf.kill_foreign => {
+                if let Some(refusal) = never_stopped(pid, h) {
+                    return Err(Conflict {
+                        reason: format!(
+                            "{}; --kill-port-owners never stops {refusal}: stop it yourself",
+                            ports::held_message(port, holders)
+                        ),
+                    });
+                }
+                actions.push(Action::StopForeign { pid });
+            }
             // Another process this supervisor runs, or a foreign one without consent.
             Owner::Project | Owner::Foreign => return Err(conflict()),
         }

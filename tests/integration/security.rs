@@ -350,3 +350,82 @@ fn deleting_the_state_dir_under_a_running_stack_never_starts_a_second_supervisor
     });
     p.assert_no_survivors();
 }
+
+fn port_config(port: u16) -> String {
+    format!(
+        "processes:\n  web:\n    command: ['{{testd}}', '--listen', '{port}']\n    ports: [{port}]\n"
+    )
+}
+
+#[test]
+fn kill_port_owners_never_stops_another_users_process() {
+    if !as_root() {
+        return;
+    }
+    let port = crate::harness::free_port();
+    let mut p = Project::new().config(&port_config(port));
+    open_for_traversal(p.path());
+    let mut holder = as_nobody(&p, "/usr/bin/python3")
+        .args([
+            "-m",
+            "http.server",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn nobody's server");
+    wait_until("nobody's server to listen", WAIT, || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let out = p.procs(["up", "--kill-port-owners"]);
+    let alive = crate::harness::pid_alive(holder.id() as i32);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert!(
+        alive,
+        "root's `up --kill-port-owners` killed nobody's process"
+    );
+    out.code(3)
+        .stderr_contains("--kill-port-owners never stops a process of another user (nobody)");
+    p.assert_no_survivors();
+}
+
+#[test]
+fn kill_port_owners_never_stops_pid_1() {
+    // In a pid namespace (the usual container) the port holder is pid 1.
+    if !as_root() {
+        return;
+    }
+    let port = crate::harness::free_port();
+    let mut p = Project::new().config(&port_config(port));
+    let procs = crate::harness::procs_bin();
+    let script = format!(
+        r#"
+import os, socket, subprocess, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", {port})); s.listen(8)
+assert os.getpid() == 1, os.getpid()
+up = subprocess.run(["{procs}", "up", "--kill-port-owners"], capture_output=True, text=True)
+subprocess.run(["{procs}", "down"], capture_output=True)
+sys.stdout.write("%d\n%s" % (up.returncode, up.stderr))
+"#
+    );
+    let out = run(
+        p.command("unshare")
+            .args(["--pid", "--fork", "--mount-proc", "/usr/bin/python3", "-c"])
+            .arg(script),
+        crate::harness::COMMAND_DEADLINE,
+    )
+    .success();
+    let (code, stderr) = out.stdout.split_once('\n').expect("code and stderr");
+    assert_eq!(code, "3", "exit code of `up`; stderr:\n{stderr}");
+    assert!(
+        stderr.contains("--kill-port-owners never stops pid 1"),
+        "{stderr}"
+    );
+    p.assert_no_survivors();
+}
