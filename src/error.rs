@@ -102,10 +102,6 @@ pub enum Error {
         hint: Option<String>,
     },
 
-    /// `doctor --fix` met a supervisor that is starting.
-    #[error("a supervisor is starting; run `procs doctor --fix` again")]
-    SupervisorStarting,
-
     /// A declared port of `process` is held by a foreign process.
     #[error("cannot start `{process}`: {held}")]
     PortHeld {
@@ -169,7 +165,6 @@ impl Error {
             | Self::SupervisorHungUp { .. }
             | Self::ConnectionLost { .. }
             | Self::UnexpectedAnswer { .. }
-            | Self::SupervisorStarting
             | Self::TimedOut { .. }
             | Self::NotReady { .. }
             | Self::NotStopped { .. }

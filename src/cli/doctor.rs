@@ -4,8 +4,14 @@
 //! Checks: stale registry records (a live state whose pid is gone or reused), stale pid
 //! files, tagged processes of this project that procs does not know (escapees, leftovers
 //! after a lost registry), zombies whose parent is our supervisor, declared ports held by
-//! processes outside this project, and a dead supervisor's socket. Registry edits happen
-//! only when no supervisor runs (the supervisor owns the registry otherwise).
+//! processes outside this project, and a dead supervisor's socket.
+//!
+//! Invariant: `--fix` acts only while it holds the supervisor lock — taken before anything
+//! is examined and held until every fix is done — and no supervisor holds the project's
+//! abstract socket. With a live supervisor (even one too slow to answer, or one whose
+//! `.procs/` was deleted) it only reports: it never stops what a supervisor runs or is
+//! starting, and never deletes a live socket. Holding the lock also keeps an `up` from
+//! starting a supervisor in the middle of the fixes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -14,7 +20,7 @@ use super::args::Global;
 use super::out::Out;
 use super::{launch, project};
 use crate::config::model::defaults;
-use crate::error::{Error, exit};
+use crate::error::exit;
 use crate::paths::Paths;
 use crate::platform;
 use crate::registry::{self, Loaded, ProcState};
@@ -25,11 +31,18 @@ struct Finding {
     fixed: Option<String>,
 }
 
-pub fn doctor(global: &Global, out: &Out, fix: bool) -> anyhow::Result<i32> {
+pub fn doctor(global: &Global, out: &Out, fix_requested: bool) -> anyhow::Result<i32> {
     let project = project::locate(global)?;
     let paths = project.paths;
     let config = project::load(global).ok();
-    let supervised = launch::running(&paths);
+    // `--fix` holds the lock for the whole run; a live supervisor turns it into a report.
+    let fix_lock = if fix_requested {
+        lock_out_supervisors(&paths)
+    } else {
+        None
+    };
+    let fix = fix_lock.is_some();
+    let supervised = !fix && (launch::running(&paths) || !launch::lock_is_free(&paths));
     let mut findings: Vec<Finding> = Vec::new();
     let mut registry = match registry::load(&paths.state_file, false)? {
         Loaded::Ok(reg) => Some(reg),
@@ -160,6 +173,7 @@ pub fn doctor(global: &Global, out: &Out, fix: bool) -> anyhow::Result<i32> {
         });
     }
 
+    let report_only = fix_requested && !fix;
     if fix {
         apply_fixes(
             &paths,
@@ -182,18 +196,41 @@ pub fn doctor(global: &Global, out: &Out, fix: bool) -> anyhow::Result<i32> {
     } else if findings.is_empty() {
         println!("no problems found");
     } else {
+        if report_only {
+            println!(
+                "note: a supervisor runs for this project, so `--fix` only reports (the \
+                 supervisor owns its processes and the registry); run `procs down` first"
+            );
+        }
         for f in &findings {
             println!("problem: {}", f.what);
             if let Some(done) = &f.fixed {
                 println!("  fixed: {done}");
             }
         }
-        if !fix {
+        if !fix_requested {
             println!("hint: run `procs doctor --fix` to clean these up");
         }
     }
     let unfixed = findings.iter().any(|f| f.fixed.is_none());
     Ok(if unfixed { exit::FAILED } else { exit::OK })
+}
+
+/// Take the supervisor lock for a `--fix` run, if no supervisor lives: `None` when one holds
+/// the lock (answering or not) or the project's abstract socket (its `.procs/` was deleted).
+fn lock_out_supervisors(paths: &Paths) -> Option<std::fs::File> {
+    paths.ensure_dirs().ok()?;
+    let lock = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&paths.supervisor_lock)
+        .ok()?;
+    lock.try_lock().ok()?;
+    if platform::connect_abstract(&paths.singleton).is_ok() {
+        return None;
+    }
+    Some(lock)
 }
 
 #[allow(
@@ -261,14 +298,7 @@ fn apply_fixes(
         if supervised {
             return Ok(());
         }
-        let lock = std::fs::File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&paths.supervisor_lock)?;
-        if lock.try_lock().is_err() {
-            return Err(Error::SupervisorStarting.into());
-        }
+        // The caller holds the supervisor lock: we are the registry's only writer.
         if let Some(reg) = registry.as_mut() {
             for name in stale {
                 if let Some(rec) = reg.processes.get_mut(name) {

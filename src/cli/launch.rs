@@ -35,7 +35,7 @@ pub fn ensure(paths: &Paths, project: &str) -> anyhow::Result<()> {
 }
 
 /// Nobody holds the supervisor lock right now.
-fn lock_is_free(paths: &Paths) -> bool {
+pub fn lock_is_free(paths: &Paths) -> bool {
     std::fs::File::open(&paths.supervisor_lock).is_ok_and(|f| {
         let free = f.try_lock_shared().is_ok();
         let _ = f.unlock();

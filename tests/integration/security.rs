@@ -429,3 +429,62 @@ sys.stdout.write("%d\n%s" % (up.returncode, up.stderr))
     );
     p.assert_no_survivors();
 }
+
+#[test]
+fn doctor_fix_never_acts_against_a_live_supervisor() {
+    // A supervisor that is slow to answer (here: stopped) still owns its processes and its
+    // socket: `doctor --fix` reports, and neither kills a process nor deletes the socket.
+    let mut p = Project::new().config(CONFIG);
+    p.procs(["up"]).success();
+    let id = project_id(&p);
+    let state = p.state_json();
+    let supervisor = state["supervisor"]["pid"].as_i64().expect("supervisor") as i32;
+    let app = state["processes"]["app"]["pid"].as_i64().expect("app pid") as i32;
+    // Something the supervisor does not know about, as a oneshot's daemon would be.
+    let mut ghost = p
+        .command("sleep")
+        .arg("300")
+        .env("PROCS_PROJECT_ID", &id)
+        .env("PROCS_PROCESS", "ghost")
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn ghost");
+    let ghost_pid = ghost.id() as i32;
+    wait_until("the ghost to exec", WAIT, || {
+        crate::harness::pid_cmdline(ghost_pid).starts_with("sleep")
+    });
+    let socket = p.state_dir().join("supervisor.sock");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(supervisor),
+        nix::sys::signal::Signal::SIGSTOP,
+    )
+    .expect("SIGSTOP the supervisor");
+    let out = p.procs(["doctor", "--fix"]);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(supervisor),
+        nix::sys::signal::Signal::SIGCONT,
+    )
+    .expect("SIGCONT the supervisor");
+    let (ghost_alive, app_alive) = (
+        crate::harness::pid_alive(ghost_pid),
+        crate::harness::pid_alive(app),
+    );
+    let _ = ghost.kill();
+    let _ = ghost.wait();
+    assert!(
+        ghost_alive && app_alive,
+        "doctor --fix killed a process:\n{}",
+        out.stdout
+    );
+    assert!(
+        socket.exists(),
+        "doctor --fix deleted a live supervisor's socket"
+    );
+    assert!(
+        out.stdout.contains("`--fix` only reports"),
+        "doctor says why it fixed nothing:\n{}",
+        out.stdout
+    );
+    p.procs(["down"]).success();
+    p.assert_no_survivors();
+}
