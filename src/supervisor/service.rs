@@ -58,6 +58,19 @@ pub struct Status {
     /// What the port pre-flight did since the last `Start` (stopped a leftover or a
     /// foreign holder), for the `up` output.
     pub port_notes: Vec<String>,
+    /// Was ready at least once since the last `Start` (a dependency's `healthy`
+    /// condition is met by it, even if the moment was too short for a watcher to see).
+    pub ready_once: bool,
+    /// The last exit before the process was ready, since the last `Start`: `up` fails on
+    /// it at once instead of waiting for its timeout.
+    pub early_exit: Option<EarlyExit>,
+}
+
+/// An exit before ready: why, and where that run's output starts in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EarlyExit {
+    pub reason: String,
+    pub log_offset: u64,
 }
 
 impl Status {
@@ -78,6 +91,8 @@ impl Status {
             waiting_for: None,
             port_conflict: false,
             port_notes: Vec::new(),
+            ready_once: false,
+            early_exit: None,
         }
     }
 }
@@ -98,7 +113,6 @@ pub struct Shared {
 pub struct DepWatch {
     pub name: String,
     pub condition: Condition,
-    pub has_health: bool,
     pub rx: watch::Receiver<Status>,
 }
 
@@ -106,6 +120,8 @@ pub struct DepWatch {
 #[derive(Debug, Clone, Default)]
 pub struct StopOutcome {
     pub survivors: Vec<i32>,
+    /// SIGKILL was needed after this grace period.
+    pub killed_after: Option<Duration>,
 }
 
 /// Mailbox messages.
@@ -200,9 +216,12 @@ struct Running {
     /// Size of the log when this run started: the early-exit explanation reads after it.
     log_offset: u64,
     probes: Option<(JoinHandle<()>, mpsc::Receiver<Verdict>)>,
+    /// Ready at least once in this run (check passed, or stayed up `ready_after`).
     healthy_once: bool,
     fails_in_row: u32,
     start_deadline: Option<Instant>,
+    /// Without a check: when it will have stayed up `ready_after`.
+    ready_at: Option<Instant>,
 }
 
 enum Mode {
@@ -244,12 +263,7 @@ fn dep_state(dep: &DepWatch) -> DepState {
         Condition::Started if s.started_once => DepState::Met,
         Condition::Started => DepState::Waiting(format!("`{name}` to start")),
         Condition::Healthy => {
-            let ok = if dep.has_health {
-                s.state == ProcState::Healthy
-            } else {
-                s.state == ProcState::Running
-            };
-            if ok || s.state == ProcState::Completed {
+            if s.ready_once || s.state == ProcState::Completed {
                 DepState::Met
             } else if s.exited_once && matches!(s.state, ProcState::Exited) {
                 DepState::Failed(format!("dependency `{name}` exited"))
@@ -292,6 +306,11 @@ async fn any_changed(deps: &mut [DepWatch]) {
         std::task::Poll::Pending
     })
     .await;
+}
+
+/// Without a health check, must it stay up `ready_after` before it is ready?
+pub fn settles(spec: &Process) -> bool {
+    !has_health(spec) && !spec.oneshot && !spec.ready_after.is_zero()
 }
 
 fn exit_reason(info: ExitInfo) -> String {
@@ -357,6 +376,23 @@ impl Actor {
         spawn::log_event(&self.log, message);
     }
 
+    /// Does this run's output hold a line matching the `log` check?
+    fn ready_line_written(&self, run: &Running) -> bool {
+        let Some(crate::config::HealthCheck {
+            probe: crate::config::Probe::Log(pattern),
+            ..
+        }) = &self.spec.healthcheck
+        else {
+            return false;
+        };
+        let Ok(regex) = regex::Regex::new(pattern) else {
+            return false;
+        };
+        read_after(&self.log, run.log_offset)
+            .lines()
+            .any(|line| !line.starts_with("[procs] ") && regex.is_match(line))
+    }
+
     async fn run(mut self, adopt: Option<Adopt>) {
         let mut mode = match adopt {
             Some(adopt) => self.adopt(&adopt),
@@ -415,6 +451,8 @@ impl Actor {
                         s.signal = None;
                         s.started_once = false;
                         s.exited_once = false;
+                        s.ready_once = false;
+                        s.early_exit = None;
                     });
                     let _ = ack.send(());
                     Mode::Pending(deps)
@@ -553,13 +591,16 @@ impl Actor {
         };
         let pid = child.pid;
         self.set(|s| s.port_conflict = false);
-        self.event(&format!("started pid {pid}"));
+        // The `[procs] started pid N` line was written by the child itself, before its
+        // `exec`, so it precedes everything the program prints.
         let checked = has_health(&spec);
+        let settling = settles(&spec);
         let start_time = child.start_time;
         self.set(|s| {
-            s.state = if checked {
+            s.state = if checked || settling {
                 ProcState::Starting
             } else {
+                s.ready_once = true;
                 ProcState::Running
             };
             s.reason = None;
@@ -572,11 +613,19 @@ impl Actor {
             s.signal = None;
             s.waiting_for = if checked {
                 health::describe(&spec)
+            } else if settling {
+                Some(format!("it to stay up {}", human(spec.ready_after)))
             } else {
                 None
             };
         });
-        Mode::Running(self.watch_running(pid, Exit::Child(child.exit), log_offset))
+        let mut run = self.watch_running(pid, Exit::Child(child.exit), log_offset);
+        if settling {
+            run.ready_at = Some(run.started + spec.ready_after);
+        } else if !checked {
+            run.healthy_once = true;
+        }
+        Mode::Running(run)
     }
 
     fn watch_running(&self, pid: i32, exit: Exit, log_offset: u64) -> Running {
@@ -611,6 +660,7 @@ impl Actor {
             healthy_once: false,
             fails_in_row: 0,
             start_deadline,
+            ready_at: None,
         }
     }
 
@@ -635,6 +685,7 @@ impl Actor {
             s.started_at.clone_from(&adopt.started_at);
             s.restarts = adopt.restarts;
             s.started_once = true;
+            s.ready_once = !checked;
             s.waiting_for = if checked {
                 health::describe(&self.spec)
             } else {
@@ -642,12 +693,15 @@ impl Actor {
             };
         });
         let log_offset = std::fs::metadata(&self.log).map_or(0, |m| m.len());
-        Mode::Running(self.watch_running(adopt.pid, Exit::Adopted(fd), log_offset))
+        let mut run = self.watch_running(adopt.pid, Exit::Adopted(fd), log_offset);
+        run.healthy_once = !checked;
+        Mode::Running(run)
     }
 
     async fn running(&mut self, mut run: Running) -> Mode {
         loop {
             let deadline = run.start_deadline;
+            let ready_at = run.ready_at;
             let exit = async {
                 match &mut run.exit {
                     Exit::Child(rx) => rx.await.ok(),
@@ -674,6 +728,20 @@ impl Actor {
                     {
                         return next;
                     }
+                }
+                () = async {
+                    match ready_at {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    run.ready_at = None;
+                    run.healthy_once = true;
+                    self.set(|s| {
+                        s.state = ProcState::Running;
+                        s.ready_once = true;
+                        s.waiting_for = None;
+                    });
                 }
                 () = async {
                     match deadline {
@@ -709,6 +777,7 @@ impl Actor {
                         s.state = ProcState::Healthy;
                         s.reason = None;
                         s.waiting_for = None;
+                        s.ready_once = true;
                     });
                 }
                 None
@@ -748,6 +817,7 @@ impl Actor {
                         healthy_once: false,
                         fails_in_row: 0,
                         start_deadline: None,
+                        ready_at: None,
                     },
                 );
                 self.stop(Some(old), None).await;
@@ -760,6 +830,18 @@ impl Actor {
     async fn on_exit(&mut self, mut run: Running, info: Option<ExitInfo>) -> Mode {
         if let Some((join, _)) = run.probes.take() {
             join.abort();
+        }
+        // A ready line written just before the exit counts: the probe may not have read
+        // it yet, so the log of this run is read once more, to the end.
+        if !run.healthy_once && self.ready_line_written(&run) {
+            run.healthy_once = true;
+            self.event("healthy");
+            self.set(|s| {
+                s.state = ProcState::Healthy;
+                s.reason = None;
+                s.waiting_for = None;
+                s.ready_once = true;
+            });
         }
         // The main process is gone; what it left in its group would be an orphan holding
         // ports and memory. A long-running process's tree goes with it (and a restart
@@ -796,6 +878,7 @@ impl Actor {
             Some((why, _)) => format!("{reason}: {why}"),
             None => reason,
         };
+        let early = !run.healthy_once && !(spec.oneshot && success);
         self.set(|s| {
             s.pid = None;
             s.pgid = None;
@@ -804,6 +887,12 @@ impl Actor {
             s.signal = signal;
             s.exited_once = true;
             s.waiting_for = None;
+            if early {
+                s.early_exit = Some(EarlyExit {
+                    reason: reason.clone(),
+                    log_offset: run.log_offset,
+                });
+            }
         });
         if let Some((_, true)) = in_use {
             // A foreign holder: restarting cannot help (the next pre-flight would say the same).
@@ -960,6 +1049,7 @@ impl Actor {
             Exit::Adopted(_) => stop::stop_tree(&target, None, &self.shared.scanner).await,
         };
         let _ = registry::write_pid_file(&self.shared.paths.pid_file(&spec.name), None);
+        let killed_after = report.killed.then_some(target.timeout);
         let mut message = match report.exit {
             Some(info) => format!("stopped ({})", exit_reason(info)),
             None => "stopped".to_owned(),
@@ -988,6 +1078,7 @@ impl Actor {
         });
         StopOutcome {
             survivors: report.survivors,
+            killed_after,
         }
     }
 }

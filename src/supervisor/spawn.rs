@@ -134,6 +134,11 @@ pub fn spawn(
         .stdout(out)
         .stderr(err)
         .process_group(0);
+    platform::announce_before_exec(
+        &mut cmd,
+        format!("[procs] {} started pid ", crate::registry::now_rfc3339()),
+        "\n".to_owned(),
+    );
     let guard = reaper.begin_spawn();
     let child = cmd.spawn()?;
     let pid = child.id() as i32;
