@@ -68,7 +68,10 @@ pub struct UpRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Response {
-    Pong { pid: i32, version: u32 },
+    Pong {
+        pid: i32,
+        version: u32,
+    },
     Event(Event),
     /// The whole stack at one moment (see [`Request::Subscribe`]); not a final frame.
     Snapshot(Snapshot),

@@ -21,9 +21,7 @@ use super::service::{self, Adopt, Cmd, DepWatch, Handle, Shared, Status, StopOut
 use super::spawn::Context;
 use crate::config::graph::Graph;
 use crate::config::{Condition, Config, Process};
-use crate::control::protocol::{
-    ErrorBody, Outcome, ProcessOutcome, Response, Snapshot, UpRequest,
-};
+use crate::control::protocol::{ErrorBody, Outcome, ProcessOutcome, Response, Snapshot, UpRequest};
 use crate::error::exit;
 use crate::registry::{self, ProcState, ProcessRecord, Registry, SupervisorRecord};
 
@@ -399,7 +397,8 @@ impl Orchestrator {
             .unwrap_or_default();
         let mut processes = Vec::new();
         if let Ok(services) = self.services.lock() {
-            let mut names: Vec<&String> = order.iter().filter(|n| services.contains_key(*n)).collect();
+            let mut names: Vec<&String> =
+                order.iter().filter(|n| services.contains_key(*n)).collect();
             names.extend(services.keys().filter(|n| !order.contains(n)));
             for name in names {
                 if let Some(h) = services.get(name) {

@@ -64,8 +64,8 @@ impl Stream {
                     }
                 }
                 Ok(None) => panic!("the stream ended before {what}; frames: {:#?}", self.seen),
-                Err(_) => panic!(
-                    "no frame with {what} within {WAIT:?}; frames: {:#?}",
+                Err(err) => panic!(
+                    "no frame with {what} within {WAIT:?} ({err}); frames: {:#?}",
                     self.seen
                 ),
             }
@@ -81,7 +81,10 @@ impl Stream {
             match self.frames.recv_timeout(left) {
                 Ok(Some(frame)) => self.seen.push(frame),
                 Ok(None) => return,
-                Err(_) => panic!("the stream did not end within {WAIT:?}; frames: {:#?}", self.seen),
+                Err(err) => panic!(
+                    "the stream did not end within {WAIT:?} ({err}); frames: {:#?}",
+                    self.seen
+                ),
             }
         }
     }
@@ -140,7 +143,10 @@ fn subscribe_sends_every_process_once_then_each_change_as_it_happens() {
     assert_eq!(web["state"], "healthy", "{web}");
     assert_eq!(web["pid"], web_pid, "{web}");
     assert_eq!(web["has_health"], true, "{web}");
-    assert!(web["started_at"].is_string() && web["at"].is_string(), "{web}");
+    assert!(
+        web["started_at"].is_string() && web["at"].is_string(),
+        "{web}"
+    );
     let worker = snapshot_entry(&snapshot, "worker");
     assert_eq!(worker["state"], "running", "{worker}");
     assert_eq!(worker["pid"], worker_pid, "{worker}");
@@ -164,7 +170,11 @@ fn subscribe_sends_every_process_once_then_each_change_as_it_happens() {
     let back = stream.until("worker restarted by its policy", |f| {
         is_event(f, "worker", "running") && f["restarts"] == 1
     });
-    assert_ne!(back["pid"].as_i64(), Some(i64::from(restarted_pid)), "{back}");
+    assert_ne!(
+        back["pid"].as_i64(),
+        Some(i64::from(restarted_pid)),
+        "{back}"
+    );
 
     // A full down: every process stops in the stream, then the stream ends.
     p.procs(["down"]).success();
