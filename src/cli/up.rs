@@ -33,7 +33,11 @@ pub fn up(global: &Global, out: &Out, args: &UpArgs) -> anyhow::Result<i32> {
         return dry_run(&config, &paths, args, out);
     }
     let deadline = render::deadline_after(args.timeout);
-    launch::ensure_within(&paths, &config.name, args.timeout.saturating_add(render::VERDICT_GRACE))?;
+    launch::ensure_within(
+        &paths,
+        &config.name,
+        args.timeout.saturating_add(render::VERDICT_GRACE),
+    )?;
     let request = Request::Up(UpRequest {
         config: config.clone(),
         env: project::invoking_env(),

@@ -353,7 +353,7 @@ pub enum RawSize {
 
 /// The longest duration procs accepts anywhere: a deadline must stay representable
 /// (`now + duration`) on every clock it is added to.
-pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+pub const MAX_DURATION: Duration = Duration::from_hours(100 * 365 * 24);
 
 /// humantime durations bounded by [`MAX_DURATION`]: a longer one is an invalid value
 /// (with its location), never a deadline that overflows later.
@@ -368,7 +368,10 @@ pub(crate) mod bounded_duration {
             return Ok(None);
         };
         let Ok(value) = humantime::parse_duration(&text) else {
-            return Err(D::Error::invalid_value(Unexpected::Str(&text), &"a duration"));
+            return Err(D::Error::invalid_value(
+                Unexpected::Str(&text),
+                &"a duration",
+            ));
         };
         if value > super::MAX_DURATION {
             return Err(D::Error::invalid_value(

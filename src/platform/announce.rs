@@ -60,7 +60,12 @@ mod tests {
 
     #[test]
     fn digits_of_pids() {
-        for (n, want) in [(0, "0"), (7, "7"), (4_194_304, "4194304"), (u32::MAX, "4294967295")] {
+        for (n, want) in [
+            (0, "0"),
+            (7, "7"),
+            (4_194_304, "4194304"),
+            (u32::MAX, "4294967295"),
+        ] {
             let mut out = [0u8; 12];
             let len = pid_digits(n, &mut out);
             assert_eq!(std::str::from_utf8(&out[..len]).unwrap(), want);

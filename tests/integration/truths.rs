@@ -39,7 +39,10 @@ processes:
 "#,
     );
     // Output of an earlier run must not be shown as this run's.
-    p.file(".procs/logs/crasher.log", "boom: stale line of an earlier run\n");
+    p.file(
+        ".procs/logs/crasher.log",
+        "boom: stale line of an earlier run\n",
+    );
     let out = procs_within(&p, &["up", "--timeout", "60s"], Duration::from_secs(20)).code(1);
     let err = &out.stderr;
     assert!(err.contains("crasher"), "{err}");
@@ -58,14 +61,18 @@ processes:
 #[test]
 fn a_typo_in_the_program_fails_up_within_seconds() {
     let mut p = Project::new().config(
-        r#"
+        "
 processes:
   web:
     command: pythn3 -m http.server 0
-"#,
+",
     );
     let out = procs_within(&p, &["up"], Duration::from_secs(20)).code(1);
-    assert!(out.stderr.contains("exited with code 127"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("exited with code 127"),
+        "{}",
+        out.stderr
+    );
     assert!(!out.stderr.contains("timed out"), "{}", out.stderr);
     p.assert_no_survivors();
 }
@@ -113,7 +120,10 @@ processes:
         wait_until(&format!("the supervisor to exit on {sig}"), WAIT, || {
             !pid_alive(sup)
         });
-        assert!(!pid_alive(a), "{sig}: `a` (pid {a}) survived the supervisor");
+        assert!(
+            !pid_alive(a),
+            "{sig}: `a` (pid {a}) survived the supervisor"
+        );
         assert!(p.read_log("a").contains("got SIGTERM, exiting"));
         procs_within(&p, &["up"], Duration::from_secs(20)).success();
         procs_within(&p, &["down"], Duration::from_secs(20)).success();
@@ -169,7 +179,11 @@ processes:
     assert!(out.stdout.contains("web"), "{}", out.stdout);
     assert!(out.stdout.contains(&pid.to_string()), "{}", out.stdout);
     assert!(out.stdout.contains("found by its tags"), "{}", out.stdout);
-    assert!(!out.stdout.contains("no processes recorded"), "{}", out.stdout);
+    assert!(
+        !out.stdout.contains("no processes recorded"),
+        "{}",
+        out.stdout
+    );
     assert_eq!(proc_status(&p, "web")["pid"], pid);
 
     // A registry that cannot be read is an error, never "nothing runs".
@@ -306,7 +320,10 @@ processes:
         .iter()
         .position(|l| *l == "first words")
         .unwrap_or_else(|| panic!("no output in:\n{log}"));
-    assert!(started < first, "the started line comes after the output:\n{log}");
+    assert!(
+        started < first,
+        "the started line comes after the output:\n{log}"
+    );
     p.procs(["down"]).success();
     p.assert_no_survivors();
 }
