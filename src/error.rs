@@ -220,6 +220,10 @@ impl Error {
                 log.display()
             )),
             Self::Supervisor { hint, .. } => hint.clone(),
+            Self::PortHeld { held, .. } if held.contains(crate::ports::NEVER_STOPS) => Some(
+                "stop that process yourself (or ask its owner to), or change the port in `procs.yaml`"
+                    .to_owned(),
+            ),
             Self::PortHeld { .. } => Some(
                 "stop that process, or run `procs up --kill-port-owners` to have procs stop it \
                  (SIGTERM, then SIGKILL after 5s)"
@@ -305,6 +309,28 @@ mod tests {
              caused by: `api` is failed: dependency `web` failed\n\
              hint: stop that process, or run `procs up --kill-port-owners` to have procs stop it \
              (SIGTERM, then SIGKILL after 5s)\n"
+        );
+    }
+
+    #[test]
+    fn a_port_kill_port_owners_refused_to_clear_never_hints_at_it() {
+        let err = anyhow::Error::new(Error::PortHeld {
+            process: "web".into(),
+            held: format!(
+                "port 8080 is held by pid 1 (init, user root); {} pid 1: stop it yourself",
+                crate::ports::NEVER_STOPS
+            ),
+            others: Vec::new(),
+            details: String::new(),
+        });
+        let (text, code) = render(&err);
+        assert_eq!(code, 3);
+        assert_eq!(
+            text,
+            "error: cannot start `web`: port 8080 is held by pid 1 (init, user root); \
+             --kill-port-owners never stops pid 1: stop it yourself\n\
+             hint: stop that process yourself (or ask its owner to), or change the port in \
+             `procs.yaml`\n"
         );
     }
 

@@ -107,6 +107,13 @@ fn connect(paths: &Paths) -> io::Result<UnixStream> {
     Ok(stream)
 }
 
+/// Open a subscription ([`Request::Subscribe`]): read its frames with
+/// [`Connection::next_frame`] (a snapshot first, then events); `Ok(None)` means the
+/// supervisor exited.
+pub fn subscribe(paths: &Paths) -> io::Result<Connection> {
+    Connection::send(paths, Request::Subscribe)
+}
+
 /// `Ok(pid)` when a supervisor answers a ping.
 pub fn ping(paths: &Paths) -> io::Result<i32> {
     let conn = Connection::send(paths, Request::Ping)?;

@@ -43,6 +43,11 @@ pub enum Request {
     },
     /// Stop then start.
     Restart { names: Vec<String>, timeout_ms: u64 },
+    /// Watch the stack: the answer is a [`Response::Snapshot`] of every process, then an
+    /// [`Response::Event`] for every change as it happens, and a new snapshot whenever the
+    /// set of processes changes (an `up` with another config). The stream has no final
+    /// frame: it ends when the client closes the connection or the supervisor exits.
+    Subscribe,
 }
 
 /// Parameters of `up`.
@@ -63,13 +68,27 @@ pub struct UpRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Response {
-    Pong { pid: i32, version: u32 },
+    Pong {
+        pid: i32,
+        version: u32,
+    },
     Event(Event),
+    /// The whole stack at one moment (see [`Request::Subscribe`]); not a final frame.
+    Snapshot(Snapshot),
     Done(Outcome),
     Error(ErrorBody),
 }
 
-/// A process changed state.
+impl Response {
+    /// Whether this frame ends the answer to a request (`event` and `snapshot` do not).
+    pub fn is_final(&self) -> bool {
+        !matches!(self, Self::Event(_) | Self::Snapshot(_))
+    }
+}
+
+/// A process changed state: its whole published status after the change, so a reader
+/// never needs the frames before it (the newest event of a process is its state).
+/// Fields after `waiting_for` were added with `subscribe`; an older supervisor omits them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     pub name: String,
@@ -78,6 +97,35 @@ pub struct Event {
     pub pid: Option<i32>,
     /// What the process waits for (`pending` on dependencies, `starting` on a check).
     pub waiting_for: Option<String>,
+    /// Restarts since the process was (re)created by an `up`.
+    #[serde(default)]
+    pub restarts: u32,
+    /// Exit code / signal of the last exit.
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub signal: Option<i32>,
+    /// RFC 3339: when the current pid started.
+    #[serde(default)]
+    pub started_at: Option<String>,
+    /// RFC 3339: when the next restart is due (state `backoff`).
+    #[serde(default)]
+    pub next_restart_at: Option<String>,
+    /// The process has a health check (or declared ports): `healthy`/`unhealthy` apply.
+    #[serde(default)]
+    pub has_health: bool,
+    /// RFC 3339: when this status was published (for a snapshot: when it was last changed).
+    #[serde(default)]
+    pub at: Option<String>,
+}
+
+/// Every process of the stack, in start order, as one frame of a subscription.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub project: String,
+    /// The supervisor's pid.
+    pub supervisor_pid: i32,
+    pub processes: Vec<Event>,
 }
 
 /// Final answer of a lifecycle request.

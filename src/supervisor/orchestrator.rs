@@ -21,7 +21,7 @@ use super::service::{self, Adopt, Cmd, DepWatch, Handle, Shared, Status, StopOut
 use super::spawn::Context;
 use crate::config::graph::Graph;
 use crate::config::{Condition, Config, Process};
-use crate::control::protocol::{ErrorBody, Outcome, ProcessOutcome, Response, UpRequest};
+use crate::control::protocol::{ErrorBody, Outcome, ProcessOutcome, Response, Snapshot, UpRequest};
 use crate::error::exit;
 use crate::registry::{self, ProcState, ProcessRecord, Registry, SupervisorRecord};
 
@@ -49,6 +49,8 @@ pub struct Orchestrator {
     pub shutdown: Arc<Notify>,
     /// The log rotation policies of the current config, for the rotation task.
     pub log_policies: watch::Sender<rotate::Policies>,
+    /// Bumped whenever the set of actors changed (subscribers then get a new snapshot).
+    members: watch::Sender<u64>,
 }
 
 use crate::plan::config_hash;
@@ -89,6 +91,7 @@ impl Orchestrator {
             written: Mutex::new(0),
             log_policies: watch::Sender::new(rotate::Policies::new()),
             pid_files: Mutex::new(BTreeMap::new()),
+            members: watch::Sender::new(0),
         })
     }
 
@@ -378,6 +381,64 @@ impl Orchestrator {
         let _ = out.send(Response::Done(outcome)).await;
     }
 
+    /// Serve a subscription (`Request::Subscribe`): a snapshot, then every change, until
+    /// the client hangs up (`out` closed). Events are whole statuses, so one that was
+    /// queued before the snapshot was taken and arrives after it is corrected by the next.
+    pub async fn subscribe(&self, out: mpsc::Sender<Response>) {
+        let mut events = self.shared.events.subscribe();
+        let mut members = self.members.subscribe();
+        members.mark_unchanged();
+        if out.send(self.stream_snapshot()).await.is_err() {
+            return;
+        }
+        loop {
+            let frame = tokio::select! {
+                () = out.closed() => return,
+                ev = events.recv() => match ev {
+                    Ok(ev) => Response::Event(ev),
+                    // Too slow a reader lost events: a snapshot makes it whole again.
+                    Err(broadcast::error::RecvError::Lagged(_)) => self.stream_snapshot(),
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                changed = members.changed() => match changed {
+                    Ok(()) => self.stream_snapshot(),
+                    Err(_) => return,
+                },
+            };
+            if out.send(frame).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Every actor's status, in start order, as a subscription frame.
+    fn stream_snapshot(&self) -> Response {
+        let project = self.project_name().unwrap_or_default();
+        let order: Vec<String> = self
+            .config
+            .lock()
+            .ok()
+            .and_then(|c| c.as_ref().and_then(|c| Graph::new(c).ok()))
+            .map(|g| g.start_order())
+            .unwrap_or_default();
+        let mut processes = Vec::new();
+        if let Ok(services) = self.services.lock() {
+            let mut names: Vec<&String> =
+                order.iter().filter(|n| services.contains_key(*n)).collect();
+            names.extend(services.keys().filter(|n| !order.contains(n)));
+            for name in names {
+                if let Some(h) = services.get(name) {
+                    processes.push(service::event(&h.spec, &h.status.borrow()));
+                }
+            }
+        }
+        Response::Snapshot(Snapshot {
+            project,
+            supervisor_pid: std::process::id() as i32,
+            processes,
+        })
+    }
+
     /// What the port pre-flights of `names` did (`web: port 8080 is held by …: stopping it`).
     fn port_notes(&self, names: &[String]) -> Vec<String> {
         let Ok(services) = self.services.lock() else {
@@ -472,6 +533,7 @@ impl Orchestrator {
                 }
             }
         }
+        let mut membership_changed = !retire.is_empty();
         let mut stop_order: Vec<String> = retire.clone();
         stop_order.sort_by_key(|n| std::cmp::Reverse(order.iter().position(|o| o == n)));
         for name in stop_order {
@@ -510,7 +572,11 @@ impl Orchestrator {
                 if let Ok(mut services) = self.services.lock() {
                     services.insert(name.clone(), handle);
                 }
+                membership_changed = true;
             }
+        }
+        if membership_changed {
+            self.members.send_modify(|generation| *generation += 1);
         }
         // Start what is selected and not already running (or completed, for oneshots).
         let mut acks = Vec::new();

@@ -113,8 +113,19 @@ fn plan_port(
         .scanner
         .members_of(pf.project_id, &pf.spec.name, None, since);
     let project = pf.scanner.members_of(pf.project_id, "", None, since);
+    let refused = |refusal: String| Conflict {
+        reason: format!(
+            "{}; {} {refusal}: stop it yourself",
+            ports::held_message(port, holders),
+            ports::NEVER_STOPS
+        ),
+    };
     for h in holders {
         let Some(pid) = h.pid else {
+            // Another user's process, which this user cannot even inspect.
+            if pf.kill_foreign && h.uid != platform::current_uid() {
+                return Err(refused(format!("a process of another user ({})", h.user)));
+            }
             return Err(conflict());
         };
         let owner = match ports::owner(h, pf.project_id, &pf.spec.name) {
@@ -133,12 +144,7 @@ fn plan_port(
             }),
             Owner::Foreign if pf.kill_foreign => {
                 if let Some(refusal) = never_stopped(pid, h) {
-                    return Err(Conflict {
-                        reason: format!(
-                            "{}; --kill-port-owners never stops {refusal}: stop it yourself",
-                            ports::held_message(port, holders)
-                        ),
-                    });
+                    return Err(refused(refusal));
                 }
                 actions.push(Action::StopForeign { pid });
             }

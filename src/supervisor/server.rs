@@ -58,6 +58,9 @@ async fn handle(stream: UnixStream, orch: Arc<Orchestrator>, uid: u32) {
         return;
     }
     let (tx, mut rx) = mpsc::channel::<Response>(256);
+    // A subscription has no final frame: it lasts until the client hangs up, which only a
+    // read of the connection notices when nothing changes for a while.
+    let mut watch_hangup = false;
     match serde_json::from_slice::<RequestFrame>(&line) {
         Err(err) => {
             let _ = tx
@@ -72,12 +75,20 @@ async fn handle(stream: UnixStream, orch: Arc<Orchestrator>, uid: u32) {
             let _ = tx.send(error(exit::FAILED, msg)).await;
         }
         Ok(frame) => {
+            watch_hangup = matches!(frame.request, Request::Subscribe);
             let orch = Arc::clone(&orch);
             tokio::spawn(dispatch(frame.request, orch, tx));
         }
     }
     let mut full_down = false;
-    while let Some(response) = rx.recv().await {
+    loop {
+        let response = tokio::select! {
+            response = rx.recv() => match response {
+                Some(response) => response,
+                None => break,
+            },
+            () = hangup(&mut reader), if watch_hangup => break,
+        };
         if let Response::Done(outcome) = &response {
             full_down = outcome.notes.iter().any(|n| n == SHUTDOWN_NOTE);
         }
@@ -88,13 +99,27 @@ async fn handle(stream: UnixStream, orch: Arc<Orchestrator>, uid: u32) {
         if write.write_all(&bytes).await.is_err() {
             break;
         }
-        if !matches!(response, Response::Event(_)) {
+        if response.is_final() {
             break;
         }
     }
+    // Dropping `rx` ends a subscription's task (it waits on `closed()`).
+    drop(rx);
     let _ = write.shutdown().await;
     if full_down {
         orch.shutdown.notify_one();
+    }
+}
+
+/// Resolves when the client closed its end (or the connection broke); whatever else it
+/// sends after its request is ignored.
+async fn hangup<R: tokio::io::AsyncRead + Unpin>(reader: &mut R) {
+    let mut buf = [0_u8; 256];
+    loop {
+        match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
     }
 }
 
@@ -112,6 +137,7 @@ async fn dispatch(request: Request, orch: Arc<Orchestrator>, tx: mpsc::Sender<Re
                 .await;
         }
         Request::Up(req) => orch.up(req, tx).await,
+        Request::Subscribe => orch.subscribe(tx).await,
         Request::Down { names, timeout_ms } => {
             let full = names.is_empty();
             let timeout = timeout_ms.map(Duration::from_millis);

@@ -58,6 +58,8 @@ pub struct Status {
     /// What the port pre-flight did since the last `Start` (stopped a leftover or a
     /// foreign holder), for the `up` output.
     pub port_notes: Vec<String>,
+    /// RFC 3339: when this status last changed (set by the actor on every change).
+    pub changed_at: Option<String>,
 }
 
 impl Status {
@@ -78,6 +80,7 @@ impl Status {
             waiting_for: None,
             port_conflict: false,
             port_notes: Vec::new(),
+            changed_at: Some(registry::now_rfc3339()),
         }
     }
 }
@@ -153,6 +156,24 @@ pub struct Adopt {
 /// Does `spec` have something that decides health (a check, or declared ports)?
 pub fn has_health(spec: &Process) -> bool {
     spec.healthcheck.is_some() || !spec.ports.is_empty()
+}
+
+/// The event that publishes `status` of `spec` (what subscribers and `up` waiters see).
+pub fn event(spec: &Process, s: &Status) -> Event {
+    Event {
+        name: spec.name.clone(),
+        state: s.state,
+        reason: s.reason.clone(),
+        pid: s.pid,
+        waiting_for: s.waiting_for.clone(),
+        restarts: s.restarts,
+        exit_code: s.exit_code,
+        signal: s.signal,
+        started_at: s.started_at.clone(),
+        next_restart_at: s.next_restart_at.clone(),
+        has_health: has_health(spec),
+        at: s.changed_at.clone(),
+    }
 }
 
 /// Start an actor for `spec`.
@@ -338,17 +359,14 @@ impl Actor {
             let before = s.clone();
             change(s);
             changed = *s != before;
+            if changed {
+                s.changed_at = Some(registry::now_rfc3339());
+            }
             changed
         });
         if changed {
-            let s = self.status.borrow().clone();
-            let _ = self.shared.events.send(Event {
-                name: self.spec.name.clone(),
-                state: s.state,
-                reason: s.reason.clone(),
-                pid: s.pid,
-                waiting_for: s.waiting_for.clone(),
-            });
+            let event = event(&self.spec, &self.status.borrow());
+            let _ = self.shared.events.send(event);
             self.shared.dirty.notify_one();
         }
     }

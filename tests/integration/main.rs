@@ -13,6 +13,7 @@ mod logs;
 mod ports;
 mod recovery;
 mod security;
+mod subscribe;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

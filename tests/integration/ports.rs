@@ -304,8 +304,8 @@ processes:
         (log.contains("left over from an earlier run")
             || log.contains("stopped what the exited process left in its process group"))
             && log.lines().last().is_some_and(|l| l.ends_with(" healthy"))
-            // The registry follows the log by up to one write interval.
-            && crate::lifecycle::proc_status(&p, "web")["state"] == "healthy"
+            // The log is written before the registry (coalesced writes): wait for both.
+            && proc_status(&p, "web")["pid"].is_i64()
     });
     // The leftover goes either when the main process exits (its group is cleared) or,
     // had it escaped the group, in the pre-flight before the restart.
