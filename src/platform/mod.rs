@@ -27,6 +27,8 @@
 //!   ([`ensure_private_dir`]), and the uid at the other end of a socket ([`peer_uid`]);
 //! - `singleton`: abstract Unix sockets ([`bind_abstract`], [`connect_abstract`]) and
 //!   [`Removal`] of a directory — one supervisor per project even when `.procs/` is deleted;
+//! - `cgroup` (used as `platform::cgroup::…`): the project's cgroup v2 — detection, one leaf per
+//!   process, placement before exec, members, `cgroup.kill`, removal;
 //! - `fds`: inherited descriptors made close-on-exec ([`cloexec_inherited`]).
 //!
 //! What it must not do: keep state beyond caches of values that cannot change while the process
@@ -44,6 +46,7 @@
 #[cfg(not(target_os = "linux"))]
 compile_error!("procs supports Linux only for now: src/platform/ is where a port starts");
 
+pub mod cgroup;
 mod fds;
 mod locks;
 mod pidfd;
