@@ -25,15 +25,15 @@ pub fn state_color(state: ProcState) -> &'static str {
     }
 }
 
-/// A stable colour per process name.
-pub fn name_color(name: &str) -> &'static str {
-    const COLORS: [&str; 6] = [
-        "\x1b[36m", "\x1b[35m", "\x1b[34m", "\x1b[33m", "\x1b[32m", "\x1b[96m",
-    ];
-    let hash = name
-        .bytes()
-        .fold(5381u32, |h, b| h.wrapping_mul(33) ^ u32::from(b));
-    COLORS[hash as usize % COLORS.len()]
+/// Distinct terminal colours, in the order processes get them: twelve before any repeats.
+pub const COLORS: [&str; 12] = [
+    "\x1b[36m", "\x1b[35m", "\x1b[34m", "\x1b[33m", "\x1b[32m", "\x1b[96m", "\x1b[95m", "\x1b[94m",
+    "\x1b[93m", "\x1b[92m", "\x1b[31m", "\x1b[91m",
+];
+
+/// The colour of the `i`-th process of a listing.
+pub fn color_at(i: usize) -> &'static str {
+    COLORS[i % COLORS.len()]
 }
 
 fn describe(ev: &Event) -> String {

@@ -164,8 +164,12 @@ fn dry_run(
 fn attach(paths: &Paths, config: &Config, out: &Out) -> anyhow::Result<i32> {
     let stop = platform::stop_flag()?;
     let names: Vec<String> = config.processes.keys().cloned().collect();
-    let width = names.iter().map(String::len).max().unwrap_or(0);
-    logs::follow(paths, &names, width, out, &|| {
+    let printer = logs::Printer::plain(&names, out);
+    let files = names
+        .iter()
+        .map(|n| crate::logs::Followed::at_end(n, paths.log_file(n)))
+        .collect();
+    logs::follow(paths, files, &printer, true, &|| {
         stop.load(std::sync::atomic::Ordering::SeqCst)
     })?;
     if !out.quiet {

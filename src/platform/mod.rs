@@ -27,6 +27,8 @@
 //!   ([`ensure_private_dir`]), and the uid at the other end of a socket ([`peer_uid`]);
 //! - `singleton`: abstract Unix sockets ([`bind_abstract`], [`connect_abstract`]) and
 //!   [`Removal`] of a directory — one supervisor per project even when `.procs/` is deleted;
+//! - `cgroup` (used as `platform::cgroup::…`): the project's cgroup v2 — detection, one leaf per
+//!   process, placement before exec, members, `cgroup.kill`, removal;
 //! - `fds`: inherited descriptors made close-on-exec ([`cloexec_inherited`]);
 //! - `announce`: the child's own `[procs] … started pid N` line, written before `exec`
 //!   ([`announce_before_exec`]).
@@ -47,6 +49,7 @@
 compile_error!("procs supports Linux only for now: src/platform/ is where a port starts");
 
 mod announce;
+pub mod cgroup;
 mod fds;
 mod locks;
 mod pidfd;

@@ -126,6 +126,24 @@ impl Orchestrator {
         });
     }
 
+    /// Ask the registry writer for a write (something outside the actors changed).
+    pub fn mark_dirty(&self) {
+        self.shared.dirty.notify_one();
+    }
+
+    /// The main pid of every process that runs, for the lineage record.
+    pub fn mains(&self) -> Vec<(String, i32)> {
+        self.services
+            .lock()
+            .map(|services| {
+                services
+                    .iter()
+                    .filter_map(|(name, h)| Some((name.clone(), h.status.borrow().pid?)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Write the registry now (used at startup and shutdown).
     pub fn save_now(&self) {
         self.write(self.snapshot());
@@ -205,6 +223,14 @@ impl Orchestrator {
                     .entry(name.clone())
                     .or_insert_with(|| a.record.clone());
             }
+        }
+        let membership = self.shared.scanner.membership();
+        reg.cgroup = membership
+            .project_cgroup()
+            .map(std::path::Path::to_path_buf);
+        reg.lineage = membership.lineage();
+        if !reg.lineage.is_empty() {
+            reg.lineage_boot_id = Some(self.shared.boot_id.clone());
         }
         (seq, reg)
     }
@@ -687,13 +713,15 @@ impl Orchestrator {
         notes
     }
 
-    /// Stop a process procs found running but has no actor for (verified whole tree).
+    /// Stop a process procs found running but has no actor for (verified whole tree); the
+    /// name `""` with pid 0 stops every member of the project no process claims.
     async fn stop_unknown(&self, name: &str, pid: i32, spec: Option<&Process>) {
+        let pid = (pid > 0).then_some(pid);
         let target = crate::stop::Target {
             project_id: &self.shared.paths.project_id,
             name,
-            pid: Some(pid),
-            pgid: Some(pid),
+            pid,
+            pgid: pid,
             signal: Some(spec.map_or(crate::platform::Signal::TERM.number(), |s| {
                 s.stop_signal.number
             })),
@@ -702,7 +730,9 @@ impl Orchestrator {
             }),
         };
         let report = crate::stop::stop_tree(&target, None, &self.shared.scanner).await;
-        let _ = registry::write_pid_file(&self.shared.paths.pid_file(name), None);
+        if !name.is_empty() {
+            let _ = registry::write_pid_file(&self.shared.paths.pid_file(name), None);
+        }
         if !report.survivors.is_empty() {
             tracing::warn!(name, survivors = ?report.survivors, "processes survived the stop");
         }
@@ -790,6 +820,11 @@ impl Orchestrator {
                     }
                 }
             }
+        }
+        if names.is_empty() {
+            // What no process can claim any more (orphans re-parented to the supervisor,
+            // leaves of processes the config no longer names) goes with the stack.
+            self.stop_unknown("", 0, None).await;
         }
         // The last changes (the final `stopped`) may still be queued: show them too.
         while let Ok(ev) = events.try_recv() {

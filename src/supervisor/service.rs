@@ -587,8 +587,9 @@ impl Actor {
                 self.log.clone(),
                 Arc::clone(&self.shared.reaper),
             );
+            let leaf = self.shared.scanner.membership().leaf(&spec.name);
             tokio::task::spawn_blocking(move || {
-                spawn::spawn(&spec, &spec.command, &ctx, &log, &reaper)
+                spawn::spawn(&spec, &spec.command, &ctx, &log, &reaper, leaf.as_deref())
             })
             .await
             .unwrap_or_else(|err| Err(std::io::Error::other(err)))
@@ -657,6 +658,7 @@ impl Actor {
                 log: self.log.clone(),
                 log_offset,
                 pid,
+                scanner: Arc::clone(&self.shared.scanner),
             };
             let join = tokio::spawn(health::run(task, tx));
             let limit = spec
@@ -865,7 +867,14 @@ impl Actor {
         // ports and memory. A long-running process's tree goes with it (and a restart
         // waits for that). A oneshot may legitimately leave a daemon behind (`pg_ctl
         // start`): that stays, and is stopped with the stack.
-        if !self.spec.oneshot && crate::platform::group_exists(run.pid) {
+        if !self.spec.oneshot
+            && (crate::platform::group_exists(run.pid)
+                || !self
+                    .shared
+                    .scanner
+                    .members_of(&self.ctx.project_id, &self.spec.name, None, Instant::now())
+                    .is_empty())
+        {
             self.clear_leftovers(run.pid).await;
         }
         let _ = registry::write_pid_file(&self.shared.paths.pid_file(&self.spec.name), None);
@@ -1004,9 +1013,44 @@ impl Actor {
         self.event(&message);
     }
 
+    /// Stop what an exited, failed or completed run left behind (a oneshot's daemon, a
+    /// self-daemonizing command's copies): every member the membership still finds.
+    async fn stop_leftovers(&mut self, timeout: Option<Duration>) {
+        let target = stop::Target {
+            project_id: &self.ctx.project_id,
+            name: &self.spec.name,
+            pid: None,
+            pgid: None,
+            signal: Some(self.spec.stop_signal.number),
+            timeout: timeout.unwrap_or(self.spec.stop_timeout),
+        };
+        let since = Instant::now();
+        let found = self
+            .shared
+            .scanner
+            .members_of(target.project_id, target.name, None, since);
+        if found.is_empty() {
+            return;
+        }
+        let report = stop::stop_tree(&target, None, &self.shared.scanner).await;
+        let mut message = format!(
+            "stopped what an earlier run left behind (pids {})",
+            found
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        if !report.survivors.is_empty() {
+            message = format!("leftovers survived the stop: pids {:?}", report.survivors);
+        }
+        self.event(&message);
+    }
+
     /// Stop whatever runs (verified whole-tree stop) and become `stopped`.
     async fn stop(&mut self, run: Option<Running>, timeout: Option<Duration>) -> StopOutcome {
         let Some(mut run) = run else {
+            self.stop_leftovers(timeout).await;
             let state = self.status.borrow().state;
             if matches!(
                 state,

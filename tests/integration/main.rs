@@ -9,6 +9,7 @@ mod errors;
 mod harness;
 mod health;
 mod lifecycle;
+mod log_times;
 mod logs;
 mod ports;
 mod recovery;
