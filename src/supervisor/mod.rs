@@ -12,6 +12,7 @@
 mod adopt;
 mod backoff;
 mod health;
+mod machine;
 mod orchestrator;
 mod ports;
 mod reaper;

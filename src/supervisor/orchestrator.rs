@@ -55,26 +55,7 @@ pub struct Orchestrator {
 
 use crate::plan::config_hash;
 
-fn is_ready(spec: &Process, s: &Status) -> bool {
-    if spec.oneshot {
-        return s.state == ProcState::Completed;
-    }
-    if service::has_health(spec) {
-        s.state == ProcState::Healthy
-    } else {
-        matches!(s.state, ProcState::Running | ProcState::Healthy)
-    }
-}
-
-/// Settled without being ready (the actors acknowledged their `Start` before anyone
-/// waits, so `stopped` here means stopped since).
-fn is_settled_bad(s: &Status) -> bool {
-    s.early_exit.is_some()
-        || matches!(
-            s.state,
-            ProcState::Failed | ProcState::Exited | ProcState::Stopped
-        )
-}
+use super::machine::{is_ready, settled_bad as is_settled_bad};
 
 impl Orchestrator {
     pub fn new(shared: Arc<Shared>, project: String, project_id: String) -> Arc<Self> {
