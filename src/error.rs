@@ -75,6 +75,23 @@ pub enum Error {
     #[error("a supervisor holds the lock but does not answer on its socket")]
     SupervisorUnresponsive { waited: Duration, log: PathBuf },
 
+    /// The supervisor accepted a request but sent nothing for longer than the command
+    /// may wait (it is stopped, or stuck): the CLI keeps its own deadline.
+    #[error("the supervisor stopped answering")]
+    SupervisorStalled {
+        waited: Duration,
+        pid: Option<i32>,
+        log: PathBuf,
+    },
+
+    /// `state.json` exists but cannot be read: what runs is unknown, never "nothing".
+    #[error("cannot read the registry {}", path.display())]
+    RegistryUnreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
     /// A launched supervisor exited (or said nothing) instead of answering "ready".
     #[error("the supervisor did not start")]
     SupervisorDidNotStart { log: PathBuf, tail: String },
@@ -168,6 +185,8 @@ impl Error {
             | Self::SupervisorUnresponsive { .. }
             | Self::SupervisorDidNotStart { .. }
             | Self::SupervisorHungUp { .. }
+            | Self::SupervisorStalled { .. }
+            | Self::RegistryUnreadable { .. }
             | Self::ConnectionLost { .. }
             | Self::UnexpectedAnswer { .. }
             | Self::TimedOut { .. }
@@ -186,6 +205,13 @@ impl Error {
             Self::SupervisorUnresponsive { waited, .. } => {
                 vec![format!(
                     "no answer within {}",
+                    humantime::format_duration(*waited)
+                )]
+            }
+            Self::SupervisorStalled { waited, pid, .. } => {
+                let who = pid.map_or_else(|| "it".to_owned(), |pid| format!("pid {pid}"));
+                vec![format!(
+                    "{who} sent nothing within {}",
                     humantime::format_duration(*waited)
                 )]
             }
@@ -224,7 +250,19 @@ impl Error {
                 "it may be starting or stuck: try again, see {}, or run `procs doctor`",
                 log.display()
             )),
+            Self::SupervisorStalled { log, .. } => Some(format!(
+                "it may be stopped (SIGSTOP) or stuck: see {}, or run `procs doctor`",
+                log.display()
+            )),
+            Self::RegistryUnreadable { path, .. } => Some(format!(
+                "check the permissions of {}; `procs doctor` lists the processes of this project",
+                path.display()
+            )),
             Self::Supervisor { hint, .. } => hint.clone(),
+            Self::PortHeld { held, .. } if held.contains(crate::ports::NEVER_STOPS) => Some(
+                "stop that process yourself (or ask its owner to), or change the port in `procs.yaml`"
+                    .to_owned(),
+            ),
             Self::PortHeld { .. } => Some(
                 "stop that process, or run `procs up --kill-port-owners` to have procs stop it \
                  (SIGTERM, then SIGKILL after 5s)"
@@ -314,6 +352,28 @@ mod tests {
              caused by: `api` is failed: dependency `web` failed\n\
              hint: stop that process, or run `procs up --kill-port-owners` to have procs stop it \
              (SIGTERM, then SIGKILL after 5s)\n"
+        );
+    }
+
+    #[test]
+    fn a_port_kill_port_owners_refused_to_clear_never_hints_at_it() {
+        let err = anyhow::Error::new(Error::PortHeld {
+            process: "web".into(),
+            held: format!(
+                "port 8080 is held by pid 1 (init, user root); {} pid 1: stop it yourself",
+                crate::ports::NEVER_STOPS
+            ),
+            others: Vec::new(),
+            details: String::new(),
+        });
+        let (text, code) = render(&err);
+        assert_eq!(code, 3);
+        assert_eq!(
+            text,
+            "error: cannot start `web`: port 8080 is held by pid 1 (init, user root); \
+             --kill-port-owners never stops pid 1: stop it yourself\n\
+             hint: stop that process yourself (or ask its owner to), or change the port in \
+             `procs.yaml`\n"
         );
     }
 

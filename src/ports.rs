@@ -101,6 +101,10 @@ pub fn held_message(port: u16, holders: &[PortHolder]) -> String {
     }
 }
 
+/// The words of a conflict `--kill-port-owners` refused to clear (`…; --kill-port-owners never
+/// stops pid 1: stop it yourself`); the CLI's hint keys on them.
+pub const NEVER_STOPS: &str = "--kill-port-owners never stops";
+
 /// Does this log line say a bind failed because the address is taken?
 pub fn says_address_in_use(line: &str) -> bool {
     let lower = line.to_ascii_lowercase();

@@ -108,11 +108,32 @@ fn plan_port(
     let conflict = || Conflict {
         reason: ports::held_message(port, holders),
     };
+    let since = tokio::time::Instant::now();
+    let mine = pf
+        .scanner
+        .members_of(pf.project_id, &pf.spec.name, None, since);
+    let project = pf.scanner.members_of(pf.project_id, "", None, since);
+    let refused = |refusal: String| Conflict {
+        reason: format!(
+            "{}; {} {refusal}: stop it yourself",
+            ports::held_message(port, holders),
+            ports::NEVER_STOPS
+        ),
+    };
     for h in holders {
         let Some(pid) = h.pid else {
+            // Another user's process, which this user cannot even inspect.
+            if pf.kill_foreign && h.uid != platform::current_uid() {
+                return Err(refused(format!("a process of another user ({})", h.user)));
+            }
             return Err(conflict());
         };
-        match ports::owner(h, pf.project_id, &pf.spec.name) {
+        let owner = match ports::owner(h, pf.project_id, &pf.spec.name) {
+            Owner::Foreign if mine.contains(&pid) => Owner::Own,
+            Owner::Foreign if project.contains(&pid) => Owner::Project,
+            owner => owner,
+        };
+        match owner {
             Owner::Own => actions.push(Action::StopStale {
                 pid,
                 name: pf.spec.name.clone(),
@@ -123,12 +144,7 @@ fn plan_port(
             }),
             Owner::Foreign if pf.kill_foreign => {
                 if let Some(refusal) = never_stopped(pid, h) {
-                    return Err(Conflict {
-                        reason: format!(
-                            "{}; --kill-port-owners never stops {refusal}: stop it yourself",
-                            ports::held_message(port, holders)
-                        ),
-                    });
+                    return Err(refused(refusal));
                 }
                 actions.push(Action::StopForeign { pid });
             }

@@ -272,12 +272,54 @@ pub fn run(cmd: &mut Command, deadline: Duration) -> Output {
     }
 }
 
+/// The unprivileged account the security tests run procs as (the victim of another user's
+/// attack). `.ci/run` creates it; [`victim_user`] finds it.
+pub const VICTIM_USER: &str = "procs-victim";
+
+/// A local account: who a [`Project`] runs its commands as.
+#[derive(Clone, Copy, Debug)]
+pub struct User {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// The [`VICTIM_USER`] account from `/etc/passwd`, if it exists.
+pub fn victim_user() -> Option<User> {
+    let passwd = fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        if fields.next()? != VICTIM_USER {
+            return None;
+        }
+        let _password = fields.next()?;
+        Some(User {
+            uid: fields.next()?.parse().ok()?,
+            gid: fields.next()?.parse().ok()?,
+        })
+    })
+}
+
+/// Can any user execute `path` (every ancestor searchable, the file executable by others)?
+fn world_executable(path: &Path) -> bool {
+    let mode = |p: &Path| fs::metadata(p).map_or(0, |m| m.permissions().mode());
+    mode(path) & 0o001 != 0
+        && path
+            .ancestors()
+            .skip(1)
+            .all(|dir| dir.as_os_str().is_empty() || mode(dir) & 0o001 != 0)
+}
+
 /// One test's project: a temp dir holding `procs.yaml`, its `.procs/` state and XDG dirs.
 pub struct Project {
     dir: tempfile::TempDir,
     tag: String,
     teardown_grace: Duration,
     teardown_done: bool,
+    /// Who runs this project's commands: the test's own user when `None`.
+    user: Option<User>,
+    /// The `procs` and `procs-testd` binaries that user can execute.
+    procs: PathBuf,
+    testd: PathBuf,
 }
 
 impl Default for Project {
@@ -311,7 +353,46 @@ impl Project {
             tag,
             teardown_grace: TEARDOWN_GRACE,
             teardown_done: false,
+            user: None,
+            procs: PathBuf::from(procs_bin()),
+            testd: PathBuf::from(testd_bin()),
         }
+    }
+
+    /// Run every command of this project as `user` (through `setpriv`; the test must run as
+    /// root): the project directory becomes theirs, and the binaries are linked (or copied)
+    /// into it when `user` cannot reach them where cargo built them.
+    #[must_use]
+    pub fn run_as(mut self, user: User) -> Self {
+        chown_tree(self.path(), user);
+        for (bin, slot) in [(procs_bin(), 0), (testd_bin(), 1)] {
+            let src = Path::new(bin);
+            let path = if world_executable(src) {
+                src.to_path_buf()
+            } else {
+                let dir = self.path().join("bin");
+                fs::create_dir_all(&dir).expect("create the project's bin dir");
+                let dst = dir.join(src.file_name().expect("a binary has a file name"));
+                if fs::hard_link(src, &dst).is_err() {
+                    fs::copy(src, &dst).expect("copy a binary for the project's user");
+                }
+                fs::set_permissions(&dst, fs::Permissions::from_mode(0o755))
+                    .expect("chmod 755 a binary");
+                dst
+            };
+            if slot == 0 {
+                self.procs = path;
+            } else {
+                self.testd = path;
+            }
+        }
+        self.user = Some(user);
+        self
+    }
+
+    /// Who runs this project's commands (`None`: the test's own user).
+    pub fn user(&self) -> Option<User> {
+        self.user
     }
 
     /// How long teardown waits for processes to go before killing them (default
@@ -341,7 +422,8 @@ impl Project {
 
     /// Rewrite `procs.yaml` (for reconciliation tests); `{testd}` as in [`Project::config`].
     pub fn write_config(&self, yaml: &str) {
-        self.file("procs.yaml", &yaml.replace("{testd}", testd_bin()));
+        let testd = self.testd.to_str().expect("a UTF-8 path to procs-testd");
+        self.file("procs.yaml", &yaml.replace("{testd}", testd));
     }
 
     /// Write a file relative to the project dir, creating parent directories.
@@ -351,6 +433,12 @@ impl Project {
             fs::create_dir_all(parent).expect("create parent dirs");
         }
         fs::write(&path, contents).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        if let Some(user) = self.user {
+            // The file and the directories created for it, up to the project dir.
+            for p in path.ancestors().take_while(|p| p.starts_with(self.path())) {
+                let _ = std::os::unix::fs::lchown(p, Some(user.uid), Some(user.gid));
+            }
+        }
     }
 
     /// The environment every command of this project runs with.
@@ -366,11 +454,39 @@ impl Project {
             .env_remove("PROCS_STATE_DIR")
     }
 
-    /// A `Command` for any program, with this project's directory and environment.
+    /// A `Command` for any program, with this project's directory and environment, run as the
+    /// project's user (see [`Project::run_as`]).
     pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+        let mut cmd = match self.user {
+            None => Command::new(program),
+            Some(user) => {
+                let mut cmd = Command::new("setpriv");
+                cmd.arg(format!("--reuid={}", user.uid))
+                    .arg(format!("--regid={}", user.gid))
+                    .args(["--clear-groups", "--"])
+                    .arg(program);
+                cmd
+            }
+        };
+        self.apply_env(&mut cmd);
+        cmd
+    }
+
+    /// Like [`Project::command`], but as the test's own user whoever the project's user is.
+    pub fn own_command(&self, program: impl AsRef<OsStr>) -> Command {
         let mut cmd = Command::new(program);
         self.apply_env(&mut cmd);
         cmd
+    }
+
+    /// The `procs` binary this project's user runs.
+    pub fn procs_path(&self) -> &Path {
+        &self.procs
+    }
+
+    /// The `procs-testd` binary this project's user runs.
+    pub fn testd_path(&self) -> &Path {
+        &self.testd
     }
 
     /// Run `procs ARGS` in the project dir (stdin null, 60 s deadline).
@@ -380,7 +496,7 @@ impl Project {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        run(self.command(procs_bin()).args(args), COMMAND_DEADLINE)
+        run(self.command(&self.procs).args(args), COMMAND_DEADLINE)
     }
 
     /// Run `procs ARGS` with extra environment variables.
@@ -390,7 +506,7 @@ impl Project {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut cmd = self.command(procs_bin());
+        let mut cmd = self.command(&self.procs);
         cmd.args(args).envs(env.iter().copied());
         run(&mut cmd, COMMAND_DEADLINE)
     }
@@ -400,7 +516,7 @@ impl Project {
     pub fn spawn_testd(&self, name: &str, args: &[&str]) -> Child {
         let log = fs::File::create(self.path().join(format!("{name}.out"))).expect("create log");
         let err = log.try_clone().expect("dup log");
-        self.command(testd_bin())
+        self.command(&self.testd)
             .args(args)
             .stdin(Stdio::null())
             .stdout(log)
@@ -496,8 +612,8 @@ impl Project {
             return Vec::new();
         }
         self.teardown_done = true;
-        if let Some(bin) = procs_bin_opt() {
-            let mut cmd = self.command(bin);
+        if procs_bin_opt().is_some() {
+            let mut cmd = self.command(&self.procs);
             cmd.arg("down")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -512,7 +628,64 @@ impl Project {
                 let _ = child.wait();
             }
         }
-        self.kill_survivors(self.teardown_grace)
+        let mut survivors = self.kill_survivors(self.teardown_grace);
+        survivors.extend(self.clear_cgroup());
+        survivors
+    }
+
+    /// The project cgroup the registry names: whatever is still in it survived (untagged
+    /// members too: a daemon that rewrote its environment); it is killed and the cgroups are
+    /// removed, so that no test leaves a `procs-*` cgroup behind.
+    fn clear_cgroup(&self) -> Vec<(i32, String)> {
+        let Some(cgroup) = fs::read(self.state_dir().join("state.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["cgroup"].as_str().map(PathBuf::from))
+        else {
+            return Vec::new();
+        };
+        let leaves: Vec<PathBuf> = fs::read_dir(&cgroup)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.join("cgroup.procs").is_file())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut survivors = Vec::new();
+        for leaf in &leaves {
+            let pids = fs::read_to_string(leaf.join("cgroup.procs")).unwrap_or_default();
+            for pid in pids.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                survivors.push((pid, pid_cmdline(pid)));
+            }
+            let _ = fs::write(leaf.join("cgroup.kill"), "1");
+        }
+        let start = Instant::now();
+        for leaf in &leaves {
+            while fs::remove_dir(leaf).is_err()
+                && leaf.exists()
+                && start.elapsed() < Duration::from_secs(5)
+            {
+                thread::sleep(Duration::from_millis(10));
+            }
+        }
+        let _ = fs::remove_dir(&cgroup);
+        survivors
+    }
+}
+
+/// `chown -R user dir` (symlinks themselves, never their targets).
+fn chown_tree(dir: &Path, user: User) {
+    let _ = std::os::unix::fs::lchown(dir, Some(user.uid), Some(user.gid));
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                chown_tree(&path, user);
+            } else {
+                let _ = std::os::unix::fs::lchown(&path, Some(user.uid), Some(user.gid));
+            }
+        }
     }
 }
 

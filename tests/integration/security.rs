@@ -1,8 +1,10 @@
 //! Attacks by another local user (run as `nobody` through `setpriv`), and what procs must do
 //! about them (the threat model in `docs/architecture.md`).
 //!
-//! These tests need root (to become `nobody`); CI runs as root. Outside CI a non-root run
-//! prints a note and returns; in CI (`CI=true`) it fails.
+//! Every attack runs twice: against root, and against the unprivileged account
+//! [`VICTIM_USER`] (`.ci/run` creates it; the test drops to it with `setpriv`). These tests
+//! need root (to become `nobody` and the victim); CI runs as root. Outside CI a non-root run
+//! prints a note and returns; in CI (`CI=true`) it fails, as it does when the account is missing.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
@@ -10,7 +12,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::harness::{Project, run, wait_until};
+use crate::harness::{Project, VICTIM_USER, run, victim_user, wait_until};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -27,9 +29,78 @@ fn as_root() -> bool {
     root
 }
 
+/// Who runs procs in a test.
+#[derive(Clone, Copy)]
+enum Victim {
+    /// The test's own user (root in CI).
+    Root,
+    /// The unprivileged [`VICTIM_USER`].
+    User,
+}
+
+impl Victim {
+    /// A project whose commands this victim runs, or `None` when this run cannot act as them
+    /// (outside CI only; in CI that fails).
+    fn project(self) -> Option<Project> {
+        if !as_root() {
+            return None;
+        }
+        match self {
+            Victim::Root => Some(Project::new()),
+            Victim::User => {
+                let user = victim_user();
+                if user.is_none() {
+                    assert!(
+                        std::env::var_os("CI").is_none(),
+                        "the account `{VICTIM_USER}` is missing (.ci/run creates it)"
+                    );
+                    eprintln!("note: no account `{VICTIM_USER}`; skipping outside CI");
+                }
+                Some(Project::new().run_as(user?))
+            }
+        }
+    }
+}
+
+/// Each named test function, run once against root and once against an unprivileged user.
+macro_rules! against_root_and_a_user {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn against_root() {
+                super::$name(super::Victim::Root);
+            }
+            #[test]
+            fn against_a_user() {
+                super::$name(super::Victim::User);
+            }
+        }
+    )*};
+}
+
+against_root_and_a_user!(
+    a_symlink_planted_as_the_runtime_dir_is_refused_and_its_target_untouched,
+    a_runtime_dir_created_by_another_user_is_refused,
+    the_cli_never_talks_to_a_socket_another_user_serves,
+    inherited_descriptors_do_not_keep_a_pipe_open,
+    tags_planted_by_another_user_are_never_trusted,
+    processes_tagged_with_the_legacy_32_bit_project_id_are_still_members,
+    deleting_the_state_dir_under_a_running_stack_never_starts_a_second_supervisor,
+    kill_port_owners_never_stops_another_users_process,
+    kill_port_owners_never_stops_pid_1,
+    doctor_fix_never_acts_against_a_live_supervisor,
+);
+
+/// Give `path` to the project's user (a no-op for root's projects).
+fn give_to_victim(p: &Project, path: &Path) {
+    if let Some(user) = p.user() {
+        std::os::unix::fs::lchown(path, Some(user.uid), Some(user.gid)).expect("chown");
+    }
+}
+
 /// `setpriv` to `nobody`, in the project's directory and environment.
 fn as_nobody(p: &Project, program: &str) -> Command {
-    let mut cmd = p.command("setpriv");
+    let mut cmd = p.own_command("setpriv");
     cmd.args([
         "--reuid=65534",
         "--regid=65534",
@@ -59,17 +130,17 @@ const LONG_STATE_DIR: &str = "state-dir-with-a-name-long-enough-that-the-socket-
 
 const CONFIG: &str = "processes:\n  app:\n    command: [sleep, '300']\n";
 
-#[test]
-fn a_symlink_planted_as_the_runtime_dir_is_refused_and_its_target_untouched() {
-    if !as_root() {
+fn a_symlink_planted_as_the_runtime_dir_is_refused_and_its_target_untouched(victim: Victim) {
+    let Some(p) = victim.project() else {
         return;
-    }
-    let mut p = Project::new().config(CONFIG);
+    };
+    let mut p = p.config(CONFIG);
     open_for_traversal(p.path());
     let shared = shared_tmp(&p);
     let victim = p.path().join("victim");
     fs::create_dir(&victim).expect("mkdir victim");
     fs::set_permissions(&victim, fs::Permissions::from_mode(0o755)).expect("chmod 755");
+    give_to_victim(&p, &victim);
     run(
         as_nobody(&p, "ln")
             .args(["-s"])
@@ -94,12 +165,11 @@ fn a_symlink_planted_as_the_runtime_dir_is_refused_and_its_target_untouched() {
     p.assert_no_survivors();
 }
 
-#[test]
-fn a_runtime_dir_created_by_another_user_is_refused() {
-    if !as_root() {
+fn a_runtime_dir_created_by_another_user_is_refused(victim: Victim) {
+    let Some(p) = victim.project() else {
         return;
-    }
-    let mut p = Project::new().config(CONFIG);
+    };
+    let mut p = p.config(CONFIG);
     open_for_traversal(p.path());
     let shared = shared_tmp(&p);
     run(
@@ -160,12 +230,11 @@ while True:
         .expect("spawn the fake supervisor")
 }
 
-#[test]
-fn the_cli_never_talks_to_a_socket_another_user_serves() {
-    if !as_root() {
+fn the_cli_never_talks_to_a_socket_another_user_serves(victim: Victim) {
+    let Some(p) = victim.project() else {
         return;
-    }
-    let mut p = Project::new().config(CONFIG);
+    };
+    let mut p = p.config(CONFIG);
     open_for_traversal(p.path());
     let nobody_dir = p.path().join("nobody");
     fs::create_dir(&nobody_dir).expect("mkdir");
@@ -180,6 +249,7 @@ fn the_cli_never_talks_to_a_socket_another_user_serves() {
     let state = p.state_dir();
     fs::create_dir(&state).expect("mkdir .procs");
     fs::set_permissions(&state, fs::Permissions::from_mode(0o700)).expect("chmod 700");
+    give_to_victim(&p, &state);
     fs::rename(&planted, state.join("supervisor.sock")).expect("move the socket in");
 
     let up = p.procs_env(["up"], &[("MY_SECRET_TOKEN", "s3cret-value")]);
@@ -198,11 +268,13 @@ fn the_cli_never_talks_to_a_socket_another_user_serves() {
     p.assert_no_survivors();
 }
 
-#[test]
-fn inherited_descriptors_do_not_keep_a_pipe_open() {
+fn inherited_descriptors_do_not_keep_a_pipe_open(victim: Victim) {
     // `{ procs up 3>&1; } | cat` used to wait forever: the supervisor held fd 3, the pipe.
-    let mut p = Project::new().config(CONFIG);
-    let procs = crate::harness::procs_bin();
+    let Some(p) = victim.project() else {
+        return;
+    };
+    let mut p = p.config(CONFIG);
+    let procs = p.procs_path().display().to_string();
     let out = run(
         p.command("sh")
             .arg("-c")
@@ -237,12 +309,11 @@ fn project_id(p: &Project) -> String {
         .to_owned()
 }
 
-#[test]
-fn tags_planted_by_another_user_are_never_trusted() {
-    if !as_root() {
+fn tags_planted_by_another_user_are_never_trusted(victim: Victim) {
+    let Some(p) = victim.project() else {
         return;
-    }
-    let mut p = Project::new().config(CONFIG);
+    };
+    let mut p = p.config(CONFIG);
     open_for_traversal(p.path());
     p.procs(["up"]).success();
     let id = project_id(&p);
@@ -276,7 +347,7 @@ fn tags_planted_by_another_user_are_never_trusted() {
     assert_eq!(
         survived,
         [true, true],
-        "root's `down` signalled nobody's processes"
+        "`down` signalled nobody's processes"
     );
     assert_eq!(refused.exit_code(), Some(2), "a path is not a process name");
     assert!(
@@ -286,11 +357,13 @@ fn tags_planted_by_another_user_are_never_trusted() {
     p.assert_no_survivors();
 }
 
-#[test]
-fn processes_tagged_with_the_legacy_32_bit_project_id_are_still_members() {
+fn processes_tagged_with_the_legacy_32_bit_project_id_are_still_members(victim: Victim) {
     // procs 0.1 tagged with 8 hex digits (the 64-bit hash's halves folded): a process started
     // before the upgrade is still this project's, so `down` stops it.
-    let mut p = Project::new().config(CONFIG);
+    let Some(p) = victim.project() else {
+        return;
+    };
+    let mut p = p.config(CONFIG);
     let id = project_id(&p);
     let hash = u64::from_str_radix(&id, 16).expect("a 64-bit hex id");
     let legacy = format!("{:08x}", (hash >> 32) ^ (hash & 0xffff_ffff));
@@ -317,12 +390,14 @@ fn processes_tagged_with_the_legacy_32_bit_project_id_are_still_members() {
     p.assert_no_survivors();
 }
 
-#[test]
-fn deleting_the_state_dir_under_a_running_stack_never_starts_a_second_supervisor() {
+fn deleting_the_state_dir_under_a_running_stack_never_starts_a_second_supervisor(victim: Victim) {
     // `rm -rf .procs` (or `git clean -fdx`) while the stack runs: the next `up` must reach the
     // same supervisor (through its abstract socket) and start nothing twice.
-    let mut p = Project::new()
-        .config("processes:\n  a:\n    command: ['{testd}']\n  b:\n    command: ['{testd}']\n");
+    let Some(p) = victim.project() else {
+        return;
+    };
+    let mut p =
+        p.config("processes:\n  a:\n    command: ['{testd}']\n  b:\n    command: ['{testd}']\n");
     p.procs(["up"]).success();
     let supervisor = p.state_json()["supervisor"]["pid"]
         .as_i64()
@@ -357,13 +432,12 @@ fn port_config(port: u16) -> String {
     )
 }
 
-#[test]
-fn kill_port_owners_never_stops_another_users_process() {
-    if !as_root() {
+fn kill_port_owners_never_stops_another_users_process(victim: Victim) {
+    let Some(p) = victim.project() else {
         return;
-    }
+    };
     let port = crate::harness::free_port();
-    let mut p = Project::new().config(&port_config(port));
+    let mut p = p.config(&port_config(port));
     open_for_traversal(p.path());
     let mut holder = as_nobody(&p, "/usr/bin/python3")
         .args([
@@ -385,24 +459,21 @@ fn kill_port_owners_never_stops_another_users_process() {
     let alive = crate::harness::pid_alive(holder.id() as i32);
     let _ = holder.kill();
     let _ = holder.wait();
-    assert!(
-        alive,
-        "root's `up --kill-port-owners` killed nobody's process"
-    );
+    assert!(alive, "`up --kill-port-owners` killed nobody's process");
     out.code(3)
-        .stderr_contains("--kill-port-owners never stops a process of another user (nobody)");
+        .stderr_contains("--kill-port-owners never stops a process of another user (nobody)")
+        .stderr_contains("hint: stop that process yourself");
     p.assert_no_survivors();
 }
 
-#[test]
-fn kill_port_owners_never_stops_pid_1() {
+fn kill_port_owners_never_stops_pid_1(victim: Victim) {
     // In a pid namespace (the usual container) the port holder is pid 1.
-    if !as_root() {
+    let Some(p) = victim.project() else {
         return;
-    }
+    };
     let port = crate::harness::free_port();
-    let mut p = Project::new().config(&port_config(port));
-    let procs = crate::harness::procs_bin();
+    let mut p = p.config(&port_config(port));
+    let procs = p.procs_path().display().to_string();
     let script = format!(
         r#"
 import os, socket, subprocess, sys
@@ -414,10 +485,18 @@ subprocess.run(["{procs}", "down"], capture_output=True)
 sys.stdout.write("%d\n%s" % (up.returncode, up.stderr))
 "#
     );
+    // The namespace needs root; its pid 1 (and the `procs` it runs) is the victim.
+    let mut unshare = p.own_command("unshare");
+    unshare.args(["--pid", "--fork", "--mount-proc"]);
+    if let Some(user) = p.user() {
+        unshare
+            .arg("setpriv")
+            .arg(format!("--reuid={}", user.uid))
+            .arg(format!("--regid={}", user.gid))
+            .args(["--clear-groups", "--"]);
+    }
     let out = run(
-        p.command("unshare")
-            .args(["--pid", "--fork", "--mount-proc", "/usr/bin/python3", "-c"])
-            .arg(script),
+        unshare.args(["/usr/bin/python3", "-c"]).arg(script),
         crate::harness::COMMAND_DEADLINE,
     )
     .success();
@@ -430,11 +509,13 @@ sys.stdout.write("%d\n%s" % (up.returncode, up.stderr))
     p.assert_no_survivors();
 }
 
-#[test]
-fn doctor_fix_never_acts_against_a_live_supervisor() {
+fn doctor_fix_never_acts_against_a_live_supervisor(victim: Victim) {
     // A supervisor that is slow to answer (here: stopped) still owns its processes and its
     // socket: `doctor --fix` reports, and neither kills a process nor deletes the socket.
-    let mut p = Project::new().config(CONFIG);
+    let Some(p) = victim.project() else {
+        return;
+    };
+    let mut p = p.config(CONFIG);
     p.procs(["up"]).success();
     let id = project_id(&p);
     let state = p.state_json();
