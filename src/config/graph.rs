@@ -353,6 +353,8 @@ mod tests {
             max_restarts: 1,
             min_uptime: Duration::from_secs(1),
             oneshot: false,
+            daemon: false,
+            pid_file: None,
             success_exit_codes: vec![0],
             stop_signal: Signal {
                 number: 15,

@@ -46,6 +46,9 @@ struct ResolvedProcess {
     max_restarts: u32,
     min_uptime: String,
     oneshot: bool,
+    daemon: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pid_file: Option<String>,
     success_exit_codes: Vec<i32>,
     stop_signal: String,
     stop_timeout: String,
@@ -185,6 +188,8 @@ fn process(p: &Process) -> ResolvedProcess {
         max_restarts: p.max_restarts,
         min_uptime: duration(p.min_uptime),
         oneshot: p.oneshot,
+        daemon: p.daemon,
+        pid_file: p.pid_file.as_ref().map(|f| f.display().to_string()),
         success_exit_codes: p.success_exit_codes.clone(),
         stop_signal: p.stop_signal.name.clone(),
         stop_timeout: duration(p.stop_timeout),
