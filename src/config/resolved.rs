@@ -45,6 +45,7 @@ struct ResolvedProcess {
     backoff: ResolvedBackoff,
     max_restarts: u32,
     min_uptime: String,
+    ready_after: String,
     oneshot: bool,
     daemon: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -187,6 +188,7 @@ fn process(p: &Process) -> ResolvedProcess {
         },
         max_restarts: p.max_restarts,
         min_uptime: duration(p.min_uptime),
+        ready_after: duration(p.ready_after),
         oneshot: p.oneshot,
         daemon: p.daemon,
         pid_file: p.pid_file.as_ref().map(|f| f.display().to_string()),

@@ -191,6 +191,11 @@ pub fn spawn(
     if let Some(placement) = &placement {
         placement.apply(&mut cmd);
     }
+    platform::announce_before_exec(
+        &mut cmd,
+        format!("[procs] {} started pid ", crate::registry::now_rfc3339()),
+        "\n".to_owned(),
+    );
     let guard = reaper.begin_spawn();
     let child = cmd.spawn()?;
     drop(placement);
