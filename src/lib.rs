@@ -14,6 +14,7 @@ pub mod env_vars;
 pub mod error;
 pub mod index;
 pub mod logs;
+pub mod membership;
 pub mod names;
 pub mod paths;
 pub mod plan;

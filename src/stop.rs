@@ -1,13 +1,17 @@
 //! The verified whole-tree stop, shared by the supervisor and by a CLI working without one.
 //!
-//! Owns: the stop sequence of SPEC §2 — stop signal to the process group and to every
-//! tagged escapee of the process, wait `stop_timeout`, then SIGKILL to the group and to
-//! every tagged process left, and wait until none is left. A stop is finished only when a
-//! fresh scan finds nothing of the process alive; whatever survives is reported.
+//! Owns: the stop sequence of SPEC §2 — the stop signal (with SIGCONT, so a stopped process
+//! acts on it) to the process group and to every member of the process
+//! ([`crate::membership`]: its cgroup, its lineage, its tags), including a main process that
+//! left its group; a member forked during the stop gets it as soon as a scan finds it; wait
+//! `stop_timeout`, then `cgroup.kill` and SIGKILL to the group and to every member left, and
+//! wait until none is left; then the emptied cgroup is removed. A stop is finished only when
+//! a fresh scan finds nothing of the process alive; whatever survives is reported. The name
+//! `""` stands for the whole project: every member no process claims goes with it.
 //! Waiting is event-driven: the main pid through the reaper (or a pidfd), every other
 //! process through a pidfd; scans only confirm.
-//! Invariant: only processes carrying this project's id and this process's name, or the
-//! verified main pid and its group, are ever signalled.
+//! Invariant: only members (as [`Membership`] defines them), or the verified main pid and its
+//! group, are ever signalled.
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
@@ -16,6 +20,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::time::{Instant, timeout_at};
 
+use crate::membership::Membership;
 use crate::platform::{self, ExitInfo, PidFd, Signal, Tagged};
 
 /// How long to wait for `SIGKILLed` processes to disappear before reporting survivors.
@@ -47,15 +52,36 @@ pub struct Report {
     pub survivors: Vec<i32>,
 }
 
-/// Shares one `/proc` scan among the stops that run at the same moment.
+/// Shares one `/proc` scan among the stops that run at the same moment, and asks the
+/// project's [`Membership`] who belongs to each process.
 #[derive(Default)]
 pub struct Scanner {
-    last: Mutex<Option<(Instant, std::sync::Arc<Vec<Tagged>>)>>,
+    membership: std::sync::Arc<Membership>,
+    last: Mutex<Option<(Instant, std::sync::Arc<Scan>)>>,
+}
+
+/// One look at the system: the tagged processes of the project and the process table.
+#[derive(Debug, Default)]
+pub struct Scan {
+    pub tagged: Vec<Tagged>,
+    pub table: Vec<platform::ProcStat>,
 }
 
 impl Scanner {
-    /// Tagged processes of `project_id`, from a scan that started after `since`.
-    pub fn scan_since(&self, project_id: &str, since: Instant) -> std::sync::Arc<Vec<Tagged>> {
+    pub fn new(membership: std::sync::Arc<Membership>) -> Self {
+        Self {
+            membership,
+            last: Mutex::new(None),
+        }
+    }
+
+    pub fn membership(&self) -> &std::sync::Arc<Membership> {
+        &self.membership
+    }
+
+    /// Tagged processes of `project_id` and the process table, from a scan that started
+    /// after `since`.
+    pub fn scan_since(&self, project_id: &str, since: Instant) -> std::sync::Arc<Scan> {
         if let Ok(last) = self.last.lock()
             && let Some((at, scan)) = last.as_ref()
             && *at >= since
@@ -63,27 +89,61 @@ impl Scanner {
             return std::sync::Arc::clone(scan);
         }
         let started = Instant::now();
-        let scan = std::sync::Arc::new(platform::tagged_processes(Some(project_id)));
+        let scan = std::sync::Arc::new(Scan {
+            tagged: platform::tagged_processes(Some(project_id)),
+            table: platform::process_table(),
+        });
         if let Ok(mut last) = self.last.lock() {
             *last = Some((started, std::sync::Arc::clone(&scan)));
         }
         scan
     }
 
-    /// The live members of one process's tree: tagged with its name.
+    /// The live members of one process's tree (of the whole project for the name `""`).
+    pub fn members_of(
+        &self,
+        project_id: &str,
+        name: &str,
+        main: Option<i32>,
+        since: Instant,
+    ) -> BTreeSet<i32> {
+        let scan = self.scan_since(project_id, since);
+        self.membership
+            .members_of(name, main, &scan.tagged, &scan.table)
+    }
+
     fn members(&self, target: &Target<'_>, since: Instant) -> BTreeSet<i32> {
-        let scan = self.scan_since(target.project_id, since);
-        let mut pids: BTreeSet<i32> = scan
-            .iter()
-            .filter(|t| t.process.as_deref() == Some(target.name))
-            .map(|t| t.pid)
-            .collect();
-        if let Some(pid) = target.pid
-            && platform::stat(pid).is_some_and(|s| s.state != 'Z')
-        {
+        let main = target
+            .pid
+            .filter(|&pid| platform::stat(pid).is_some_and(|s| s.state != 'Z'));
+        let mut pids = self.members_of(target.project_id, target.name, main, since);
+        if let Some(pid) = main {
             pids.insert(pid);
         }
         pids
+    }
+
+    /// SIGKILL the target's cgroup (every member at once, forks included).
+    fn kill_cgroup(&self, target: &Target<'_>) {
+        if target.name.is_empty() {
+            if let Some(project) = self.membership.project_cgroup() {
+                for (_, leaf) in platform::cgroup::leaves(project) {
+                    let _ = platform::cgroup::kill(&leaf);
+                }
+            }
+        } else if let Some(leaf) = self.membership.leaf(target.name) {
+            let _ = platform::cgroup::kill(&leaf);
+        }
+    }
+
+    /// After a complete stop: remove the target's empty cgroup and forget its lineage.
+    fn cleared(&self, target: &Target<'_>) {
+        self.membership.forget(target.name);
+        if let Some(leaf) = self.membership.leaf(target.name)
+            && !platform::cgroup::is_populated(&leaf)
+        {
+            let _ = platform::cgroup::remove(&leaf);
+        }
     }
 }
 
@@ -101,15 +161,16 @@ pub async fn stop_tree(
     tokio::task::yield_now().await;
     let members = scanner.members(target, asked);
 
-    if let Some(sig) = target.signal.and_then(Signal::from_number) {
+    let sig = target.signal.and_then(Signal::from_number);
+    if let Some(sig) = sig {
         if let Some(pgid) = target.pgid {
             let _ = platform::kill_group(pgid, sig);
+            // A stopped process (SIGSTOP, Ctrl-Z) acts on the signal only once continued.
+            let _ = platform::kill_group(pgid, Signal::CONT);
         }
-        for &pid in &members {
-            if Some(pid) != target.pid && platform::stat(pid).map(|s| s.pgid) != target.pgid {
-                let _ = platform::kill(pid, sig);
-            }
-        }
+        // Members outside the group — escapees, and a main process that moved to
+        // another group — one by one.
+        signal_outside_group(target, &members, sig);
     }
 
     let deadline = Instant::now() + target.timeout;
@@ -120,13 +181,16 @@ pub async fn stop_tree(
         deadline,
         scanner,
         &mut report,
+        sig,
     )
     .await;
     if graceful.is_empty() {
+        scanner.cleared(target);
         return report;
     }
 
     report.killed = true;
+    scanner.kill_cgroup(target);
     if let Some(pgid) = target.pgid {
         let _ = platform::kill_group(pgid, Signal::KILL);
     }
@@ -141,18 +205,34 @@ pub async fn stop_tree(
         deadline,
         scanner,
         &mut report,
+        Some(Signal::KILL),
     )
     .await;
     // Anything found by the last scans that still lives gets one more SIGKILL.
     for &pid in &left {
         let _ = platform::kill(pid, Signal::KILL);
     }
+    if left.is_empty() {
+        scanner.cleared(target);
+    }
     report.survivors = left.into_iter().collect();
     report
 }
 
+/// Send `sig` (and SIGCONT) to each of `pids` that is not in the target's group.
+fn signal_outside_group(target: &Target<'_>, pids: &BTreeSet<i32>, sig: Signal) {
+    for &pid in pids {
+        if platform::stat(pid).map(|s| s.pgid) != target.pgid {
+            let _ = platform::kill(pid, sig);
+            let _ = platform::kill(pid, Signal::CONT);
+        }
+    }
+}
+
 /// Wait until `pids` (and the main pid) are gone and a fresh scan finds none of the
-/// tree, or until `deadline`. Returns what is still alive.
+/// tree, or until `deadline`. A member that appears meanwhile (forked during the stop,
+/// after the signal went out) gets `sig` as soon as a scan finds it. Returns what is
+/// still alive.
 async fn wait_all(
     target: &Target<'_>,
     main_exit: &mut Option<&mut oneshot::Receiver<ExitInfo>>,
@@ -160,6 +240,7 @@ async fn wait_all(
     deadline: Instant,
     scanner: &Scanner,
     report: &mut Report,
+    sig: Option<Signal>,
 ) -> BTreeSet<i32> {
     loop {
         if let Some(rx) = main_exit.as_deref_mut()
@@ -197,6 +278,12 @@ async fn wait_all(
         }
         if Instant::now() >= deadline {
             return left;
+        }
+        if let Some(sig) = sig {
+            for &pid in left.difference(&pids) {
+                let _ = platform::kill(pid, sig);
+                let _ = platform::kill(pid, Signal::CONT);
+            }
         }
         pids = left;
     }

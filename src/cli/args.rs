@@ -159,17 +159,35 @@ pub struct NamesArgs {
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
-    /// Processes whose logs to show; default: all.
+    /// Processes whose logs to show; default: those of the current config.
     pub names: Vec<String>,
     /// Keep printing new output (across restarts and rotations).
     #[arg(short, long)]
     pub follow: bool,
-    /// Lines to show from the end of each log.
+    /// Lines to show from the end of each log (of those that pass --since, --until, --grep).
     #[arg(short = 'n', long, default_value_t = 100)]
     pub lines: usize,
-    /// Only output written in this last duration (approximate: see docs).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    pub since: Option<std::time::Duration>,
+    /// Print the time each line was written (UTC, to within 100 ms).
+    #[arg(short = 't', long)]
+    pub timestamps: bool,
+    /// Only output written since then: a duration ago (`10m`) or an RFC 3339 time.
+    #[arg(long, value_name = "WHEN", value_parser = parse_when)]
+    pub since: Option<std::time::SystemTime>,
+    /// Only output written until then: a duration ago (`10m`) or an RFC 3339 time.
+    #[arg(long, value_name = "WHEN", value_parser = parse_when)]
+    pub until: Option<std::time::SystemTime>,
+    /// Only lines matching this regular expression.
+    #[arg(long, value_name = "REGEX", value_parser = parse_regex)]
+    pub grep: Option<String>,
+    /// With --grep: ignore case.
+    #[arg(short = 'i', long, requires = "grep")]
+    pub ignore_case: bool,
+    /// Print each log as its own block instead of one timeline.
+    #[arg(long)]
+    pub no_merge: bool,
+    /// Also the logs of processes no longer in the config.
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, Args)]
@@ -215,4 +233,22 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     }
     humantime::parse_duration(s)
         .map_err(|e| format!("`{s}` is not a duration ({e}); try 30s, 500ms, 2m"))
+}
+
+/// `10m` (that long ago), `30` (seconds ago) or an RFC 3339 time (`2026-12-02T16:49:22Z`,
+/// also without the zone, read as UTC).
+fn parse_when(s: &str) -> Result<std::time::SystemTime, String> {
+    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
+        return Ok(t);
+    }
+    let ago = parse_duration(s).map_err(|_| {
+        format!("`{s}` is neither a duration (30s, 10m, 2h) nor a time (2026-12-02T16:49:22Z)")
+    })?;
+    Ok(crate::logs::cutoff(ago))
+}
+
+fn parse_regex(s: &str) -> Result<String, String> {
+    regex::Regex::new(s)
+        .map(|_| s.to_owned())
+        .map_err(|e| format!("`{s}` is not a regular expression: {e}"))
 }

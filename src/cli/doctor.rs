@@ -4,7 +4,8 @@
 //! Checks: stale registry records (a live state whose pid is gone or reused), stale pid
 //! files, tagged processes of this project that procs does not know (escapees, leftovers
 //! after a lost registry), zombies whose parent is our supervisor, declared ports held by
-//! processes outside this project, and a dead supervisor's socket.
+//! processes outside this project, a dead supervisor's socket, and empty cgroups left by a
+//! project whose supervisor is gone. It also says which membership mechanism is in use.
 //!
 //! Invariant: `--fix` acts only while it holds the supervisor lock — taken before anything
 //! is examined and held until every fix is done — and no supervisor holds the project's
@@ -21,6 +22,7 @@ use super::out::Out;
 use super::{launch, project};
 use crate::config::model::defaults;
 use crate::error::exit;
+use crate::membership::Membership;
 use crate::paths::Paths;
 use crate::platform;
 use crate::registry::{self, Loaded, ProcState};
@@ -98,13 +100,44 @@ pub fn doctor(global: &Global, out: &Out, fix_requested: bool) -> anyhow::Result
             }
         }
     }
-    // Tagged processes nobody knows: process names with no verified record.
+    let supervisor = registry
+        .as_ref()
+        .and_then(|r| r.supervisor.as_ref())
+        .filter(|s| platform::is_alive_same(s.pid, s.start_time, &s.boot_id))
+        .map(|s| s.pid);
+    let (membership, warnings) = Membership::for_cli(
+        &paths.project_id,
+        registry.as_ref().and_then(|r| r.cgroup.as_deref()),
+        supervisor,
+        registry
+            .as_ref()
+            .map(registry::Registry::current_lineage)
+            .unwrap_or_default(),
+    );
+    for warning in warnings {
+        findings.push(Finding {
+            what: warning,
+            fixed: None,
+        });
+    }
+    // Members nobody supervises: tagged processes, cgroup members and recorded descendants
+    // of process names with no verified record.
     let tagged = platform::tagged_processes(Some(&paths.project_id));
+    let table = platform::process_table();
     let mut unknown: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-    for t in &tagged {
-        let name = t.process.clone().unwrap_or_else(|| "?".to_owned());
-        if !known.contains(&name) {
-            unknown.entry(name).or_default().push(t.pid);
+    let mut names: BTreeSet<String> = tagged.iter().filter_map(|t| t.process.clone()).collect();
+    names.extend(membership.known_names());
+    for name in &names {
+        let supervised_name = supervisor.is_some()
+            && registry
+                .as_ref()
+                .is_some_and(|r| r.processes.contains_key(name));
+        if known.contains(name) || supervised_name {
+            continue;
+        }
+        let pids = membership.members_of(name, None, &tagged, &table);
+        if !pids.is_empty() {
+            unknown.insert(name.clone(), pids.into_iter().collect());
         }
     }
     for (name, pids) in &unknown {
@@ -119,6 +152,22 @@ pub fn doctor(global: &Global, out: &Out, fix_requested: bool) -> anyhow::Result
             ),
             fixed: None,
         });
+    }
+    let project_members = membership.members_of("", None, &tagged, &table);
+    let membership = Arc::new(membership);
+    // A stale cgroup: this project's, empty, with no supervisor to use it. (Another project's
+    // empty cgroup may belong to a supervisor that has not started anything yet: left alone.)
+    let mut stale_cgroups = Vec::new();
+    if supervisor.is_none()
+        && let Some(project) = membership.project_cgroup()
+        && platform::cgroup::exists(project)
+        && !platform::cgroup::is_populated(project)
+    {
+        findings.push(Finding {
+            what: format!("empty cgroup {} left behind", project.display()),
+            fixed: None,
+        });
+        stale_cgroups.push(project.to_path_buf());
     }
     // Zombies whose parent is our supervisor.
     if let Some(sup) = registry.as_ref().and_then(|r| r.supervisor.as_ref())
@@ -137,7 +186,9 @@ pub fn doctor(global: &Global, out: &Out, fix_requested: bool) -> anyhow::Result
         for spec in config.processes.values() {
             for port in &spec.ports {
                 for holder in platform::port_holders(port.port) {
-                    if holder.project_id.as_deref() == Some(paths.project_id.as_str()) {
+                    if holder.project_id.as_deref() == Some(paths.project_id.as_str())
+                        || holder.pid.is_some_and(|p| project_members.contains(&p))
+                    {
                         continue;
                     }
                     let who = holder.pid.map_or_else(
@@ -185,17 +236,48 @@ pub fn doctor(global: &Global, out: &Out, fix_requested: bool) -> anyhow::Result
             &unknown,
             stale_socket,
             &mut findings,
+            &membership,
         )?;
+        // This project's cgroup, emptied by the fixes above, goes too (no supervisor uses it).
+        if supervisor.is_none()
+            && let Some(project) = membership.project_cgroup()
+            && platform::cgroup::exists(project)
+            && !platform::cgroup::is_populated(project)
+            && !stale_cgroups.iter().any(|p| p.as_path() == project)
+        {
+            let _ = platform::cgroup::remove_project(project);
+        }
+        for path in &stale_cgroups {
+            let failed = platform::cgroup::remove_project(path);
+            let done = match failed.first() {
+                None => "removed".to_owned(),
+                Some((p, err)) => format!("cannot remove {}: {err}", p.display()),
+            };
+            if failed.is_empty() {
+                mark_finding(&mut findings, &path.display().to_string(), &done);
+            } else {
+                findings.push(Finding {
+                    what: done,
+                    fixed: None,
+                });
+            }
+        }
     }
+    let mechanism = membership.mechanism().describe();
     if out.json {
         let list: Vec<serde_json::Value> = findings
             .iter()
             .map(|f| serde_json::json!({ "problem": f.what, "fixed": f.fixed }))
             .collect();
-        println!("{}", serde_json::json!({ "findings": list }));
+        println!(
+            "{}",
+            serde_json::json!({ "membership": mechanism, "findings": list })
+        );
     } else if findings.is_empty() {
+        println!("{mechanism}");
         println!("no problems found");
     } else {
+        println!("{mechanism}");
         if report_only {
             println!(
                 "note: a supervisor runs for this project, so `--fix` only reports (the \
@@ -214,6 +296,15 @@ pub fn doctor(global: &Global, out: &Out, fix_requested: bool) -> anyhow::Result
     }
     let unfixed = findings.iter().any(|f| f.fixed.is_none());
     Ok(if unfixed { exit::FAILED } else { exit::OK })
+}
+
+fn mark_finding(findings: &mut [Finding], needle: &str, done: &str) {
+    for f in findings
+        .iter_mut()
+        .filter(|f| f.what.contains(needle) && f.fixed.is_none())
+    {
+        f.fixed = Some(done.to_owned());
+    }
 }
 
 /// Take the supervisor lock for a `--fix` run, if no supervisor lives: `None` when one holds
@@ -247,6 +338,7 @@ fn apply_fixes(
     unknown: &BTreeMap<String, Vec<i32>>,
     stale_socket: bool,
     findings: &mut [Finding],
+    membership: &Arc<Membership>,
 ) -> anyhow::Result<()> {
     let mark = |findings: &mut [Finding], needle: &str, done: String| {
         for f in findings
@@ -261,7 +353,7 @@ fn apply_fixes(
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let scanner = Arc::new(Scanner::default());
+        let scanner = Arc::new(Scanner::new(Arc::clone(membership)));
         for (name, pids) in unknown {
             let spec = config.and_then(|c| c.processes.get(name));
             let signal = spec.map_or(platform::Signal::TERM.number(), |s| s.stop_signal.number);

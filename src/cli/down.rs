@@ -17,6 +17,7 @@ use crate::config::graph::Graph;
 use crate::config::model::defaults;
 use crate::control::protocol::Request;
 use crate::error::{Error, exit};
+use crate::membership::Membership;
 use crate::paths::Paths;
 use crate::platform;
 use crate::registry::{self, Loaded, ProcState, Registry};
@@ -140,8 +141,21 @@ fn without_supervisor(
         }
     };
     let config = project::load(global).ok();
+    let (membership, warnings) = Membership::for_cli(
+        &paths.project_id,
+        registry.as_ref().and_then(|r| r.cgroup.as_deref()),
+        None,
+        registry
+            .as_ref()
+            .map(Registry::current_lineage)
+            .unwrap_or_default(),
+    );
+    for warning in warnings {
+        eprintln!("warning: {warning}");
+    }
     let tagged = platform::tagged_processes(Some(&paths.project_id));
     let mut all: BTreeSet<String> = tagged.iter().filter_map(|t| t.process.clone()).collect();
+    all.extend(membership.known_names());
     if let Some(reg) = &registry {
         all.extend(reg.processes.keys().cloned());
     }
@@ -185,7 +199,8 @@ fn without_supervisor(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let scanner = Arc::new(Scanner::default());
+    let membership = Arc::new(membership);
+    let scanner = Arc::new(Scanner::new(Arc::clone(&membership)));
     let project_id = paths.project_id.clone();
     let mut survivors: BTreeMap<String, Vec<i32>> = BTreeMap::new();
     runtime.block_on(async {
@@ -217,12 +232,43 @@ fn without_supervisor(
                 }
             }
         }
+        if names.is_empty() {
+            // Whatever no process claims (recorded orphans, leaves of removed processes).
+            let target = stop::Target {
+                project_id: &project_id,
+                name: "",
+                pid: None,
+                pgid: None,
+                signal: Some(platform::Signal::TERM.number()),
+                timeout: timeout.unwrap_or(defaults::STOP_TIMEOUT),
+            };
+            let report = stop::stop_tree(&target, None, &scanner).await;
+            if !report.survivors.is_empty() {
+                survivors.insert("(project)".to_owned(), report.survivors);
+            }
+        }
     });
+    if names.is_empty()
+        && survivors.is_empty()
+        && let Some(project) = membership.project_cgroup()
+    {
+        for (path, err) in platform::cgroup::remove_project(project) {
+            eprintln!(
+                "warning: cannot remove the cgroup {}: {err}",
+                path.display()
+            );
+        }
+    }
     let reg = registry.get_or_insert_with(|| {
         let project = config.as_ref().map_or_else(String::new, |c| c.name.clone());
         Registry::new(&project, &paths.project_dir, &paths.project_id)
     });
     reg.supervisor = None;
+    reg.lineage = membership.lineage();
+    if names.is_empty() {
+        reg.cgroup = None;
+        reg.lineage.clear();
+    }
     for name in &wanted {
         let _ = registry::write_pid_file(&paths.pid_file(name), None);
         let rec = reg.processes.entry(name.clone()).or_insert_with(|| {

@@ -4,7 +4,7 @@
 //! socket table (`platform::port_holders`), and "ours" from the `PROCS_PROJECT_ID` tags or the
 //! registry's verified pid of the declaring process. Read-only: nothing is signalled or written.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -12,6 +12,7 @@ use super::args::Global;
 use super::out::Out;
 use super::project;
 use crate::error::exit;
+use crate::membership::Membership;
 use crate::paths::Paths;
 use crate::platform::{self, PortHolder};
 use crate::ports::{self, Owner};
@@ -49,38 +50,67 @@ struct PortsJson {
 
 /// Classify with the tags, and with the registry's verified main pid of the declaring process
 /// (and of the others) for holders that carry no tag.
-fn classify(
-    h: &PortHolder,
-    project_id: &str,
-    process: &str,
-    verified: &BTreeMap<i32, String>,
-) -> Owner {
+fn classify(h: &PortHolder, project_id: &str, process: &str, members: &Members) -> Owner {
     let by_tag = ports::owner(h, project_id, process);
     if by_tag != Owner::Foreign {
         return by_tag;
     }
-    match h.pid.and_then(|pid| verified.get(&pid)) {
+    let Some(pid) = h.pid else {
+        return Owner::Foreign;
+    };
+    match members.by_pid.get(&pid) {
         Some(name) if name == process => Owner::Own,
         Some(_) => Owner::Project,
+        None if members.project.contains(&pid) => Owner::Project,
         None => Owner::Foreign,
     }
 }
 
-fn verified_pids(paths: &Paths) -> BTreeMap<i32, String> {
-    match registry::load(&paths.state_file, false) {
-        Ok(Loaded::Ok(reg)) => reg
-            .processes
-            .iter()
-            .filter_map(|(name, rec)| Some((rec.verified()?, name.clone())))
-            .collect(),
-        _ => BTreeMap::new(),
+/// The members of every process of the project (cgroup, lineage, verified main pids, tags).
+struct Members {
+    by_pid: BTreeMap<i32, String>,
+    project: BTreeSet<i32>,
+}
+
+fn members(paths: &Paths, names: &[String]) -> Members {
+    let reg = match registry::load(&paths.state_file, false) {
+        Ok(Loaded::Ok(reg)) => Some(reg),
+        _ => None,
+    };
+    let supervisor = reg
+        .as_ref()
+        .and_then(|r| r.supervisor.as_ref())
+        .filter(|s| platform::is_alive_same(s.pid, s.start_time, &s.boot_id))
+        .map(|s| s.pid);
+    let (membership, _) = Membership::for_cli(
+        &paths.project_id,
+        reg.as_ref().and_then(|r| r.cgroup.as_deref()),
+        supervisor,
+        reg.as_ref()
+            .map(registry::Registry::current_lineage)
+            .unwrap_or_default(),
+    );
+    let tagged = platform::tagged_processes(Some(&paths.project_id));
+    let table = platform::process_table();
+    let mut by_pid = BTreeMap::new();
+    for name in names {
+        let main = reg
+            .as_ref()
+            .and_then(|r| r.processes.get(name))
+            .and_then(registry::ProcessRecord::verified);
+        for pid in membership.members_of(name, main, &tagged, &table) {
+            by_pid.insert(pid, name.clone());
+        }
     }
+    let project = membership.members_of("", None, &tagged, &table);
+    Members { by_pid, project }
 }
 
 pub fn ports(global: &Global, out: &Out) -> anyhow::Result<i32> {
     let config = project::load(global)?;
     let paths = Paths::new(&config.project_dir);
-    let verified = verified_pids(&paths);
+    let names: Vec<String> = config.processes.keys().cloned().collect();
+    let members = members(&paths, &names);
     let mut rows = Vec::new();
     for spec in config.processes.values() {
         for port in &spec.ports {
@@ -93,7 +123,7 @@ pub fn ports(global: &Global, out: &Out) -> anyhow::Result<i32> {
                 holders: holders
                     .into_iter()
                     .map(|h| HolderJson {
-                        owner: classify(&h, &paths.project_id, &spec.name, &verified),
+                        owner: classify(&h, &paths.project_id, &spec.name, &members),
                         pid: h.pid,
                         uid: h.uid,
                         user: h.user,

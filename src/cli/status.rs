@@ -79,6 +79,38 @@ fn effective(
     (rec.state, rec.reason.clone(), verified)
 }
 
+/// Records for the live processes tagged with this project's id, one per process name:
+/// its main pid is the tagged one whose parent is not tagged with the same name.
+fn found_by_tags(paths: &crate::paths::Paths) -> std::collections::BTreeMap<String, ProcessRecord> {
+    let tagged = platform::tagged_processes(Some(&paths.project_id));
+    let boot_id = platform::boot_id();
+    let mut found = std::collections::BTreeMap::new();
+    for t in &tagged {
+        let Some(name) = t.process.as_deref() else {
+            continue;
+        };
+        let parent_same = tagged
+            .iter()
+            .any(|p| p.pid == t.ppid && p.process.as_deref() == Some(name));
+        if parent_same {
+            continue;
+        }
+        let mut rec = ProcessRecord::new(ProcState::Running, paths.log_file(name));
+        rec.reason = Some("found by its tags: the registry is missing".to_owned());
+        rec.pid = Some(t.pid);
+        rec.pgid = Some(t.pgid);
+        rec.start_time = Some(t.start_time);
+        rec.boot_id = Some(boot_id.to_owned());
+        let keep = found
+            .get(name)
+            .is_none_or(|old: &ProcessRecord| old.pid.is_some_and(|p| t.pid < p));
+        if keep {
+            found.insert(name.to_owned(), rec);
+        }
+    }
+    found
+}
+
 fn uptime(started_at: Option<&str>) -> String {
     let Some(started) = started_at.and_then(|s| humantime::parse_rfc3339(s).ok()) else {
         return "-".to_owned();
@@ -105,7 +137,14 @@ fn bytes(n: u64) -> String {
 pub fn status(global: &Global, out: &Out, names: &[String]) -> anyhow::Result<i32> {
     let project = project::locate(global)?;
     let paths = &project.paths;
-    let registry = match registry::load(&paths.state_file, false)? {
+    let loaded = registry::load(&paths.state_file, false).map_err(|source| {
+        crate::error::Error::RegistryUnreadable {
+            path: paths.state_file.clone(),
+            source,
+        }
+    })?;
+    let lost = !matches!(loaded, Loaded::Ok(_));
+    let mut registry = match loaded {
         Loaded::Ok(reg) => reg,
         Loaded::Missing => Registry::new(
             paths
@@ -125,6 +164,13 @@ pub fn status(global: &Global, out: &Out, names: &[String]) -> anyhow::Result<i3
             Registry::new("", &paths.project_dir, &paths.project_id)
         }
     };
+    // Without a registry, the processes still carry their tags: find them, never claim
+    // that nothing runs.
+    if lost {
+        for (name, rec) in found_by_tags(paths) {
+            registry.processes.entry(name).or_insert(rec);
+        }
+    }
     let recorded = registry.processes.keys().cloned().collect();
     project::check_names(&project.file, names, &recorded, || {
         project::load_file(&project)

@@ -27,7 +27,11 @@
 //!   ([`ensure_private_dir`]), and the uid at the other end of a socket ([`peer_uid`]);
 //! - `singleton`: abstract Unix sockets ([`bind_abstract`], [`connect_abstract`]) and
 //!   [`Removal`] of a directory — one supervisor per project even when `.procs/` is deleted;
-//! - `fds`: inherited descriptors made close-on-exec ([`cloexec_inherited`]).
+//! - `cgroup` (used as `platform::cgroup::…`): the project's cgroup v2 — detection, one leaf per
+//!   process, placement before exec, members, `cgroup.kill`, removal;
+//! - `fds`: inherited descriptors made close-on-exec ([`cloexec_inherited`]);
+//! - `announce`: the child's own `[procs] … started pid N` line, written before `exec`
+//!   ([`announce_before_exec`]).
 //!
 //! What it must not do: keep state beyond caches of values that cannot change while the process
 //! lives (boot id, clock tick rate, page size), spawn processes, or decide policy (which process
@@ -44,6 +48,8 @@
 #[cfg(not(target_os = "linux"))]
 compile_error!("procs supports Linux only for now: src/platform/ is where a port starts");
 
+mod announce;
+pub mod cgroup;
 mod fds;
 mod locks;
 mod pidfd;
@@ -59,6 +65,7 @@ mod tags;
 mod test_support;
 mod usage;
 
+pub use announce::*;
 pub use fds::*;
 pub use locks::*;
 pub use pidfd::*;

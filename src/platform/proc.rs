@@ -189,6 +189,14 @@ fn all_stats() -> Vec<ProcStat> {
         .collect()
 }
 
+/// `/proc/PID/stat` of every live (non-zombie, non-kernel) process: one whole-table scan,
+/// for callers that walk the tree several ways (`crate::membership`).
+pub fn process_table() -> Vec<ProcStat> {
+    let mut stats = all_stats();
+    stats.retain(|s| !s.is_zombie() && !s.kernel_thread);
+    stats
+}
+
 /// Every live (non-zombie) descendant of `roots`, found by a ppid walk over `/proc`. The roots
 /// themselves are not included. Processes that were re-parented away from the tree (to init or
 /// a subreaper) are not found this way: that is what the `PROCS_PROJECT_ID` tag is for.

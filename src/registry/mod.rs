@@ -201,9 +201,28 @@ pub struct Registry {
     pub supervisor: Option<SupervisorRecord>,
     #[serde(default)]
     pub processes: BTreeMap<String, ProcessRecord>,
+    /// The project cgroup the supervisor placed its processes in (cgroup mechanism).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<PathBuf>,
+    /// Descendants the supervisor saw (lineage mechanism), by process name (`""`: the
+    /// project's, unattributed), each verified by its start time before use.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub lineage: crate::membership::Lineage,
+    /// The boot the lineage belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lineage_boot_id: Option<String>,
 }
 
 impl Registry {
+    /// The recorded lineage, empty unless it was recorded during the current boot.
+    pub fn current_lineage(&self) -> crate::membership::Lineage {
+        if self.lineage_boot_id.as_deref() == Some(platform::boot_id()) {
+            self.lineage.clone()
+        } else {
+            BTreeMap::new()
+        }
+    }
+
     pub fn new(project: &str, project_dir: &Path, project_id: &str) -> Self {
         Self {
             schema_version: SCHEMA_VERSION,
@@ -212,12 +231,19 @@ impl Registry {
             project_id: project_id.to_owned(),
             supervisor: None,
             processes: BTreeMap::new(),
+            cgroup: None,
+            lineage: BTreeMap::new(),
+            lineage_boot_id: None,
         }
     }
 }
 
 /// What loading found.
 #[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one value per load; boxing would touch every reader"
+)]
 pub enum Loaded {
     /// No registry yet.
     Missing,

@@ -38,6 +38,8 @@ pub struct ProbeTask {
     pub log_offset: u64,
     /// The process's own pid (its tree must own the listener of a port check).
     pub pid: i32,
+    /// Who the process's members are (a daemon's listener is its own too).
+    pub scanner: Arc<crate::stop::Scanner>,
 }
 
 /// What a process is checked with, if anything.
@@ -131,11 +133,23 @@ async fn probe_once(task: &ProbeTask, limit: Duration, log: &mut LogState) -> Ve
     }
 }
 
+/// Do the process's members (its cgroup, lineage, tags) hold a listener on `port`?
+fn members_hold(task: &ProbeTask, port: u16) -> bool {
+    let members = task.scanner.members_of(
+        &task.ctx.project_id,
+        &task.spec.name,
+        Some(task.pid),
+        tokio::time::Instant::now(),
+    );
+    let pids: Vec<i32> = members.into_iter().collect();
+    platform::pid_set_holds_port(&pids, port)
+}
+
 /// A check on one of the process's declared ports passes only if the listener belongs to the
 /// process's own tree: an impostor holding the port never makes the process healthy.
 fn own_listener(task: &ProbeTask, port: u16) -> Verdict {
     let declared = task.spec.ports.iter().any(|p| p.port == port);
-    if !declared || platform::tree_holds_port(task.pid, port) {
+    if !declared || platform::tree_holds_port(task.pid, port) || members_hold(task, port) {
         Verdict::Pass
     } else {
         Verdict::Fail(format!(

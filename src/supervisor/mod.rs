@@ -4,13 +4,15 @@
 //! socket, the reaper, the actors (through the orchestrator) and the registry writes.
 //! Startup order matters: lock → subreaper → socket → registry → "ready" to the
 //! launcher → serve. Shutdown (full `down`, SIGTERM or SIGINT): stop every process,
-//! write the registry without a supervisor, remove the socket, exit.
+//! write the registry without a supervisor, remove the socket, exit. SIGHUP is ignored
+//! (logged): a changed config is applied by `procs up`.
 //! The CLI never imports this module; both sides share `config`, `control`,
 //! `registry`, `paths`, `stop` and `platform`.
 
 mod adopt;
 mod backoff;
 mod health;
+mod machine;
 mod orchestrator;
 mod ports;
 mod reaper;
@@ -31,6 +33,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, broadcast};
 
 use crate::control::{BUSY_LINE, READY_LINE};
+use crate::membership::{Mechanism, Membership};
 use crate::paths::Paths;
 use crate::platform;
 use crate::registry::{self, SupervisorRecord};
@@ -233,10 +236,15 @@ async fn serve(
     let (events, _) = broadcast::channel(4096);
     let boot_id = platform::boot_id().to_owned();
     let paths = Arc::new(paths);
+    let lineage = match registry::load(&paths.state_file, false) {
+        Ok(registry::Loaded::Ok(reg)) => reg.current_lineage(),
+        _ => crate::membership::Lineage::new(),
+    };
+    let membership = Arc::new(Membership::for_supervisor(&paths.project_id, lineage));
     let shared = Arc::new(service::Shared {
         paths: Arc::clone(&paths),
         reaper,
-        scanner: Arc::new(Scanner::default()),
+        scanner: Arc::new(Scanner::new(Arc::clone(&membership))),
         events,
         dirty: Arc::new(Notify::new()),
         boot_id: boot_id.clone(),
@@ -280,8 +288,16 @@ async fn serve(
     let _ = stdout.flush();
     let log = spawn::open_log(&paths.supervisor_log)?;
     platform::redirect_stdio(&log)?;
+    let mut extra_lineage = None;
     init_tracing();
     tracing::info!(pid, "supervisor started");
+    tracing::info!("{}", membership.mechanism().describe());
+    if matches!(membership.mechanism(), Mechanism::Lineage { .. }) {
+        extra_lineage = Some(tokio::spawn(record_lineage(
+            Arc::clone(&orch),
+            Arc::clone(&membership),
+        )));
+    }
     for note in adopt_notes {
         tracing::warn!("{note}");
     }
@@ -305,16 +321,26 @@ async fn serve(
                 tokio::select! {
                     _ = term.recv() => break,
                     _ = int.recv() => break,
-                    _ = hup.recv() => {}
+                    // Detached in its own session, the supervisor has no terminal whose
+                    // hangup could concern it; reloading is `procs up`'s job (it shows
+                    // what changes). So SIGHUP is logged and otherwise ignored.
+                    _ = hup.recv() => tracing::info!(
+                        "SIGHUP received: ignored (run `procs up` to apply a changed procs.yaml)"
+                    ),
                 }
             }
             tracing::info!("signal received: stopping every process");
-            let (tx, _rx) = tokio::sync::mpsc::channel(1);
+            // Nobody follows this stop's progress: with the receiver dropped, each progress
+            // message is discarded at once (a kept, unread receiver filled up and blocked
+            // the stop forever).
+            let (tx, rx) = tokio::sync::mpsc::channel(1);
+            drop(rx);
             let _ = orch.stop(&[], None, true, &tx).await;
             orch.shutdown.notify_one();
         })
     };
     let mut extra = Vec::new();
+    extra.extend(extra_lineage);
     if let Some(singleton) = singleton {
         extra.push(serve_also(singleton, &orch)?);
     }
@@ -331,9 +357,39 @@ async fn serve(
         *record = None;
     }
     orch.save_now();
+    if let Some(project) = membership.project_cgroup() {
+        for (path, err) in platform::cgroup::remove_project(project) {
+            tracing::warn!("cannot remove the cgroup {}: {err}", path.display());
+        }
+    }
     let _ = fs::remove_file(&paths.socket);
     tracing::info!("supervisor stopped");
     Ok(())
+}
+
+/// How often the lineage mechanism looks for new descendants.
+const LINEAGE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Without a cgroup: record the descendants of every process (and the orphans re-parented to
+/// the supervisor, the subreaper) so that a command run after a supervisor SIGKILL still
+/// finds them in the registry.
+async fn record_lineage(orch: Arc<orchestrator::Orchestrator>, membership: Arc<Membership>) {
+    loop {
+        tokio::time::sleep(LINEAGE_INTERVAL).await;
+        let mains = orch.mains();
+        let m = Arc::clone(&membership);
+        let changed = tokio::task::spawn_blocking(move || {
+            let table = platform::process_table();
+            m.record(&mains, &table, |pid| {
+                platform::environ_map(pid)?.remove(crate::env_vars::ENV_PROCESS)
+            })
+        })
+        .await
+        .unwrap_or(false);
+        if changed {
+            orch.mark_dirty();
+        }
+    }
 }
 
 fn init_tracing() {

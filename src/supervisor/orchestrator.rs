@@ -55,25 +55,7 @@ pub struct Orchestrator {
 
 use crate::plan::config_hash;
 
-fn is_ready(spec: &Process, s: &Status) -> bool {
-    if spec.oneshot {
-        return s.state == ProcState::Completed;
-    }
-    if service::has_health(spec) {
-        s.state == ProcState::Healthy
-    } else {
-        matches!(s.state, ProcState::Running | ProcState::Healthy)
-    }
-}
-
-/// Settled without being ready (the actors acknowledged their `Start` before anyone
-/// waits, so `stopped` here means stopped since).
-fn is_settled_bad(s: &Status) -> bool {
-    matches!(
-        s.state,
-        ProcState::Failed | ProcState::Exited | ProcState::Stopped
-    )
-}
+use super::machine::{is_ready, settled_bad as is_settled_bad};
 
 impl Orchestrator {
     pub fn new(shared: Arc<Shared>, project: String, project_id: String) -> Arc<Self> {
@@ -123,6 +105,24 @@ impl Orchestrator {
                 tokio::time::sleep(WRITE_INTERVAL).await;
             }
         });
+    }
+
+    /// Ask the registry writer for a write (something outside the actors changed).
+    pub fn mark_dirty(&self) {
+        self.shared.dirty.notify_one();
+    }
+
+    /// The main pid of every process that runs, for the lineage record.
+    pub fn mains(&self) -> Vec<(String, i32)> {
+        self.services
+            .lock()
+            .map(|services| {
+                services
+                    .iter()
+                    .filter_map(|(name, h)| Some((name.clone(), h.status.borrow().pid?)))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Write the registry now (used at startup and shutdown).
@@ -204,6 +204,14 @@ impl Orchestrator {
                     .entry(name.clone())
                     .or_insert_with(|| a.record.clone());
             }
+        }
+        let membership = self.shared.scanner.membership();
+        reg.cgroup = membership
+            .project_cgroup()
+            .map(std::path::Path::to_path_buf);
+        reg.lineage = membership.lineage();
+        if !reg.lineage.is_empty() {
+            reg.lineage_boot_id = Some(self.shared.boot_id.clone());
         }
         (seq, reg)
     }
@@ -457,17 +465,30 @@ impl Orchestrator {
                 continue;
             };
             let s = h.status.borrow();
-            outcome.processes.push(ProcessOutcome {
-                name: name.clone(),
-                state: s.state,
-                reason: s
+            let ok = ok(&h.spec, &s);
+            // Not ready after an exit: that exit is the news, whatever the restart policy
+            // does next (it goes on in the background; `status` shows it).
+            let early = s.early_exit.as_ref().filter(|_| !ok);
+            let reason = match early {
+                Some(e) if s.state.is_live() || s.state == ProcState::Backoff => Some(format!(
+                    "{} before it was ready (restarting in the background)",
+                    e.reason
+                )),
+                Some(e) if s.reason.is_none() => Some(format!("{} before it was ready", e.reason)),
+                _ => s
                     .reason
                     .clone()
                     .or_else(|| s.waiting_for.clone().map(|w| format!("waiting for {w}"))),
+            };
+            outcome.processes.push(ProcessOutcome {
+                name: name.clone(),
+                state: s.state,
+                reason,
                 pid: s.pid,
-                ok: ok(&h.spec, &s),
+                ok,
                 port_conflict: s.port_conflict,
                 log: self.shared.paths.log_file(name).display().to_string(),
+                log_from: early.map(|e| e.log_offset),
             });
         }
         outcome
@@ -577,7 +598,6 @@ impl Orchestrator {
                             services.get(&d.name).map(|dh| DepWatch {
                                 name: d.name.clone(),
                                 condition: d.condition,
-                                has_health: service::has_health(&dh.spec),
                                 rx: dh.status.clone(),
                             })
                         })
@@ -674,13 +694,15 @@ impl Orchestrator {
         notes
     }
 
-    /// Stop a process procs found running but has no actor for (verified whole tree).
+    /// Stop a process procs found running but has no actor for (verified whole tree); the
+    /// name `""` with pid 0 stops every member of the project no process claims.
     async fn stop_unknown(&self, name: &str, pid: i32, spec: Option<&Process>) {
+        let pid = (pid > 0).then_some(pid);
         let target = crate::stop::Target {
             project_id: &self.shared.paths.project_id,
             name,
-            pid: Some(pid),
-            pgid: Some(pid),
+            pid,
+            pgid: pid,
             signal: Some(spec.map_or(crate::platform::Signal::TERM.number(), |s| {
                 s.stop_signal.number
             })),
@@ -689,7 +711,9 @@ impl Orchestrator {
             }),
         };
         let report = crate::stop::stop_tree(&target, None, &self.shared.scanner).await;
-        let _ = registry::write_pid_file(&self.shared.paths.pid_file(name), None);
+        if !name.is_empty() {
+            let _ = registry::write_pid_file(&self.shared.paths.pid_file(name), None);
+        }
         if !report.survivors.is_empty() {
             tracing::warn!(name, survivors = ?report.survivors, "processes survived the stop");
         }
@@ -778,6 +802,11 @@ impl Orchestrator {
                 }
             }
         }
+        if names.is_empty() {
+            // What no process can claim any more (orphans re-parented to the supervisor,
+            // leaves of processes the config no longer names) goes with the stack.
+            self.stop_unknown("", 0, None).await;
+        }
         // The last changes (the final `stopped`) may still be queued: show them too.
         while let Ok(ev) = events.try_recv() {
             if targets.contains(&ev.name) {
@@ -792,10 +821,18 @@ impl Orchestrator {
             .collect();
         let mut outcome = self.outcome(&order, |_, s| !s.state.is_live() && s.pid.is_none());
         for p in &mut outcome.processes {
-            if let Some(o) = outcomes.get(&p.name)
-                && !o.survivors.is_empty()
-            {
+            let Some(o) = outcomes.get(&p.name) else {
+                continue;
+            };
+            if !o.survivors.is_empty() {
                 p.ok = false;
+            }
+            if let Some(after) = o.killed_after {
+                outcome.notes.push(format!(
+                    "{}: killed after the {} stop timeout",
+                    p.name,
+                    humantime::format_duration(after)
+                ));
             }
         }
         self.save_now();

@@ -108,6 +108,11 @@ fn plan_port(
     let conflict = || Conflict {
         reason: ports::held_message(port, holders),
     };
+    let since = tokio::time::Instant::now();
+    let mine = pf
+        .scanner
+        .members_of(pf.project_id, &pf.spec.name, None, since);
+    let project = pf.scanner.members_of(pf.project_id, "", None, since);
     let refused = |refusal: String| Conflict {
         reason: format!(
             "{}; {} {refusal}: stop it yourself",
@@ -123,7 +128,12 @@ fn plan_port(
             }
             return Err(conflict());
         };
-        match ports::owner(h, pf.project_id, &pf.spec.name) {
+        let owner = match ports::owner(h, pf.project_id, &pf.spec.name) {
+            Owner::Foreign if mine.contains(&pid) => Owner::Own,
+            Owner::Foreign if project.contains(&pid) => Owner::Project,
+            owner => owner,
+        };
+        match owner {
             Owner::Own => actions.push(Action::StopStale {
                 pid,
                 name: pf.spec.name.clone(),

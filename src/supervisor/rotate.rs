@@ -75,6 +75,13 @@
 //! and stats each touched log once, so a fast writer costs a bounded number of wakeups
 //! (the kernel merges identical queued events) and no work per byte. A policy change (a
 //! new `procs up`) and the end of a rotation re-check every known log.
+//!
+//! **Time index.** The same look appends the log's length and mtime to its index
+//! (`logs/index.rs`, docs/architecture.md *Time index*), at most once per
+//! [`GRANULARITY`] per log: a log that grew sooner is *pending* and recorded when its time is
+//! up (a timer, not a poll). A log's index is left alone while it rotates; the rotation
+//! splits it (step 5b: the copy's records to `NAME.log.1.idx`, the rest shifted) and the
+//! watcher reads its tip again afterwards.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{OsStr, OsString};
@@ -82,11 +89,14 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio::time::sleep_until;
 
 use crate::config::{Config, LogPolicy};
+use crate::logs::index::{self, GRANULARITY, Index, Tip, index_path, mtime_ms};
 use crate::logs::{rotated_path, rotation_temp_path};
 use crate::paths::Paths;
 use crate::platform::{self, DirEvents};
@@ -129,6 +139,7 @@ pub fn rotate_once(path: &Path, keep: u32) -> io::Result<Rotation> {
     let meta = log.metadata()?;
     if keep == 0 {
         log.set_len(0)?;
+        index::write(path, &[])?;
         return Ok(Rotation {
             moved: meta.len(),
             collapsed: false,
@@ -177,6 +188,8 @@ fn rotate_into(
             "a reader holds the log's lock (a stopped `procs logs`?): retrying later",
         ));
     };
+    // The index as it is now: the writer (the watcher) leaves it alone while we rotate.
+    let before = Index::load_for(path);
     shift(path, keep)?;
     // Named before the log loses anything: from here on a crash can duplicate, not lose.
     fs::rename(rotation_temp_path(path), rotated_path(path, 1))?;
@@ -188,6 +201,11 @@ fn rotate_into(
         copied += io::copy(log, copy)?;
         log.set_len(0)?;
     }
+    // Step 5b: the index follows the bytes (a crash before this leaves the live index
+    // pointing past the shortened log: readers then ignore it, see `logs/index.rs`).
+    let (front, back) = index::split(&before, copied);
+    index::write(&rotated_path(path, 1), &front)?;
+    index::write(path, &back)?;
     Ok(Rotation {
         moved: copied,
         collapsed,
@@ -201,8 +219,13 @@ fn shift(path: &Path, keep: u32) -> io::Result<()> {
         other => other,
     };
     ignore_missing(fs::remove_file(rotated_path(path, keep)))?;
+    ignore_missing(fs::remove_file(index_path(&rotated_path(path, keep))))?;
     for n in (1..keep).rev() {
         ignore_missing(fs::rename(rotated_path(path, n), rotated_path(path, n + 1)))?;
+        ignore_missing(fs::rename(
+            index_path(&rotated_path(path, n)),
+            index_path(&rotated_path(path, n + 1)),
+        ))?;
     }
     Ok(())
 }
@@ -225,6 +248,8 @@ pub fn start(paths: &Paths, policies: watch::Receiver<Policies>) -> io::Result<(
         policies,
         busy: BTreeSet::new(),
         jobs: JoinSet::new(),
+        tips: BTreeMap::new(),
+        pending: BTreeSet::new(),
     };
     tokio::spawn(rotator.run(events));
     Ok(())
@@ -238,6 +263,11 @@ struct Rotator {
     /// Logs with a rotation in flight (checked again when it ends).
     busy: BTreeSet<OsString>,
     jobs: JoinSet<(OsString, io::Result<Rotation>)>,
+    /// Each process log's index as last written, and when (forgotten after a rotation,
+    /// which rewrites the index).
+    tips: BTreeMap<OsString, (Tip, Instant)>,
+    /// Logs that grew within [`GRANULARITY`] of their last record: recorded when it ends.
+    pending: BTreeSet<OsString>,
 }
 
 impl Rotator {
@@ -254,7 +284,11 @@ impl Rotator {
                 // cost no longer grows with the writer's speed.
                 tokio::time::sleep(CHECK_PAUSE).await;
             }
+            let due = self.next_due();
             tokio::select! {
+                () = sleep_until(due), if !self.pending.is_empty() => {
+                    touched = std::mem::take(&mut self.pending);
+                }
                 found = events.next() => match found {
                     Ok(found) if found.overflow => touched = self.known_logs(),
                     Ok(found) => touched = found.names,
@@ -272,6 +306,8 @@ impl Rotator {
                 Some(joined) = self.jobs.join_next() => {
                     let Ok((name, result)) = joined else { continue };
                     self.busy.remove(&name);
+                    // The rotation rewrote the index: read its tip again.
+                    self.tips.remove(&name);
                     match result {
                         Ok(Rotation { moved, collapsed }) => tracing::info!(
                             "rotated {} ({}): {moved} bytes moved to the first copy",
@@ -309,7 +345,60 @@ impl Rotator {
         (file == self.supervisor_log).then_some(SUPERVISOR_POLICY)
     }
 
-    /// Rotate `file` on the blocking pool if it is over its limit.
+    /// When the first pending log is due for its next record.
+    fn next_due(&self) -> tokio::time::Instant {
+        let first = self
+            .pending
+            .iter()
+            .filter_map(|f| self.tips.get(f).map(|(_, at)| *at))
+            .min()
+            .unwrap_or_else(Instant::now);
+        (first + GRANULARITY).into()
+    }
+
+    /// Record the length of the process log `file` in its index (see the module docs).
+    fn index(&mut self, file: &OsString, path: &Path, meta: &fs::Metadata) {
+        let now = Instant::now();
+        let tip = match self.tips.get(file) {
+            Some(&(tip, at)) if meta.len() >= tip.last.offset => Some((tip, at)),
+            // Shrunk under us (truncated by someone else), or not opened yet.
+            _ => None,
+        };
+        let (tip, at) = match tip {
+            Some(found) => found,
+            None => match index::open_for_append(path) {
+                // Opening recorded what it found (conservatively, if it rebuilt).
+                Ok(tip) => (tip, now.checked_sub(GRANULARITY).unwrap_or(now)),
+                Err(err) => {
+                    tracing::debug!("cannot index {}: {err}", path.display());
+                    return;
+                }
+            },
+        };
+        if meta.len() == tip.last.offset {
+            self.tips.insert(file.clone(), (tip, at));
+            return;
+        }
+        // A little early is due: the timer that brings us here is not exact.
+        if now + std::time::Duration::from_millis(2) < at + GRANULARITY {
+            self.tips.insert(file.clone(), (tip, at));
+            self.pending.insert(file.clone());
+            return;
+        }
+        match index::append(path, tip, meta.len(), mtime_ms(meta)) {
+            Ok(tip) => {
+                self.tips.insert(file.clone(), (tip, now));
+            }
+            Err(err) => {
+                // Deleted or changed by someone else: opened (and rebuilt) next time.
+                tracing::debug!("cannot index {}: {err}", path.display());
+                self.tips.remove(file);
+                self.pending.insert(file.clone());
+            }
+        }
+    }
+
+    /// Index `file` and rotate it on the blocking pool if it is over its limit.
     fn check(&mut self, file: OsString) {
         let Some(policy) = self.policy(&file) else {
             return;
@@ -321,6 +410,9 @@ impl Rotator {
         let Ok(meta) = fs::metadata(&path) else {
             return;
         };
+        if file != self.supervisor_log {
+            self.index(&file, &path, &meta);
+        }
         if meta.len() <= policy.max_size {
             return;
         }
@@ -361,7 +453,47 @@ mod tests {
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();
-        assert_eq!(names, ["web.log", "web.log.1", "web.log.2"]);
+        assert_eq!(
+            names,
+            [
+                "web.log",
+                "web.log.1",
+                "web.log.1.idx",
+                "web.log.2",
+                "web.log.2.idx",
+                "web.log.idx"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_index_moves_with_the_bytes_it_times() {
+        use crate::logs::{Query, tail};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("web.log");
+        // 10 000 lines of 10 bytes, each thousand at its own time.
+        let mut text = String::new();
+        let mut records = Vec::new();
+        for n in 0..10_000u32 {
+            text.push_str(&format!("line {n:04}\n"));
+            if n % 1000 == 999 {
+                records.push(index::Record {
+                    offset: text.len() as u64,
+                    time: i64::from(n / 1000) * 1000,
+                });
+            }
+        }
+        write(&log, &text);
+        index::write(&log, &records).expect("index");
+        let before = tail(&log, &Query::last(20_000)).expect("tail");
+        let moved = rotate_once(&log, 2).expect("rotate").moved;
+        assert!(moved > 0);
+        assert!(index_path(&rotated_path(&log, 1)).exists());
+        let after = tail(&log, &Query::last(20_000)).expect("tail");
+        assert_eq!(
+            after, before,
+            "the same lines at the same times across the rotation"
+        );
     }
 
     #[test]

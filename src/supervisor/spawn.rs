@@ -4,7 +4,8 @@
 //! directory, the environment layers of SPEC §1 with the `PROCS_*` tags on top, the
 //! process group (every child leads its own), and the output: stdout and stderr are the
 //! log file itself, opened `O_APPEND`, so output never passes through the supervisor and
-//! keeps flowing when the supervisor dies.
+//! keeps flowing when the supervisor dies. Where the cgroup mechanism is in use
+//! ([`crate::membership`]), the child enters its process's cgroup before it runs the program.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -115,14 +116,26 @@ pub fn environment(spec: &Process, ctx: &Context) -> BTreeMap<String, String> {
 }
 
 /// Spawn `command` for `spec` in its own process group with output appended to `log`,
-/// and register it with the reaper before anything else can run.
+/// and register it with the reaper before anything else can run. With `cgroup` (the
+/// process's leaf), the child moves itself into it before it runs the program.
 pub fn spawn(
     spec: &Process,
     command: &Command,
     ctx: &Context,
     log: &Path,
     reaper: &Reaper,
+    cgroup: Option<&Path>,
 ) -> io::Result<Child> {
+    let placement = cgroup
+        .map(|leaf| {
+            platform::cgroup::Placement::open(leaf).map_err(|err| {
+                io::Error::new(
+                    err.kind(),
+                    format!("cannot use the cgroup {}: {err}", leaf.display()),
+                )
+            })
+        })
+        .transpose()?;
     let out = open_log(log)?;
     let err = out.try_clone()?;
     let env = environment(spec, ctx);
@@ -134,8 +147,17 @@ pub fn spawn(
         .stdout(out)
         .stderr(err)
         .process_group(0);
+    if let Some(placement) = &placement {
+        placement.apply(&mut cmd);
+    }
+    platform::announce_before_exec(
+        &mut cmd,
+        format!("[procs] {} started pid ", crate::registry::now_rfc3339()),
+        "\n".to_owned(),
+    );
     let guard = reaper.begin_spawn();
     let child = cmd.spawn()?;
+    drop(placement);
     let pid = child.id() as i32;
     let exit = reaper.watch(pid);
     drop(guard);

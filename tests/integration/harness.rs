@@ -628,7 +628,49 @@ impl Project {
                 let _ = child.wait();
             }
         }
-        self.kill_survivors(self.teardown_grace)
+        let mut survivors = self.kill_survivors(self.teardown_grace);
+        survivors.extend(self.clear_cgroup());
+        survivors
+    }
+
+    /// The project cgroup the registry names: whatever is still in it survived (untagged
+    /// members too: a daemon that rewrote its environment); it is killed and the cgroups are
+    /// removed, so that no test leaves a `procs-*` cgroup behind.
+    fn clear_cgroup(&self) -> Vec<(i32, String)> {
+        let Some(cgroup) = fs::read(self.state_dir().join("state.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["cgroup"].as_str().map(PathBuf::from))
+        else {
+            return Vec::new();
+        };
+        let leaves: Vec<PathBuf> = fs::read_dir(&cgroup)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.join("cgroup.procs").is_file())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut survivors = Vec::new();
+        for leaf in &leaves {
+            let pids = fs::read_to_string(leaf.join("cgroup.procs")).unwrap_or_default();
+            for pid in pids.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                survivors.push((pid, pid_cmdline(pid)));
+            }
+            let _ = fs::write(leaf.join("cgroup.kill"), "1");
+        }
+        let start = Instant::now();
+        for leaf in &leaves {
+            while fs::remove_dir(leaf).is_err()
+                && leaf.exists()
+                && start.elapsed() < Duration::from_secs(5)
+            {
+                thread::sleep(Duration::from_millis(10));
+            }
+        }
+        let _ = fs::remove_dir(&cgroup);
+        survivors
     }
 }
 

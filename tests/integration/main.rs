@@ -9,11 +9,13 @@ mod errors;
 mod harness;
 mod health;
 mod lifecycle;
+mod log_times;
 mod logs;
 mod ports;
 mod recovery;
 mod security;
 mod subscribe;
+mod truths;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

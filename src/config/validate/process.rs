@@ -40,6 +40,7 @@ pub(crate) fn with_defaults(p: RawProcess, d: &RawProcess) -> RawProcess {
         backoff: p.backoff.or_else(|| d.backoff.clone()),
         max_restarts: p.max_restarts.or(d.max_restarts),
         min_uptime: p.min_uptime.or(d.min_uptime),
+        ready_after: p.ready_after.or(d.ready_after),
         oneshot: p.oneshot.or(d.oneshot),
         success_exit_codes: p
             .success_exit_codes
@@ -220,6 +221,7 @@ impl Ctx<'_> {
             backoff,
             max_restarts: p.max_restarts.unwrap_or(defaults::MAX_RESTARTS),
             min_uptime: p.min_uptime.unwrap_or(defaults::MIN_UPTIME),
+            ready_after: p.ready_after.unwrap_or(defaults::READY_AFTER),
             oneshot,
             success_exit_codes,
             stop_signal,
