@@ -65,7 +65,7 @@ pub enum Command {
     /// ports and a dead supervisor's leftovers; `--fix` cleans them.
     Doctor(DoctorArgs),
     /// Every project on this machine with a registry, and what runs there.
-    Ls,
+    Ls(LsArgs),
     /// Declared ports: listening or not, and who holds them (pid, user, command, ours or
     /// foreign). Works without a supervisor.
     Ports,
@@ -91,7 +91,7 @@ impl Command {
                 | Self::Logs(_)
                 | Self::Config
                 | Self::Graph(_)
-                | Self::Ls
+                | Self::Ls(_)
                 | Self::Ports
                 | Self::Schema
                 | Self::Completions(_)
@@ -191,6 +191,13 @@ pub struct LogsArgs {
     #[arg(long)]
     pub no_merge: bool,
     /// Also the logs of processes no longer in the config.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Also list projects whose directory is gone and where nothing runs.
     #[arg(long)]
     pub all: bool,
 }

@@ -1,4 +1,8 @@
 //! `procs ls`: every project on this machine with a registry, and what runs there.
+//!
+//! Projects whose registry is gone are dropped from the index (`index::prune`); a project
+//! whose directory is gone while its registry lives on (a state dir outside the project) is
+//! hidden unless `--all` or something of it still runs, and then marked `gone`.
 
 use serde::Serialize;
 
@@ -16,9 +20,11 @@ struct Row {
     supervisor_pid: Option<i32>,
     running: usize,
     processes: usize,
+    /// The project directory no longer exists.
+    gone: bool,
 }
 
-pub fn ls(out: &Out) -> i32 {
+pub fn ls(out: &Out, all: bool) -> i32 {
     let _ = index::prune();
     let mut rows = Vec::new();
     for entry in index::load() {
@@ -30,6 +36,15 @@ pub fn ls(out: &Out) -> i32 {
             .as_ref()
             .filter(|s| platform::is_alive_same(s.pid, s.start_time, &s.boot_id))
             .map(|s| s.pid);
+        let running = reg
+            .processes
+            .values()
+            .filter(|r| r.verified().is_some())
+            .count();
+        let gone = !entry.project_dir.is_dir();
+        if gone && !all && supervisor_pid.is_none() && running == 0 {
+            continue;
+        }
         rows.push(Row {
             name: if reg.project.is_empty() {
                 entry.name.clone()
@@ -39,12 +54,9 @@ pub fn ls(out: &Out) -> i32 {
             project_dir: entry.project_dir.display().to_string(),
             supervisor_running: supervisor_pid.is_some(),
             supervisor_pid,
-            running: reg
-                .processes
-                .values()
-                .filter(|r| r.verified().is_some())
-                .count(),
+            running,
             processes: reg.processes.len(),
+            gone,
         });
     }
     if out.json {
@@ -67,11 +79,12 @@ pub fn ls(out: &Out) -> i32 {
             .supervisor_pid
             .map_or_else(|| "stopped".to_owned(), |p| format!("pid {p}"));
         println!(
-            "{:<width$}  {:<11} {:>8}  {}",
+            "{:<width$}  {:<11} {:>8}  {}{}",
             r.name,
             sup,
             format!("{}/{}", r.running, r.processes),
-            r.project_dir
+            r.project_dir,
+            if r.gone { " (directory gone)" } else { "" }
         );
     }
     exit::OK

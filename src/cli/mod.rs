@@ -84,7 +84,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Config => config_cmd::config(global, &out),
         Command::Graph(args) => config_cmd::graph(global, args.format),
         Command::Doctor(args) => doctor::doctor(global, &out, args.fix),
-        Command::Ls => Ok(ls::ls(&out)),
+        Command::Ls(args) => Ok(ls::ls(&out, args.all)),
         Command::Ports => ports::ports(global, &out),
         Command::Schema => config_cmd::schema(),
         Command::Completions(args) => Ok(config_cmd::completions(args.shell)),

@@ -305,6 +305,49 @@ processes:
 }
 
 #[test]
+fn ls_hides_projects_whose_directory_is_gone_unless_all() {
+    let mut p = Project::new().config(TWO);
+    // A second project whose registry lives outside its directory, then the directory goes.
+    let other = p.path().join("other");
+    std::fs::create_dir(&other).expect("mkdir other");
+    std::fs::write(
+        other.join("procs.yaml"),
+        "processes:\n  a:\n    command: [sleep, '300']\n",
+    )
+    .expect("write other/procs.yaml");
+    let state = p.path().join("other-state");
+    let env = [("PROCS_STATE_DIR", state.to_str().expect("utf-8"))];
+    let file = other.join("procs.yaml");
+    let file = file.to_str().expect("utf-8");
+    p.procs_env(["-f", file, "up"], &env).success();
+    p.procs_env(["-f", file, "down"], &env).success();
+    let other = other
+        .canonicalize()
+        .expect("canonical")
+        .display()
+        .to_string();
+    std::fs::remove_dir_all(&other).expect("rm -rf other");
+    let listed = |args: &[&str]| {
+        p.procs(args).success().json()["projects"]
+            .as_array()
+            .expect("projects")
+            .iter()
+            .find(|e| e["project_dir"] == other.as_str())
+            .cloned()
+    };
+    assert_eq!(
+        listed(&["ls", "--json"]),
+        None,
+        "a gone directory is hidden"
+    );
+    let all = listed(&["ls", "--all", "--json"]).expect("--all lists it");
+    assert_eq!(all["gone"], true, "{all}");
+    let text = p.procs(["ls", "--all"]).success();
+    assert!(text.stdout.contains("(directory gone)"), "{}", text.stdout);
+    p.assert_no_survivors();
+}
+
+#[test]
 fn ls_lists_projects_with_their_state() {
     let mut p = Project::new().config(TWO);
     p.procs(["up"]).success();
