@@ -5,6 +5,7 @@
 
 mod architecture;
 mod cli;
+mod dashboard;
 mod errors;
 mod harness;
 mod health;
