@@ -150,6 +150,10 @@ pub enum Error {
     #[error("{} did not stop cleanly", names(bad))]
     NotStopped { bad: Vec<NotWhere>, details: String },
 
+    /// `procs ui` was started without a terminal to draw on.
+    #[error("`procs ui` needs a terminal, and {stream} is not one")]
+    NotATerminal { stream: &'static str },
+
     /// `down`/`stop` without a supervisor left processes alive.
     #[error("some processes survived the stop")]
     Survivors { survivors: Vec<(String, Vec<i32>)> },
@@ -190,6 +194,7 @@ impl Error {
             | Self::ConfigFileMissing { .. }
             | Self::Config(_)
             | Self::UnknownProcess { .. }
+            | Self::NotATerminal { .. }
             | Self::ListenNotLoopback { .. }
             | Self::UnknownProject { .. }
             | Self::BadRequest { .. } => exit::USAGE,
@@ -298,6 +303,10 @@ impl Error {
             ),
             Self::TimedOut { .. } => Some(
                 "raise it with `--timeout`, or check the health check with `procs logs`".to_owned(),
+            ),
+            Self::NotATerminal { .. } => Some(
+                "run it in a terminal; scripts can use `procs status --json` and `procs logs -f`"
+                    .to_owned(),
             ),
             _ => None,
         }

@@ -22,7 +22,7 @@ use crate::logs;
 use crate::paths::Paths;
 
 /// How long an action waits for readiness before answering with what it has.
-pub const ACTION_TIMEOUT: Duration = Duration::from_secs(60);
+pub const ACTION_TIMEOUT: Duration = Duration::from_mins(1);
 
 /// A project `procs ls` knows.
 #[derive(Debug, Clone, Serialize)]
@@ -358,7 +358,10 @@ mod tests {
     #[test]
     fn log_query_rejects_a_bad_regex_and_a_bad_duration_in_words() {
         let err = LogQuery::parse(None, Some("("), None).expect_err("bad regex");
-        assert!(err.to_string().contains("`grep` is not a regular expression"));
+        assert!(
+            err.to_string()
+                .contains("`grep` is not a regular expression")
+        );
         let err = LogQuery::parse(None, None, Some("soon")).expect_err("bad since");
         assert!(err.to_string().contains("`since` is not a duration"));
         let q = LogQuery::parse(Some(3), Some("^ab"), Some("90")).expect("good");

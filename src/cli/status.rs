@@ -12,6 +12,7 @@ use super::args::Global;
 use super::out::Out;
 use super::{project, render};
 use crate::error::exit;
+use crate::membership::Membership;
 use crate::paths::Paths;
 use crate::platform;
 use crate::registry::{self, Loaded, ProcState, ProcessRecord, Registry};
@@ -37,6 +38,8 @@ pub(super) struct ProcessJson {
     ports: Vec<u16>,
     cpu_percent: Option<f64>,
     memory_bytes: Option<u64>,
+    /// Live processes in the tree (the main one and every member).
+    processes: Option<usize>,
     log: String,
     next_restart_at: Option<String>,
 }
@@ -52,7 +55,7 @@ pub(super) struct StatusJson {
 
 /// A record as it really is: a live state whose pid does not check out is not running.
 /// `verified` is the recorded pid if the live process is the recorded one.
-fn effective(
+pub(super) fn effective(
     rec: &ProcessRecord,
     verified: Option<i32>,
     supervised: bool,
@@ -127,7 +130,7 @@ fn uptime(started_at: Option<&str>) -> String {
     }
 }
 
-fn bytes(n: u64) -> String {
+pub(super) fn bytes(n: u64) -> String {
     match n {
         n if n >= 1 << 30 => format!("{:.1}G", n as f64 / f64::from(1u32 << 30)),
         n if n >= 1 << 20 => format!("{:.1}M", n as f64 / f64::from(1u32 << 20)),
@@ -201,6 +204,19 @@ pub(super) fn collect(paths: &Paths, registry: &Registry, names: &[String]) -> S
         }
     }
     let mut usages = platform::verified_usages(&identities, boot_id).into_iter();
+    // CPU, memory and a process count are the whole tree's: every member, from one process
+    // table (no environment reads: the cgroup and the ancestry suffice for a live main pid).
+    let (membership, _) = Membership::for_cli(
+        &paths.project_id,
+        registry.cgroup.as_deref(),
+        supervisor_pid,
+        registry.current_lineage(),
+    );
+    let table = if identities.is_empty() {
+        Vec::new()
+    } else {
+        platform::process_table()
+    };
     let mut rows = Vec::with_capacity(selected.len());
     for (name, rec) in selected {
         let usage = match (rec.pid, rec.start_time, rec.boot_id.as_deref()) {
@@ -208,6 +224,22 @@ pub(super) fn collect(paths: &Paths, registry: &Registry, names: &[String]) -> S
             _ => None,
         };
         let verified = usage.and(rec.pid);
+        let mut count = None;
+        let usage = usage.map(|main| {
+            let members: Vec<i32> = membership
+                .members_of(name, verified, &[], &table)
+                .into_iter()
+                .filter(|p| Some(*p) != verified)
+                .collect();
+            count = Some(1 + members.len());
+            platform::usages(&members)
+                .into_iter()
+                .flatten()
+                .fold(main, |sum, u| platform::Usage {
+                    cpu_percent: sum.cpu_percent + u.cpu_percent,
+                    memory_bytes: sum.memory_bytes + u.memory_bytes,
+                })
+        });
         let (state, reason, pid) = effective(rec, verified, supervised);
         rows.push(ProcessJson {
             name: name.clone(),
@@ -225,6 +257,7 @@ pub(super) fn collect(paths: &Paths, registry: &Registry, names: &[String]) -> S
                 .as_ref()
                 .map(|u| (u.cpu_percent * 10.0).round() / 10.0),
             memory_bytes: usage.map(|u| u.memory_bytes),
+            processes: count,
             log: rec.log.display().to_string(),
             next_restart_at: rec
                 .next_restart_at

@@ -51,6 +51,13 @@ pub struct Process {
     #[serde(with = "human_duration", default = "defaults::ready_after")]
     pub ready_after: Duration,
     pub oneshot: bool,
+    /// The main process exits 0 after starting a daemon (`daemon: true`). Left out of the
+    /// serialized form (and so of the config hash) while false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub daemon: bool,
+    /// Where the daemon writes its pid (absolute), with `daemon: true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_file: Option<PathBuf>,
     pub success_exit_codes: Vec<i32>,
     pub stop_signal: Signal,
     #[serde(with = "human_duration")]

@@ -87,6 +87,13 @@ pub struct RawProcess {
     /// The process is expected to exit (success = an exit code in `success_exit_codes`).
     /// Default: false.
     pub oneshot: Option<bool>,
+    /// The program forks away on purpose (`Type=forking`): its main process exits 0 after
+    /// starting a daemon, and the process is running while that daemon lives (found through
+    /// its cgroup or ancestry, or `pid_file`). Default: false.
+    pub daemon: Option<bool>,
+    /// Where the daemon writes its pid (relative to the project directory); only with
+    /// `daemon: true`. The pid counts only if it is one of the process's members.
+    pub pid_file: Option<String>,
     /// Exit codes counted as success. Default: `[0]`.
     pub success_exit_codes: Option<Vec<i32>>,
     /// Signal sent to stop the process: a name (`SIGINT`, `INT`) or a number.

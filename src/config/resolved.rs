@@ -47,6 +47,9 @@ struct ResolvedProcess {
     min_uptime: String,
     ready_after: String,
     oneshot: bool,
+    daemon: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pid_file: Option<String>,
     success_exit_codes: Vec<i32>,
     stop_signal: String,
     stop_timeout: String,
@@ -187,6 +190,8 @@ fn process(p: &Process) -> ResolvedProcess {
         min_uptime: duration(p.min_uptime),
         ready_after: duration(p.ready_after),
         oneshot: p.oneshot,
+        daemon: p.daemon,
+        pid_file: p.pid_file.as_ref().map(|f| f.display().to_string()),
         success_exit_codes: p.success_exit_codes.clone(),
         stop_signal: p.stop_signal.name.clone(),
         stop_timeout: duration(p.stop_timeout),

@@ -357,6 +357,9 @@ async fn serve(
         *record = None;
     }
     orch.save_now();
+    // Orphans of the stack that exited during the last stop are our children (subreaper):
+    // reap them now, or they would linger as zombies under whatever inherits them.
+    let _ = platform::reap_any();
     if let Some(project) = membership.project_cgroup() {
         for (path, err) in platform::cgroup::remove_project(project) {
             tracing::warn!("cannot remove the cgroup {}: {err}", path.display());

@@ -50,6 +50,12 @@ pub struct Shared {
     pub spawn_slots: tokio::sync::Semaphore,
 }
 
+/// How long a `daemon: true` process's daemon (or its pid file) may take to appear after the
+/// main process exited 0.
+const DAEMON_WAIT: Duration = Duration::from_secs(10);
+/// How often the daemon's pid file is looked at meanwhile.
+const DAEMON_POLL: Duration = Duration::from_millis(20);
+
 /// A dependency as seen by a pending dependent.
 pub struct DepWatch {
     pub name: String,
@@ -177,6 +183,8 @@ struct Running {
     healthy_once: bool,
     fails_in_row: u32,
     start_deadline: Option<Instant>,
+    /// `daemon: true`: the main process exited 0 and `pid` is now its daemon.
+    daemonized: bool,
     /// Without a check: when it will have stayed up `ready_after`.
     ready_at: Option<Instant>,
 }
@@ -634,6 +642,7 @@ impl Actor {
             healthy_once: false,
             fails_in_row: 0,
             start_deadline,
+            daemonized: false,
             ready_at: None,
         }
     }
@@ -814,6 +823,7 @@ impl Actor {
                         healthy_once: false,
                         fails_in_row: 0,
                         start_deadline: None,
+                        daemonized: false,
                         ready_at: None,
                     },
                 );
@@ -826,6 +836,28 @@ impl Actor {
     }
 
     async fn on_exit(&mut self, mut run: Running, info: Option<ExitInfo>) -> Mode {
+        if self.spec.daemon && !run.daemonized && matches!(info, Some(ExitInfo::Code(0))) {
+            let main_start = self.status.borrow().start_time.unwrap_or(0);
+            if let Some((pid, start_time)) = self.find_daemon(main_start).await
+                && let Ok(Some(fd)) = PidFd::open(pid)
+                && crate::platform::is_alive_same(pid, start_time, &self.shared.boot_id)
+            {
+                self.event(&format!(
+                    "the main process exited 0; its daemon runs as pid {pid}"
+                ));
+                let pgid = crate::platform::stat(pid).map(|st| st.pgid);
+                self.set(|s| {
+                    s.pid = Some(pid);
+                    s.pgid = pgid;
+                    s.start_time = Some(start_time);
+                });
+                run.pid = pid;
+                run.exit = Exit::Adopted(fd);
+                run.daemonized = true;
+                return Mode::Running(run);
+            }
+            self.event("`daemon: true`, but the main process exited 0 and left no daemon");
+        }
         if let Some((join, _)) = run.probes.take() {
             join.abort();
         }
@@ -960,6 +992,62 @@ impl Actor {
                 });
                 Mode::Idle
             }
+        }
+    }
+
+    /// The daemon a `daemon: true` process started, once its main process (started at
+    /// `main_start`, in clock ticks) exited 0: the pid in `pid_file` when one is declared and
+    /// that pid is a member, else the oldest member. Members are the process's (cgroup,
+    /// lineage, tags) and, without a cgroup, the supervisor's untagged children started after
+    /// the main process (the daemon re-parented to the subreaper). Waits up to
+    /// [`DAEMON_WAIT`] for the pid file to name a member.
+    async fn find_daemon(&self, main_start: u64) -> Option<(i32, u64)> {
+        let deadline = Instant::now() + DAEMON_WAIT;
+        loop {
+            let scanner = Arc::clone(&self.shared.scanner);
+            let (project_id, name) = (self.ctx.project_id.clone(), self.spec.name.clone());
+            let pid_file = self.spec.pid_file.clone();
+            let found = tokio::task::spawn_blocking(move || {
+                let mut members = scanner.members_of(&project_id, &name, None, Instant::now());
+                let table = crate::platform::process_table();
+                let me = std::process::id() as i32;
+                if scanner.membership().project_cgroup().is_none() {
+                    members.extend(
+                        table
+                            .iter()
+                            .filter(|st| st.ppid == me && st.start_time >= main_start)
+                            .filter(|st| {
+                                crate::platform::environ_map(st.pid)
+                                    .is_none_or(|env| !env.contains_key(spawn::ENV_PROCESS))
+                            })
+                            .map(|st| st.pid),
+                    );
+                }
+                let start = |pid: i32| {
+                    table
+                        .iter()
+                        .find(|st| st.pid == pid)
+                        .map(|st| (pid, st.start_time))
+                };
+                match pid_file {
+                    Some(file) => std::fs::read_to_string(file)
+                        .ok()
+                        .and_then(|t| t.trim().parse::<i32>().ok())
+                        .filter(|pid| members.contains(pid))
+                        .and_then(start),
+                    None => members
+                        .iter()
+                        .filter_map(|&pid| start(pid))
+                        .min_by_key(|&(pid, st)| (st, pid)),
+                }
+            })
+            .await
+            .ok()
+            .flatten();
+            if found.is_some() || Instant::now() >= deadline {
+                return found;
+            }
+            tokio::time::sleep(DAEMON_POLL).await;
         }
     }
 

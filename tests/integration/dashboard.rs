@@ -44,10 +44,16 @@ impl Dashboard {
         let info: Value = serde_json::from_str(&line)
             .unwrap_or_else(|e| panic!("first line is not JSON ({e}): {line:?}"));
         let addr = info["address"].as_str().expect("address").to_owned();
-        assert!(addr.starts_with("127.0.0.1:"), "listens on loopback: {info}");
+        assert!(
+            addr.starts_with("127.0.0.1:"),
+            "listens on loopback: {info}"
+        );
         assert_eq!(
             info["url"].as_str().expect("url"),
-            format!("http://{addr}/?token={}", info["token"].as_str().expect("token"))
+            format!(
+                "http://{addr}/?token={}",
+                info["token"].as_str().expect("token")
+            )
         );
         Self {
             child,
@@ -166,7 +172,7 @@ fn the_api_serves_status_actions_and_streams_of_a_real_stack() {
     let status = d.json("GET", &format!("/api/v1/projects/{id}/processes"));
     let cli = p.procs(["--json", "status"]).success().json();
     assert_eq!(status["project_id"], cli["project_id"]);
-    let states = |s: &Value| -> Vec<(String, String, Value)> {
+    let rows_of = |s: &Value| -> Vec<(String, String, Value)> {
         s["processes"]
             .as_array()
             .expect("processes")
@@ -180,7 +186,7 @@ fn the_api_serves_status_actions_and_streams_of_a_real_stack() {
             })
             .collect()
     };
-    assert_eq!(states(&status), states(&cli));
+    assert_eq!(rows_of(&status), rows_of(&cli));
     let one = d.json("GET", &format!("/api/v1/projects/{id}/processes/worker"));
     assert_eq!(one["pid"], worker_pid);
 
@@ -193,7 +199,10 @@ fn the_api_serves_status_actions_and_streams_of_a_real_stack() {
     assert_eq!(code, 404, "{body}");
     let err: Value = serde_json::from_str(&body).expect("error JSON");
     assert!(
-        err["error"].as_str().unwrap_or_default().contains("no process named `wroker`"),
+        err["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no process named `wroker`"),
         "{err}"
     );
     assert_eq!(err["hint"], "did you mean `worker`?");
@@ -207,9 +216,14 @@ fn the_api_serves_status_actions_and_streams_of_a_real_stack() {
     let logs = d.sse(&format!(
         "/api/v1/projects/{id}/processes/worker/logs?follow=true&n=1&grep=worker-up"
     ));
-    until(&logs, "the last worker-up line", |v| v["line"] == "worker-up");
+    until(&logs, "the last worker-up line", |v| {
+        v["line"] == "worker-up"
+    });
 
-    let outcome = d.json("POST", &format!("/api/v1/projects/{id}/processes/worker/restart"));
+    let outcome = d.json(
+        "POST",
+        &format!("/api/v1/projects/{id}/processes/worker/restart"),
+    );
     let done = outcome["processes"]
         .as_array()
         .and_then(|ps| ps.iter().find(|e| e["name"] == "worker"))
@@ -218,10 +232,15 @@ fn the_api_serves_status_actions_and_streams_of_a_real_stack() {
     let new_pid = pid_of(&p, "worker");
     assert_ne!(new_pid, worker_pid, "restart gives a new pid");
     until(&events, "worker running with its new pid", |v| {
-        v["type"] == "event" && v["name"] == "worker" && v["state"] == "running" && v["pid"] == new_pid
+        v["type"] == "event"
+            && v["name"] == "worker"
+            && v["state"] == "running"
+            && v["pid"] == new_pid
     });
     // The restarted worker's line arrives on the followed log.
-    until(&logs, "the restarted worker's line", |v| v["line"] == "worker-up");
+    until(&logs, "the restarted worker's line", |v| {
+        v["line"] == "worker-up"
+    });
 
     // Log tail with n and grep.
     let tail = d.json(
@@ -229,7 +248,10 @@ fn the_api_serves_status_actions_and_streams_of_a_real_stack() {
         &format!("/api/v1/projects/{id}/processes/worker/logs?n=5&grep=%5Eworker"),
     );
     let lines = tail["lines"].as_array().expect("lines");
-    assert!(!lines.is_empty() && lines.iter().all(|l| l["line"] == "worker-up"), "{tail}");
+    assert!(
+        !lines.is_empty() && lines.iter().all(|l| l["line"] == "worker-up"),
+        "{tail}"
+    );
     let (code, _, body) = d.raw(
         "GET",
         &format!("/api/v1/projects/{id}/processes/worker/logs?since=soon"),
@@ -260,7 +282,10 @@ fn the_guard_refuses_no_token_a_foreign_host_and_a_foreign_origin() {
     let d = Dashboard::start(&p);
     let (code, head, body) = d.raw("GET", "/api/v1/projects", "");
     assert_eq!(code, 401, "{head}\n{body}");
-    assert!(!head.to_lowercase().contains("access-control-allow"), "no CORS: {head}");
+    assert!(
+        !head.to_lowercase().contains("access-control-allow"),
+        "no CORS: {head}"
+    );
     let (code, _, _) = d.raw("GET", "/api/v1/projects", "Authorization: Bearer wrong\r\n");
     assert_eq!(code, 401);
     let (code, _, _) = d.raw("GET", "/", "");
@@ -299,7 +324,10 @@ fn the_guard_refuses_no_token_a_foreign_host_and_a_foreign_origin() {
     let cookie = format!("Cookie: procs_token={}\r\n", d.token);
     let (code, _, body) = d.raw("GET", "/", &cookie);
     assert_eq!(code, 200);
-    assert!(body.contains("<html") || body.contains("<!doctype"), "{body}");
+    assert!(
+        body.contains("<html") || body.contains("<!doctype"),
+        "{body}"
+    );
     let (code, _, _) = d.raw("POST", "/api/v1/projects/x/up", &cookie);
     assert_eq!(code, 403);
     let (code, _, body) = d.raw(

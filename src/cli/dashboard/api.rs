@@ -1,6 +1,6 @@
 //! The HTTP API under `/api/v1` and the page at `/`.
 //!
-//! Owns: the routes (listed once in [`ROUTES`], which the checked-in OpenAPI file must
+//! Owns: the routes (listed once in [`ROUTES`], which the checked-in `OpenAPI` file must
 //! match: see the test), their parameters, and the Server-Sent Event streams. Every
 //! operation is one of [`crate::cli::ops`], run on a blocking thread; state streams come
 //! from the supervisors' `subscribe`, never from polling.
@@ -27,11 +27,11 @@ use crate::control::client;
 use crate::logs::Followed;
 use crate::platform;
 
-/// The OpenAPI document, checked in and served as is.
+/// The `OpenAPI` document, checked in and served as is.
 pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
 const PAGE: &str = include_str!("page.html");
 
-/// Every route: method and path (OpenAPI syntax, which is also axum's).
+/// Every route: method and path (`OpenAPI` syntax, which is also axum's).
 pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/openapi.json"),
     ("get", "/api/v1/projects"),
@@ -135,7 +135,8 @@ fn bad_verb(verb: &str, allowed: &str) -> ApiError {
 async fn process_action(
     Path((id, name, verb)): Path<(String, String, String)>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let action = Action::for_process(&verb).ok_or_else(|| bad_verb(&verb, "start, stop, restart"))?;
+    let action =
+        Action::for_process(&verb).ok_or_else(|| bad_verb(&verb, "start, stop, restart"))?;
     let p = project(id).await?;
     let outcome = blocking(move || ops::act(&p, action, &[name])).await?;
     Ok(Json(serde_json::to_value(outcome).unwrap_or_default()))
@@ -159,9 +160,7 @@ struct LogParams {
     follow: bool,
 }
 
-fn sse_from(
-    rx: mpsc::Receiver<SseEvent>,
-) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+fn sse_from(rx: mpsc::Receiver<SseEvent>) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|event| (Ok(event), rx))
     });
@@ -189,7 +188,7 @@ async fn logs(
         let (p, name, query) = (p.clone(), name.clone(), query.clone());
         blocking(move || ops::log_lines(&p, &name, &query)).await?
     };
-    std::thread::spawn(move || follow_log(&p, &name, &query, first, &tx));
+    std::thread::spawn(move || follow_log(&p, &name, &query, &first, &tx));
     Ok(sse_from(rx).into_response())
 }
 
@@ -198,14 +197,14 @@ fn follow_log(
     p: &ProjectInfo,
     name: &str,
     query: &LogQuery,
-    first: Vec<LogLine>,
+    first: &[LogLine],
     tx: &mpsc::Sender<SseEvent>,
 ) {
     let Ok(watch) = platform::DirWatch::new(&p.paths.logs_dir) else {
         return;
     };
     let mut file = Followed::at_end(name, p.paths.log_file(name));
-    for line in &first {
+    for line in first {
         if tx.blocking_send(json_event("log", line)).is_err() {
             return;
         }

@@ -34,7 +34,11 @@ pub struct Guard {
 pub fn new_token() -> std::io::Result<String> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(bytes.iter().fold(String::new(), |mut s, b| {
+        use std::fmt::Write as _;
+        let _ = write!(s, "{b:02x}");
+        s
+    }))
 }
 
 impl Guard {
@@ -179,7 +183,10 @@ pub async fn guard(State(guard): State<Arc<Guard>>, req: Request, next: Next) ->
         Ok(Credential::Link) => {
             // Set the cookie and drop the token from the address bar.
             let mut resp = Redirect::to(req.uri().path()).into_response();
-            let cookie = format!("{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/", guard.token);
+            let cookie = format!(
+                "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/",
+                guard.token
+            );
             if let Ok(value) = HeaderValue::from_str(&cookie) {
                 resp.headers_mut().insert(header::SET_COOKIE, value);
             }
@@ -263,7 +270,11 @@ mod tests {
             g.check(&Method::POST, &h, None).map_err(|e| e.0),
             Err(StatusCode::FORBIDDEN)
         );
-        let h = headers(&[host.clone(), cookie, (header::ORIGIN, "http://127.0.0.1:4000")]);
+        let h = headers(&[
+            host.clone(),
+            cookie,
+            (header::ORIGIN, "http://127.0.0.1:4000"),
+        ]);
         assert!(g.check(&Method::POST, &h, None).is_ok());
         let h = headers(&[host, bearer, (header::ORIGIN, "http://evil.example")]);
         assert_eq!(

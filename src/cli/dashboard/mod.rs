@@ -54,8 +54,7 @@ async fn serve(out: &Out, args: &DashboardArgs, addr: SocketAddr) -> anyhow::Res
         }
         println!("(Ctrl-C stops it; the token is valid for this run only)");
     }
-    use std::io::Write as _;
-    let _ = std::io::stdout().flush();
+    let _ = std::io::Write::flush(&mut std::io::stdout());
     if args.open {
         let _ = std::process::Command::new("xdg-open")
             .arg(&url)
