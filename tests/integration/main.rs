@@ -6,6 +6,7 @@
 mod architecture;
 mod cli;
 mod dashboard;
+mod containment;
 mod errors;
 mod harness;
 mod health;
