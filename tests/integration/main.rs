@@ -5,8 +5,8 @@
 
 mod architecture;
 mod cli;
-mod dashboard;
 mod containment;
+mod dashboard;
 mod errors;
 mod harness;
 mod health;
