@@ -364,6 +364,7 @@ mod tests {
             logs: LogPolicy {
                 max_size: 1,
                 keep: 1,
+                ..LogPolicy::DEFAULT
             },
         }
     }
