@@ -213,6 +213,8 @@ class Procs:
             lines.append(f'    command: [sleep, "{SLEEP_ARG}"]')
             lines.append("    backoff: {initial: 0s}")
             lines.append("    stop_timeout: 5s")
+            # As supervisord's startsecs=0 below: ready as soon as spawned.
+            lines.append("    ready_after: 0s")
         lines.append(extra)
         with open(os.path.join(self.dir, "procs.yaml"), "w") as f:
             f.write("\n".join(lines) + "\n")

@@ -75,6 +75,23 @@ pub enum Error {
     #[error("a supervisor holds the lock but does not answer on its socket")]
     SupervisorUnresponsive { waited: Duration, log: PathBuf },
 
+    /// The supervisor accepted a request but sent nothing for longer than the command
+    /// may wait (it is stopped, or stuck): the CLI keeps its own deadline.
+    #[error("the supervisor stopped answering")]
+    SupervisorStalled {
+        waited: Duration,
+        pid: Option<i32>,
+        log: PathBuf,
+    },
+
+    /// `state.json` exists but cannot be read: what runs is unknown, never "nothing".
+    #[error("cannot read the registry {}", path.display())]
+    RegistryUnreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
     /// A launched supervisor exited (or said nothing) instead of answering "ready".
     #[error("the supervisor did not start")]
     SupervisorDidNotStart { log: PathBuf, tail: String },
@@ -163,6 +180,8 @@ impl Error {
             | Self::SupervisorUnresponsive { .. }
             | Self::SupervisorDidNotStart { .. }
             | Self::SupervisorHungUp { .. }
+            | Self::SupervisorStalled { .. }
+            | Self::RegistryUnreadable { .. }
             | Self::ConnectionLost { .. }
             | Self::UnexpectedAnswer { .. }
             | Self::TimedOut { .. }
@@ -181,6 +200,13 @@ impl Error {
             Self::SupervisorUnresponsive { waited, .. } => {
                 vec![format!(
                     "no answer within {}",
+                    humantime::format_duration(*waited)
+                )]
+            }
+            Self::SupervisorStalled { waited, pid, .. } => {
+                let who = pid.map_or_else(|| "it".to_owned(), |pid| format!("pid {pid}"));
+                vec![format!(
+                    "{who} sent nothing within {}",
                     humantime::format_duration(*waited)
                 )]
             }
@@ -218,6 +244,14 @@ impl Error {
             Self::SupervisorUnresponsive { log, .. } => Some(format!(
                 "it may be starting or stuck: try again, see {}, or run `procs doctor`",
                 log.display()
+            )),
+            Self::SupervisorStalled { log, .. } => Some(format!(
+                "it may be stopped (SIGSTOP) or stuck: see {}, or run `procs doctor`",
+                log.display()
+            )),
+            Self::RegistryUnreadable { path, .. } => Some(format!(
+                "check the permissions of {}; `procs doctor` lists the processes of this project",
+                path.display()
             )),
             Self::Supervisor { hint, .. } => hint.clone(),
             Self::PortHeld { held, .. } if held.contains(crate::ports::NEVER_STOPS) => Some(

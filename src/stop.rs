@@ -1,7 +1,9 @@
 //! The verified whole-tree stop, shared by the supervisor and by a CLI working without one.
 //!
-//! Owns: the stop sequence of SPEC §2 — the stop signal to the process group and to every
-//! member of the process ([`crate::membership`]: its cgroup, its lineage, its tags), wait
+//! Owns: the stop sequence of SPEC §2 — the stop signal (with SIGCONT, so a stopped process
+//! acts on it) to the process group and to every member of the process
+//! ([`crate::membership`]: its cgroup, its lineage, its tags), including a main process that
+//! left its group; a member forked during the stop gets it as soon as a scan finds it; wait
 //! `stop_timeout`, then `cgroup.kill` and SIGKILL to the group and to every member left, and
 //! wait until none is left; then the emptied cgroup is removed. A stop is finished only when
 //! a fresh scan finds nothing of the process alive; whatever survives is reported. The name
@@ -159,15 +161,16 @@ pub async fn stop_tree(
     tokio::task::yield_now().await;
     let members = scanner.members(target, asked);
 
-    if let Some(sig) = target.signal.and_then(Signal::from_number) {
+    let sig = target.signal.and_then(Signal::from_number);
+    if let Some(sig) = sig {
         if let Some(pgid) = target.pgid {
             let _ = platform::kill_group(pgid, sig);
+            // A stopped process (SIGSTOP, Ctrl-Z) acts on the signal only once continued.
+            let _ = platform::kill_group(pgid, Signal::CONT);
         }
-        for &pid in &members {
-            if Some(pid) != target.pid && platform::stat(pid).map(|s| s.pgid) != target.pgid {
-                let _ = platform::kill(pid, sig);
-            }
-        }
+        // Members outside the group — escapees, and a main process that moved to
+        // another group — one by one.
+        signal_outside_group(target, &members, sig);
     }
 
     let deadline = Instant::now() + target.timeout;
@@ -178,6 +181,7 @@ pub async fn stop_tree(
         deadline,
         scanner,
         &mut report,
+        sig,
     )
     .await;
     if graceful.is_empty() {
@@ -201,6 +205,7 @@ pub async fn stop_tree(
         deadline,
         scanner,
         &mut report,
+        Some(Signal::KILL),
     )
     .await;
     // Anything found by the last scans that still lives gets one more SIGKILL.
@@ -214,8 +219,20 @@ pub async fn stop_tree(
     report
 }
 
+/// Send `sig` (and SIGCONT) to each of `pids` that is not in the target's group.
+fn signal_outside_group(target: &Target<'_>, pids: &BTreeSet<i32>, sig: Signal) {
+    for &pid in pids {
+        if platform::stat(pid).map(|s| s.pgid) != target.pgid {
+            let _ = platform::kill(pid, sig);
+            let _ = platform::kill(pid, Signal::CONT);
+        }
+    }
+}
+
 /// Wait until `pids` (and the main pid) are gone and a fresh scan finds none of the
-/// tree, or until `deadline`. Returns what is still alive.
+/// tree, or until `deadline`. A member that appears meanwhile (forked during the stop,
+/// after the signal went out) gets `sig` as soon as a scan finds it. Returns what is
+/// still alive.
 async fn wait_all(
     target: &Target<'_>,
     main_exit: &mut Option<&mut oneshot::Receiver<ExitInfo>>,
@@ -223,6 +240,7 @@ async fn wait_all(
     deadline: Instant,
     scanner: &Scanner,
     report: &mut Report,
+    sig: Option<Signal>,
 ) -> BTreeSet<i32> {
     loop {
         if let Some(rx) = main_exit.as_deref_mut()
@@ -260,6 +278,12 @@ async fn wait_all(
         }
         if Instant::now() >= deadline {
             return left;
+        }
+        if let Some(sig) = sig {
+            for &pid in left.difference(&pids) {
+                let _ = platform::kill(pid, sig);
+                let _ = platform::kill(pid, Signal::CONT);
+            }
         }
         pids = left;
     }

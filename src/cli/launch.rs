@@ -26,12 +26,35 @@ pub fn running(paths: &Paths) -> bool {
     client::ping(paths).is_ok()
 }
 
-/// Make sure a supervisor serves this project; start one if needed.
-pub fn ensure(paths: &Paths, project: &str) -> anyhow::Result<()> {
-    if running(paths) {
-        return Ok(());
+/// Make sure a supervisor serves this project; start one if needed. A supervisor that
+/// accepts the connection must answer within `patience` (at most 5 s): one that does not (stopped, stuck) is an error now, not a launch that
+/// would only find it holding the lock.
+pub fn ensure_within(paths: &Paths, project: &str, patience: Duration) -> anyhow::Result<()> {
+    match client::ping_within(paths, patience.min(Duration::from_secs(5))) {
+        Ok(_) => Ok(()),
+        Err(err)
+            if matches!(
+                err.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            Err(Error::SupervisorStalled {
+                waited: patience.min(Duration::from_secs(5)),
+                pid: recorded_supervisor(paths),
+                log: paths.supervisor_log.clone(),
+            }
+            .into())
+        }
+        Err(_) => launch(paths, project, 3),
     }
-    launch(paths, project, 3)
+}
+
+/// The supervisor pid the registry records, if any.
+pub fn recorded_supervisor(paths: &Paths) -> Option<i32> {
+    match crate::registry::load(&paths.state_file, false) {
+        Ok(crate::registry::Loaded::Ok(reg)) => reg.supervisor.map(|s| s.pid),
+        _ => None,
+    }
 }
 
 /// Nobody holds the supervisor lock right now.

@@ -99,16 +99,41 @@ impl Live {
 
 /// Send a lifecycle request to the supervisor and follow its progress to the final answer.
 pub fn request(paths: &Paths, request: Request, out: &Out) -> anyhow::Result<Response> {
+    request_until(paths, request, out, None)
+}
+
+/// [`request`], giving up at `deadline` with [`Error::SupervisorStalled`]: the CLI keeps
+/// its `--timeout` promise even when the supervisor cannot (it is stopped or stuck).
+pub fn request_until(
+    paths: &Paths,
+    request: Request,
+    out: &Out,
+    deadline: Option<Instant>,
+) -> anyhow::Result<Response> {
     let conn = Connection::send(paths, request).map_err(|e| Error::SupervisorUnreachable {
         socket: paths.socket.clone(),
         error: e.to_string(),
         log: paths.supervisor_log.clone(),
     })?;
-    follow_progress(conn, out, paths)
+    follow_progress(conn, out, paths, deadline)
+}
+
+/// How long past its own `--timeout` a waiting command gives the supervisor to deliver
+/// its verdict before the CLI calls it stalled.
+pub const VERDICT_GRACE: Duration = Duration::from_secs(3);
+
+/// The deadline of a command that waits `timeout` (none if it cannot be represented).
+pub fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout.checked_add(VERDICT_GRACE)?)
 }
 
 /// Read events until the final frame, showing progress.
-fn follow_progress(mut conn: Connection, out: &Out, paths: &Paths) -> anyhow::Result<Response> {
+fn follow_progress(
+    mut conn: Connection,
+    out: &Out,
+    paths: &Paths,
+    deadline: Option<Instant>,
+) -> anyhow::Result<Response> {
     let live_view = out.tty && !out.quiet && !out.json;
     let mut live = Live {
         rows: Vec::new(),
@@ -116,10 +141,23 @@ fn follow_progress(mut conn: Connection, out: &Out, paths: &Paths) -> anyhow::Re
         color: out.color,
     };
     let mut printed: BTreeMap<String, ProcState> = BTreeMap::new();
-    if live_view {
-        conn.set_read_timeout(Some(Duration::from_millis(200)))?;
-    }
+    let began = Instant::now();
     loop {
+        let tick = live_view.then_some(Duration::from_millis(200));
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if left.is_some_and(|l| l.is_zero()) {
+            return Err(Error::SupervisorStalled {
+                waited: began.elapsed(),
+                pid: super::launch::recorded_supervisor(paths),
+                log: paths.supervisor_log.clone(),
+            }
+            .into());
+        }
+        let wait = match (tick, left) {
+            (Some(t), Some(l)) => Some(t.min(l)),
+            (t, l) => t.or(l),
+        };
+        conn.set_read_timeout(wait)?;
         match conn.next_frame() {
             Ok(Some(Response::Event(ev))) => {
                 if live_view {
@@ -219,7 +257,12 @@ pub fn report(
         if p.port_conflict {
             continue;
         }
-        let tail = crate::logs::tail_file(std::path::Path::new(&p.log), 20).unwrap_or_default();
+        let log = std::path::Path::new(&p.log);
+        let tail = match p.log_from {
+            Some(from) => crate::logs::run_tail(log, from, 20),
+            None => crate::logs::tail_file(log, 20),
+        }
+        .unwrap_or_default();
         if !tail.trim().is_empty() {
             details.push_str(&format!("--- last lines of {} ---\n{tail}", p.log));
             if !details.ends_with('\n') {

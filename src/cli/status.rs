@@ -12,6 +12,7 @@ use super::args::Global;
 use super::out::Out;
 use super::{project, render};
 use crate::error::exit;
+use crate::membership::Membership;
 use crate::platform;
 use crate::registry::{self, Loaded, ProcState, ProcessRecord, Registry};
 
@@ -36,6 +37,8 @@ struct ProcessJson {
     ports: Vec<u16>,
     cpu_percent: Option<f64>,
     memory_bytes: Option<u64>,
+    /// Live processes in the tree (the main one and every member).
+    processes: Option<usize>,
     log: String,
     next_restart_at: Option<String>,
 }
@@ -79,6 +82,38 @@ fn effective(
     (rec.state, rec.reason.clone(), verified)
 }
 
+/// Records for the live processes tagged with this project's id, one per process name:
+/// its main pid is the tagged one whose parent is not tagged with the same name.
+fn found_by_tags(paths: &crate::paths::Paths) -> std::collections::BTreeMap<String, ProcessRecord> {
+    let tagged = platform::tagged_processes(Some(&paths.project_id));
+    let boot_id = platform::boot_id();
+    let mut found = std::collections::BTreeMap::new();
+    for t in &tagged {
+        let Some(name) = t.process.as_deref() else {
+            continue;
+        };
+        let parent_same = tagged
+            .iter()
+            .any(|p| p.pid == t.ppid && p.process.as_deref() == Some(name));
+        if parent_same {
+            continue;
+        }
+        let mut rec = ProcessRecord::new(ProcState::Running, paths.log_file(name));
+        rec.reason = Some("found by its tags: the registry is missing".to_owned());
+        rec.pid = Some(t.pid);
+        rec.pgid = Some(t.pgid);
+        rec.start_time = Some(t.start_time);
+        rec.boot_id = Some(boot_id.to_owned());
+        let keep = found
+            .get(name)
+            .is_none_or(|old: &ProcessRecord| old.pid.is_some_and(|p| t.pid < p));
+        if keep {
+            found.insert(name.to_owned(), rec);
+        }
+    }
+    found
+}
+
 fn uptime(started_at: Option<&str>) -> String {
     let Some(started) = started_at.and_then(|s| humantime::parse_rfc3339(s).ok()) else {
         return "-".to_owned();
@@ -105,7 +140,14 @@ fn bytes(n: u64) -> String {
 pub fn status(global: &Global, out: &Out, names: &[String]) -> anyhow::Result<i32> {
     let project = project::locate(global)?;
     let paths = &project.paths;
-    let registry = match registry::load(&paths.state_file, false)? {
+    let loaded = registry::load(&paths.state_file, false).map_err(|source| {
+        crate::error::Error::RegistryUnreadable {
+            path: paths.state_file.clone(),
+            source,
+        }
+    })?;
+    let lost = !matches!(loaded, Loaded::Ok(_));
+    let mut registry = match loaded {
         Loaded::Ok(reg) => reg,
         Loaded::Missing => Registry::new(
             paths
@@ -125,6 +167,13 @@ pub fn status(global: &Global, out: &Out, names: &[String]) -> anyhow::Result<i3
             Registry::new("", &paths.project_dir, &paths.project_id)
         }
     };
+    // Without a registry, the processes still carry their tags: find them, never claim
+    // that nothing runs.
+    if lost {
+        for (name, rec) in found_by_tags(paths) {
+            registry.processes.entry(name).or_insert(rec);
+        }
+    }
     let recorded = registry.processes.keys().cloned().collect();
     project::check_names(&project.file, names, &recorded, || {
         project::load_file(&project)
@@ -155,6 +204,19 @@ pub fn status(global: &Global, out: &Out, names: &[String]) -> anyhow::Result<i3
         }
     }
     let mut usages = platform::verified_usages(&identities, boot_id).into_iter();
+    // CPU, memory and a process count are the whole tree's: every member, from one process
+    // table (no environment reads: the cgroup and the ancestry suffice for a live main pid).
+    let (membership, _) = Membership::for_cli(
+        &paths.project_id,
+        registry.cgroup.as_deref(),
+        supervisor_pid,
+        registry.current_lineage(),
+    );
+    let table = if identities.is_empty() {
+        Vec::new()
+    } else {
+        platform::process_table()
+    };
     let mut rows = Vec::with_capacity(selected.len());
     for (name, rec) in selected {
         let usage = match (rec.pid, rec.start_time, rec.boot_id.as_deref()) {
@@ -162,6 +224,22 @@ pub fn status(global: &Global, out: &Out, names: &[String]) -> anyhow::Result<i3
             _ => None,
         };
         let verified = usage.and(rec.pid);
+        let mut count = None;
+        let usage = usage.map(|main| {
+            let members: Vec<i32> = membership
+                .members_of(name, verified, &[], &table)
+                .into_iter()
+                .filter(|p| Some(*p) != verified)
+                .collect();
+            count = Some(1 + members.len());
+            platform::usages(&members)
+                .into_iter()
+                .flatten()
+                .fold(main, |sum, u| platform::Usage {
+                    cpu_percent: sum.cpu_percent + u.cpu_percent,
+                    memory_bytes: sum.memory_bytes + u.memory_bytes,
+                })
+        });
         let (state, reason, pid) = effective(rec, verified, supervised);
         rows.push(ProcessJson {
             name: name.clone(),
@@ -179,6 +257,7 @@ pub fn status(global: &Global, out: &Out, names: &[String]) -> anyhow::Result<i3
                 .as_ref()
                 .map(|u| (u.cpu_percent * 10.0).round() / 10.0),
             memory_bytes: usage.map(|u| u.memory_bytes),
+            processes: count,
             log: rec.log.display().to_string(),
             next_restart_at: rec
                 .next_restart_at

@@ -32,7 +32,12 @@ pub fn up(global: &Global, out: &Out, args: &UpArgs) -> anyhow::Result<i32> {
     if args.dry_run {
         return dry_run(&config, &paths, args, out);
     }
-    launch::ensure(&paths, &config.name)?;
+    let deadline = render::deadline_after(args.timeout);
+    launch::ensure_within(
+        &paths,
+        &config.name,
+        args.timeout.saturating_add(render::VERDICT_GRACE),
+    )?;
     let request = Request::Up(UpRequest {
         config: config.clone(),
         env: project::invoking_env(),
@@ -42,7 +47,7 @@ pub fn up(global: &Global, out: &Out, args: &UpArgs) -> anyhow::Result<i32> {
         timeout_ms: args.timeout.as_millis() as u64,
         kill_port_owners: args.kill_port_owners,
     });
-    let response = render::request(&paths, request, out)?;
+    let response = render::request_until(&paths, request, out, deadline)?;
     let code = render::report(&response, out, "up", args.timeout)?;
     if args.attach && code == exit::OK {
         return attach(&paths, &config, out);
@@ -84,7 +89,7 @@ pub fn start(
             timeout_ms,
         }
     };
-    let response = render::request(&paths, request, out)?;
+    let response = render::request_until(&paths, request, out, render::deadline_after(timeout))?;
     render::report(
         &response,
         out,

@@ -352,7 +352,10 @@ mod tests {
             },
             max_restarts: 1,
             min_uptime: Duration::from_secs(1),
+            ready_after: Duration::from_secs(1),
             oneshot: false,
+            daemon: false,
+            pid_file: None,
             success_exit_codes: vec![0],
             stop_signal: Signal {
                 number: 15,

@@ -47,7 +47,17 @@ pub struct Process {
     pub max_restarts: u32,
     #[serde(with = "human_duration")]
     pub min_uptime: Duration,
+    /// Without a health check: how long it must stay up to be ready.
+    #[serde(with = "human_duration", default = "defaults::ready_after")]
+    pub ready_after: Duration,
     pub oneshot: bool,
+    /// The main process exits 0 after starting a daemon (`daemon: true`). Left out of the
+    /// serialized form (and so of the config hash) while false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub daemon: bool,
+    /// Where the daemon writes its pid (absolute), with `daemon: true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_file: Option<PathBuf>,
     pub success_exit_codes: Vec<i32>,
     pub stop_signal: Signal,
     #[serde(with = "human_duration")]
@@ -206,6 +216,12 @@ pub mod defaults {
     pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
     pub const MAX_RESTARTS: u32 = 10;
     pub const MIN_UPTIME: Duration = Duration::from_secs(10);
+    pub const READY_AFTER: Duration = Duration::from_secs(1);
+
+    /// For records written before `ready_after` existed.
+    pub fn ready_after() -> Duration {
+        READY_AFTER
+    }
     pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
     pub const LOG_MAX_SIZE: u64 = 10 * 1024 * 1024;
     pub const LOG_KEEP: u32 = 3;

@@ -75,19 +75,32 @@ pub struct RawProcess {
     /// `failed`. Default: 10.
     pub max_restarts: Option<u32>,
     /// A run this long resets the failure count. Default: `10s`.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, deserialize_with = "bounded_duration::deserialize")]
     #[schemars(with = "Option<DurationText>")]
     pub min_uptime: Option<Duration>,
+    /// A process without a health check (and without declared ports) is ready once it
+    /// has stayed up this long; an exit before that is a failed start. `0s` makes it
+    /// ready as soon as it is spawned. Default: `1s` (supervisord's `startsecs`).
+    #[serde(default, deserialize_with = "bounded_duration::deserialize")]
+    #[schemars(with = "Option<DurationText>")]
+    pub ready_after: Option<Duration>,
     /// The process is expected to exit (success = an exit code in `success_exit_codes`).
     /// Default: false.
     pub oneshot: Option<bool>,
+    /// The program forks away on purpose (`Type=forking`): its main process exits 0 after
+    /// starting a daemon, and the process is running while that daemon lives (found through
+    /// its cgroup or ancestry, or `pid_file`). Default: false.
+    pub daemon: Option<bool>,
+    /// Where the daemon writes its pid (relative to the project directory); only with
+    /// `daemon: true`. The pid counts only if it is one of the process's members.
+    pub pid_file: Option<String>,
     /// Exit codes counted as success. Default: `[0]`.
     pub success_exit_codes: Option<Vec<i32>>,
     /// Signal sent to stop the process: a name (`SIGINT`, `INT`) or a number.
     /// Default: `SIGTERM`.
     pub stop_signal: Option<RawSignal>,
     /// Grace period before SIGKILL to the whole process tree. Default: `10s`.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, deserialize_with = "bounded_duration::deserialize")]
     #[schemars(with = "Option<DurationText>")]
     pub stop_timeout: Option<Duration>,
     /// Command run instead of sending `stop_signal` (the timeout and SIGKILL still apply).
@@ -222,17 +235,17 @@ pub struct RawHealthcheck {
     /// Regular expression; healthy once a new output line matches.
     pub log: Option<String>,
     /// Time between probes. Default: `1s`.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, deserialize_with = "bounded_duration::deserialize")]
     #[schemars(with = "Option<DurationText>")]
     pub interval: Option<Duration>,
     /// Time a probe may take. Default: `1s`.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, deserialize_with = "bounded_duration::deserialize")]
     #[schemars(with = "Option<DurationText>")]
     pub timeout: Option<Duration>,
     /// Consecutive failures that make a healthy process unhealthy. Default: 3.
     pub retries: Option<u32>,
     /// Time allowed to become healthy the first time. Default: `60s`.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, deserialize_with = "bounded_duration::deserialize")]
     #[schemars(with = "Option<DurationText>")]
     pub start_timeout: Option<Duration>,
 }
@@ -303,11 +316,11 @@ impl JsonSchema for RawRestart {
 #[schemars(rename = "Backoff")]
 pub struct RawBackoff {
     /// First delay. Default: `500ms`.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, deserialize_with = "bounded_duration::deserialize")]
     #[schemars(with = "Option<DurationText>")]
     pub initial: Option<Duration>,
     /// Largest delay. Default: `30s`.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, deserialize_with = "bounded_duration::deserialize")]
     #[schemars(with = "Option<DurationText>")]
     pub max: Option<Duration>,
 }
@@ -361,6 +374,38 @@ pub enum RawRotateEvery {
 pub enum RawSize {
     Bytes(u64),
     Text(String),
+}
+
+/// The longest duration procs accepts anywhere: a deadline must stay representable
+/// (`now + duration`) on every clock it is added to.
+pub const MAX_DURATION: Duration = Duration::from_hours(100 * 365 * 24);
+
+/// humantime durations bounded by [`MAX_DURATION`]: a longer one is an invalid value
+/// (with its location), never a deadline that overflows later.
+pub(crate) mod bounded_duration {
+    use std::time::Duration;
+
+    use serde::de::{Error as _, Unexpected};
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let Some(text) = Option::<String>::deserialize(d)? else {
+            return Ok(None);
+        };
+        let Ok(value) = humantime::parse_duration(&text) else {
+            return Err(D::Error::invalid_value(
+                Unexpected::Str(&text),
+                &"a duration",
+            ));
+        };
+        if value > super::MAX_DURATION {
+            return Err(D::Error::invalid_value(
+                Unexpected::Str(&text),
+                &"a duration of at most 100 years",
+            ));
+        }
+        Ok(Some(value))
+    }
 }
 
 /// A humantime duration.

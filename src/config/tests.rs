@@ -1295,3 +1295,30 @@ fn a_nul_byte_in_any_string_is_located() {
         4
     );
 }
+
+#[test]
+fn daemon_and_pid_file() {
+    let c = ok(
+        "processes:\n  web:\n    command: nginx\n    daemon: true\n    pid_file: run/nginx.pid\n",
+    );
+    let web = &c.processes["web"];
+    assert!(web.daemon);
+    assert_eq!(
+        web.pid_file.as_deref(),
+        Some(c.project_dir.join("run/nginx.pid").as_path())
+    );
+    let plain = ok("processes:\n  web:\n    command: nginx\n");
+    assert!(!plain.processes["web"].daemon && plain.processes["web"].pid_file.is_none());
+    assert_eq!(
+        one_error("processes:\n  web:\n    command: x\n    pid_file: x.pid\n"),
+        e(4, 15, "`pid_file` needs `daemon: true`")
+    );
+    assert_eq!(
+        one_error("processes:\n  web:\n    command: x\n    daemon: true\n    oneshot: true\n"),
+        e(
+            4,
+            13,
+            "a process cannot be both `daemon: true` and `oneshot: true`"
+        )
+    );
+}

@@ -114,10 +114,17 @@ pub fn subscribe(paths: &Paths) -> io::Result<Connection> {
     Connection::send(paths, Request::Subscribe)
 }
 
-/// `Ok(pid)` when a supervisor answers a ping.
+/// `Ok(pid)` when a supervisor answers a ping (within 5 s).
 pub fn ping(paths: &Paths) -> io::Result<i32> {
+    ping_within(paths, Duration::from_secs(5))
+}
+
+/// `Ok(pid)` when a supervisor answers a ping within `patience`; a supervisor that
+/// accepts the connection but does not answer in time is an error of kind `WouldBlock`
+/// or `TimedOut`.
+pub fn ping_within(paths: &Paths, patience: Duration) -> io::Result<i32> {
     let conn = Connection::send(paths, Request::Ping)?;
-    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    conn.set_read_timeout(Some(patience.max(Duration::from_millis(1))))?;
     match conn.finish(|_| {})? {
         Response::Pong { pid, version } if version == PROTOCOL_VERSION => Ok(pid),
         Response::Pong { version, .. } => Err(io::Error::other(format!(

@@ -151,6 +151,10 @@ pub struct ProcessOutcome {
     /// A declared port was held by a foreign process.
     pub port_conflict: bool,
     pub log: String,
+    /// Where the output of the run that `reason` is about starts in `log` (an exit
+    /// before ready): the failure shows that run's lines only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_from: Option<u64>,
 }
 
 /// An error the supervisor could not turn into an outcome.

@@ -56,6 +56,36 @@ pub fn tail_file(path: &Path, n: usize) -> io::Result<String> {
     Ok(text)
 }
 
+/// The last `n` lines of one run of a process: what `log` holds from byte `from` (where
+/// that run started) up to the next run's `[procs] … started pid` line. Falls back to
+/// the plain tail when the log is shorter than `from` (it was rotated since).
+pub fn run_tail(path: &Path, from: u64, n: usize) -> io::Result<String> {
+    let mut log = File::open(path)?;
+    if log.metadata()?.len() < from {
+        return tail_file(path, n);
+    }
+    log.seek(SeekFrom::Start(from))?;
+    let mut buf = Vec::new();
+    log.take(1 << 20).read_to_end(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf);
+    let mut lines: Vec<&str> = Vec::new();
+    for line in text.lines() {
+        let next_run = line.starts_with("[procs] ") && line.contains(" started pid ");
+        if next_run && !lines.is_empty() {
+            break;
+        }
+        lines.push(line);
+    }
+    if lines.len() > n {
+        lines.drain(..lines.len() - n);
+    }
+    let mut out = lines.join("\n");
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    Ok(out)
+}
+
 /// The last `n` lines of a log (continued into its copies when it holds fewer).
 pub fn tail_lines(path: &Path, n: usize) -> io::Result<Vec<String>> {
     Ok(tail(path, &Query::last(n))?

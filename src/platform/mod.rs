@@ -29,7 +29,9 @@
 //!   [`Removal`] of a directory — one supervisor per project even when `.procs/` is deleted;
 //! - `cgroup` (used as `platform::cgroup::…`): the project's cgroup v2 — detection, one leaf per
 //!   process, placement before exec, members, `cgroup.kill`, removal;
-//! - `fds`: inherited descriptors made close-on-exec ([`cloexec_inherited`]).
+//! - `fds`: inherited descriptors made close-on-exec ([`cloexec_inherited`]);
+//! - `announce`: the child's own `[procs] … started pid N` line, written before `exec`
+//!   ([`announce_before_exec`]).
 //!
 //! What it must not do: keep state beyond caches of values that cannot change while the process
 //! lives (boot id, clock tick rate, page size), spawn processes, or decide policy (which process
@@ -46,6 +48,7 @@
 #[cfg(not(target_os = "linux"))]
 compile_error!("procs supports Linux only for now: src/platform/ is where a port starts");
 
+mod announce;
 pub mod cgroup;
 mod fds;
 mod locks;
@@ -62,6 +65,7 @@ mod tags;
 mod test_support;
 mod usage;
 
+pub use announce::*;
 pub use fds::*;
 pub use locks::*;
 pub use pidfd::*;

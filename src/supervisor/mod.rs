@@ -4,13 +4,15 @@
 //! socket, the reaper, the actors (through the orchestrator) and the registry writes.
 //! Startup order matters: lock → subreaper → socket → registry → "ready" to the
 //! launcher → serve. Shutdown (full `down`, SIGTERM or SIGINT): stop every process,
-//! write the registry without a supervisor, remove the socket, exit.
+//! write the registry without a supervisor, remove the socket, exit. SIGHUP is ignored
+//! (logged): a changed config is applied by `procs up`.
 //! The CLI never imports this module; both sides share `config`, `control`,
 //! `registry`, `paths`, `stop` and `platform`.
 
 mod adopt;
 mod backoff;
 mod health;
+mod machine;
 mod orchestrator;
 mod ports;
 mod reaper;
@@ -319,11 +321,20 @@ async fn serve(
                 tokio::select! {
                     _ = term.recv() => break,
                     _ = int.recv() => break,
-                    _ = hup.recv() => {}
+                    // Detached in its own session, the supervisor has no terminal whose
+                    // hangup could concern it; reloading is `procs up`'s job (it shows
+                    // what changes). So SIGHUP is logged and otherwise ignored.
+                    _ = hup.recv() => tracing::info!(
+                        "SIGHUP received: ignored (run `procs up` to apply a changed procs.yaml)"
+                    ),
                 }
             }
             tracing::info!("signal received: stopping every process");
-            let (tx, _rx) = tokio::sync::mpsc::channel(1);
+            // Nobody follows this stop's progress: with the receiver dropped, each progress
+            // message is discarded at once (a kept, unread receiver filled up and blocked
+            // the stop forever).
+            let (tx, rx) = tokio::sync::mpsc::channel(1);
+            drop(rx);
             let _ = orch.stop(&[], None, true, &tx).await;
             orch.shutdown.notify_one();
         })
@@ -346,6 +357,9 @@ async fn serve(
         *record = None;
     }
     orch.save_now();
+    // Orphans of the stack that exited during the last stop are our children (subreaper):
+    // reap them now, or they would linger as zombies under whatever inherits them.
+    let _ = platform::reap_any();
     if let Some(project) = membership.project_cgroup() {
         for (path, err) in platform::cgroup::remove_project(project) {
             tracing::warn!("cannot remove the cgroup {}: {err}", path.display());

@@ -55,25 +55,7 @@ pub struct Orchestrator {
 
 use crate::plan::config_hash;
 
-fn is_ready(spec: &Process, s: &Status) -> bool {
-    if spec.oneshot {
-        return s.state == ProcState::Completed;
-    }
-    if service::has_health(spec) {
-        s.state == ProcState::Healthy
-    } else {
-        matches!(s.state, ProcState::Running | ProcState::Healthy)
-    }
-}
-
-/// Settled without being ready (the actors acknowledged their `Start` before anyone
-/// waits, so `stopped` here means stopped since).
-fn is_settled_bad(s: &Status) -> bool {
-    matches!(
-        s.state,
-        ProcState::Failed | ProcState::Exited | ProcState::Stopped
-    )
-}
+use super::machine::{is_ready, settled_bad as is_settled_bad};
 
 impl Orchestrator {
     pub fn new(shared: Arc<Shared>, project: String, project_id: String) -> Arc<Self> {
@@ -483,17 +465,30 @@ impl Orchestrator {
                 continue;
             };
             let s = h.status.borrow();
-            outcome.processes.push(ProcessOutcome {
-                name: name.clone(),
-                state: s.state,
-                reason: s
+            let ok = ok(&h.spec, &s);
+            // Not ready after an exit: that exit is the news, whatever the restart policy
+            // does next (it goes on in the background; `status` shows it).
+            let early = s.early_exit.as_ref().filter(|_| !ok);
+            let reason = match early {
+                Some(e) if s.state.is_live() || s.state == ProcState::Backoff => Some(format!(
+                    "{} before it was ready (restarting in the background)",
+                    e.reason
+                )),
+                Some(e) if s.reason.is_none() => Some(format!("{} before it was ready", e.reason)),
+                _ => s
                     .reason
                     .clone()
                     .or_else(|| s.waiting_for.clone().map(|w| format!("waiting for {w}"))),
+            };
+            outcome.processes.push(ProcessOutcome {
+                name: name.clone(),
+                state: s.state,
+                reason,
                 pid: s.pid,
-                ok: ok(&h.spec, &s),
+                ok,
                 port_conflict: s.port_conflict,
                 log: self.shared.paths.log_file(name).display().to_string(),
+                log_from: early.map(|e| e.log_offset),
             });
         }
         outcome
@@ -603,7 +598,6 @@ impl Orchestrator {
                             services.get(&d.name).map(|dh| DepWatch {
                                 name: d.name.clone(),
                                 condition: d.condition,
-                                has_health: service::has_health(&dh.spec),
                                 rx: dh.status.clone(),
                             })
                         })
@@ -827,10 +821,18 @@ impl Orchestrator {
             .collect();
         let mut outcome = self.outcome(&order, |_, s| !s.state.is_live() && s.pid.is_none());
         for p in &mut outcome.processes {
-            if let Some(o) = outcomes.get(&p.name)
-                && !o.survivors.is_empty()
-            {
+            let Some(o) = outcomes.get(&p.name) else {
+                continue;
+            };
+            if !o.survivors.is_empty() {
                 p.ok = false;
+            }
+            if let Some(after) = o.killed_after {
+                outcome.notes.push(format!(
+                    "{}: killed after the {} stop timeout",
+                    p.name,
+                    humantime::format_duration(after)
+                ));
             }
         }
         self.save_now();

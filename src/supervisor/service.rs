@@ -1,7 +1,8 @@
 //! One actor per process: the only owner of that process's child.
 //!
-//! Owns: the process's state machine (SPEC §2), its child (spawned here or adopted),
-//! its probes, its restarts. It learns about exits from the reaper (or a pidfd for an
+//! Owns: carrying out the decisions of the pure state machine (`machine.rs`, SPEC §2):
+//! the child (spawned here or adopted), its probes, its restarts, its stops; the actor
+//! turns events into machine inputs and performs the effects. It learns about exits from the reaper (or a pidfd for an
 //! adopted process) and about commands from its mailbox; it publishes every change of
 //! its [`Status`] on a watch channel (dependents and `up` waiters read it), on the event
 //! broadcast, and marks the registry dirty.
@@ -28,62 +29,14 @@ use super::health::{self, ProbeTask, Verdict};
 use super::ports;
 use super::reaper::Reaper;
 use super::spawn::{self, Context};
-use crate::config::{Condition, Process, RestartPolicy};
+use crate::config::{Condition, Process};
 use crate::control::protocol::Event;
 use crate::paths::Paths;
 use crate::platform::{ExitInfo, PidFd};
 use crate::registry::{self, ProcState};
 use crate::stop::{self, Scanner};
 
-/// What everyone can see of a process.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Status {
-    pub state: ProcState,
-    pub reason: Option<String>,
-    pub pid: Option<i32>,
-    pub pgid: Option<i32>,
-    pub start_time: Option<u64>,
-    pub started_at: Option<String>,
-    pub restarts: u32,
-    pub exit_code: Option<i32>,
-    pub signal: Option<i32>,
-    pub next_restart_at: Option<String>,
-    /// Spawned at least once since the actor was created.
-    pub started_once: bool,
-    /// Has run and exited at least once (for `completed` conditions).
-    pub exited_once: bool,
-    pub waiting_for: Option<String>,
-    /// The last start failed because a declared port was held by a foreign process.
-    pub port_conflict: bool,
-    /// What the port pre-flight did since the last `Start` (stopped a leftover or a
-    /// foreign holder), for the `up` output.
-    pub port_notes: Vec<String>,
-    /// RFC 3339: when this status last changed (set by the actor on every change).
-    pub changed_at: Option<String>,
-}
-
-impl Status {
-    pub fn new(state: ProcState) -> Self {
-        Self {
-            state,
-            reason: None,
-            pid: None,
-            pgid: None,
-            start_time: None,
-            started_at: None,
-            restarts: 0,
-            exit_code: None,
-            signal: None,
-            next_restart_at: None,
-            started_once: false,
-            exited_once: false,
-            waiting_for: None,
-            port_conflict: false,
-            port_notes: Vec::new(),
-            changed_at: Some(registry::now_rfc3339()),
-        }
-    }
-}
+pub use super::machine::{EarlyExit, Status};
 
 /// Supervisor-wide services every actor uses.
 pub struct Shared {
@@ -97,11 +50,16 @@ pub struct Shared {
     pub spawn_slots: tokio::sync::Semaphore,
 }
 
+/// How long a `daemon: true` process's daemon (or its pid file) may take to appear after the
+/// main process exited 0.
+const DAEMON_WAIT: Duration = Duration::from_secs(10);
+/// How often the daemon's pid file is looked at meanwhile.
+const DAEMON_POLL: Duration = Duration::from_millis(20);
+
 /// A dependency as seen by a pending dependent.
 pub struct DepWatch {
     pub name: String,
     pub condition: Condition,
-    pub has_health: bool,
     pub rx: watch::Receiver<Status>,
 }
 
@@ -109,6 +67,8 @@ pub struct DepWatch {
 #[derive(Debug, Clone, Default)]
 pub struct StopOutcome {
     pub survivors: Vec<i32>,
+    /// SIGKILL was needed after this grace period.
+    pub killed_after: Option<Duration>,
 }
 
 /// Mailbox messages.
@@ -153,10 +113,8 @@ pub struct Adopt {
     pub restarts: u32,
 }
 
-/// Does `spec` have something that decides health (a check, or declared ports)?
-pub fn has_health(spec: &Process) -> bool {
-    spec.healthcheck.is_some() || !spec.ports.is_empty()
-}
+use super::machine::{self, DepState, human};
+pub use super::machine::{has_health, settles};
 
 /// The event that publishes `status` of `spec` (what subscribers and `up` waiters see).
 pub fn event(spec: &Process, s: &Status) -> Event {
@@ -221,9 +179,14 @@ struct Running {
     /// Size of the log when this run started: the early-exit explanation reads after it.
     log_offset: u64,
     probes: Option<(JoinHandle<()>, mpsc::Receiver<Verdict>)>,
+    /// Ready at least once in this run (check passed, or stayed up `ready_after`).
     healthy_once: bool,
     fails_in_row: u32,
     start_deadline: Option<Instant>,
+    /// `daemon: true`: the main process exited 0 and `pid` is now its daemon.
+    daemonized: bool,
+    /// Without a check: when it will have stayed up `ready_after`.
+    ready_at: Option<Instant>,
 }
 
 enum Mode {
@@ -246,53 +209,8 @@ struct Actor {
     kill_port_owners: bool,
 }
 
-enum DepState {
-    Met,
-    Waiting(String),
-    Failed(String),
-}
-
 fn dep_state(dep: &DepWatch) -> DepState {
-    let s = dep.rx.borrow();
-    let name = &dep.name;
-    if s.state == ProcState::Failed
-        && !(matches!(dep.condition, Condition::Completed) && s.exited_once)
-        && !(matches!(dep.condition, Condition::Started) && s.started_once)
-    {
-        return DepState::Failed(format!("dependency `{name}` failed"));
-    }
-    match dep.condition {
-        Condition::Started if s.started_once => DepState::Met,
-        Condition::Started => DepState::Waiting(format!("`{name}` to start")),
-        Condition::Healthy => {
-            let ok = if dep.has_health {
-                s.state == ProcState::Healthy
-            } else {
-                s.state == ProcState::Running
-            };
-            if ok || s.state == ProcState::Completed {
-                DepState::Met
-            } else if s.exited_once && matches!(s.state, ProcState::Exited) {
-                DepState::Failed(format!("dependency `{name}` exited"))
-            } else {
-                DepState::Waiting(format!("`{name}` to be healthy"))
-            }
-        }
-        Condition::Completed => {
-            if s.exited_once && !s.state.is_live() && s.state != ProcState::Backoff {
-                DepState::Met
-            } else {
-                DepState::Waiting(format!("`{name}` to complete"))
-            }
-        }
-        Condition::CompletedSuccessfully => match s.state {
-            ProcState::Completed => DepState::Met,
-            ProcState::Exited if s.exited_once => {
-                DepState::Failed(format!("dependency `{name}` did not complete successfully"))
-            }
-            _ => DepState::Waiting(format!("`{name}` to complete successfully")),
-        },
-    }
+    machine::condition(&dep.name, dep.condition, &dep.rx.borrow())
 }
 
 /// Resolves when any of the receivers sees a new value (closed senders never resolve).
@@ -344,14 +262,6 @@ fn read_after(log: &std::path::Path, offset: u64) -> String {
     String::from_utf8_lossy(&buf).into_owned()
 }
 
-fn human(d: Duration) -> String {
-    if d < Duration::from_secs(1) {
-        format!("{}ms", d.as_millis())
-    } else {
-        humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
-    }
-}
-
 impl Actor {
     fn set(&self, change: impl FnOnce(&mut Status)) {
         let mut changed = false;
@@ -375,6 +285,44 @@ impl Actor {
         spawn::log_event(&self.log, message);
     }
 
+    /// The counters the machine reads (the restart count lives in the status).
+    fn counters(&self) -> machine::Counters {
+        machine::Counters {
+            quick_failures: self.quick_failures,
+            restarts: self.status.borrow().restarts,
+        }
+    }
+
+    /// Perform the `Log` effects; true if the machine asked for a spawn.
+    fn log_effects(&self, effects: &[machine::Effect]) -> bool {
+        let mut spawn = false;
+        for effect in effects {
+            match effect {
+                machine::Effect::Log(line) => self.event(line),
+                machine::Effect::Spawn => spawn = true,
+                machine::Effect::StopTree | machine::Effect::Sleep(_) => {}
+            }
+        }
+        spawn
+    }
+
+    /// Does this run's output hold a line matching the `log` check?
+    fn ready_line_written(&self, run: &Running) -> bool {
+        let Some(crate::config::HealthCheck {
+            probe: crate::config::Probe::Log(pattern),
+            ..
+        }) = &self.spec.healthcheck
+        else {
+            return false;
+        };
+        let Ok(regex) = regex::Regex::new(pattern) else {
+            return false;
+        };
+        read_after(&self.log, run.log_offset)
+            .lines()
+            .any(|line| !line.starts_with("[procs] ") && regex.is_match(line))
+    }
+
     async fn run(mut self, adopt: Option<Adopt>) {
         let mut mode = match adopt {
             Some(adopt) => self.adopt(&adopt),
@@ -392,7 +340,14 @@ impl Actor {
                 Mode::Backoff(until) => {
                     tokio::select! {
                         () = tokio::time::sleep_until(until) => {
-                            self.set(|s| { s.restarts += 1; s.next_restart_at = None; });
+                            let mut counters = self.counters();
+                            let _ = machine::transition(
+                                &self.spec,
+                                &mut counters,
+                                machine::State::Backoff { delay: Duration::ZERO, reason: String::new() },
+                                machine::Input::BackoffOver,
+                            );
+                            self.set(|s| { s.restarts = counters.restarts; s.next_restart_at = None; });
                             self.start_child().await
                         }
                         cmd = self.rx.recv() => match cmd {
@@ -422,7 +377,14 @@ impl Actor {
                     let _ = ack.send(());
                     Mode::Running(run)
                 } else {
-                    self.quick_failures = 0;
+                    let mut counters = self.counters();
+                    let _ = machine::transition(
+                        &self.spec,
+                        &mut counters,
+                        machine::State::Stopped { reason: None },
+                        machine::Input::Start,
+                    );
+                    self.quick_failures = counters.quick_failures;
                     self.kill_port_owners = kill_port_owners;
                     self.set(|s| {
                         s.state = ProcState::Pending;
@@ -433,6 +395,8 @@ impl Actor {
                         s.signal = None;
                         s.started_once = false;
                         s.exited_once = false;
+                        s.ready_once = false;
+                        s.early_exit = None;
                     });
                     let _ = ack.send(());
                     Mode::Pending(deps)
@@ -453,28 +417,37 @@ impl Actor {
 
     async fn pending(&mut self, mut deps: Vec<DepWatch>) -> Mode {
         loop {
-            let mut waiting = Vec::new();
-            for dep in &mut deps {
-                dep.rx.borrow_and_update();
-                match dep_state(dep) {
-                    DepState::Met => {}
-                    DepState::Waiting(what) => waiting.push(what),
-                    DepState::Failed(reason) => {
-                        self.event(&format!("not started: {reason}"));
-                        self.set(|s| {
-                            s.state = ProcState::Failed;
-                            s.reason = Some(reason);
-                            s.waiting_for = None;
-                        });
-                        return Mode::Idle;
-                    }
-                }
+            let judged: Vec<DepState> = deps
+                .iter_mut()
+                .map(|dep| {
+                    dep.rx.borrow_and_update();
+                    dep_state(dep)
+                })
+                .collect();
+            let (next, effects) = machine::transition(
+                &self.spec,
+                &mut self.counters(),
+                machine::State::Pending {
+                    waiting_for: String::new(),
+                },
+                machine::Input::Deps(judged),
+            );
+            let spawn = self.log_effects(&effects);
+            if let machine::State::Failed { reason, .. } = next {
+                self.set(|s| {
+                    s.state = ProcState::Failed;
+                    s.reason = Some(reason);
+                    s.waiting_for = None;
+                });
+                return Mode::Idle;
             }
-            if waiting.is_empty() {
+            if spawn {
                 self.set(|s| s.waiting_for = None);
                 return self.start_child().await;
             }
-            let what = waiting.join(", ");
+            let machine::State::Pending { waiting_for: what } = next else {
+                return Mode::Idle;
+            };
             self.set(|s| {
                 s.state = ProcState::Pending;
                 s.waiting_for = Some(what);
@@ -526,10 +499,21 @@ impl Actor {
                 });
             }
             if let Err(conflict) = result {
-                self.event(&format!("not started: {}", conflict.reason));
+                let (next, effects) = machine::transition(
+                    &spec,
+                    &mut self.counters(),
+                    machine::State::Pending {
+                        waiting_for: String::new(),
+                    },
+                    machine::Input::PortConflict {
+                        reason: conflict.reason,
+                    },
+                );
+                self.log_effects(&effects);
+                let reason = next.reason().map(str::to_owned);
                 self.set(|s| {
-                    s.state = ProcState::Failed;
-                    s.reason = Some(conflict.reason);
+                    s.state = next.proc_state();
+                    s.reason = reason;
                     s.port_conflict = true;
                     s.pid = None;
                     s.pgid = None;
@@ -559,11 +543,21 @@ impl Actor {
         let child = match spawned {
             Ok(child) => child,
             Err(err) => {
-                let reason = format!("cannot start: {err}");
-                self.event(&reason);
+                let (next, effects) = machine::transition(
+                    &spec,
+                    &mut self.counters(),
+                    machine::State::Pending {
+                        waiting_for: String::new(),
+                    },
+                    machine::Input::SpawnFailed {
+                        reason: err.to_string(),
+                    },
+                );
+                self.log_effects(&effects);
+                let reason = next.reason().map(str::to_owned);
                 self.set(|s| {
-                    s.state = ProcState::Failed;
-                    s.reason = Some(reason);
+                    s.state = next.proc_state();
+                    s.reason = reason;
                     s.pid = None;
                     s.pgid = None;
                 });
@@ -572,15 +566,24 @@ impl Actor {
         };
         let pid = child.pid;
         self.set(|s| s.port_conflict = false);
-        self.event(&format!("started pid {pid}"));
+        // The `[procs] started pid N` line was written by the child itself, before its
+        // `exec`, so it precedes everything the program prints.
         let checked = has_health(&spec);
+        let settling = settles(&spec);
         let start_time = child.start_time;
+        let (next, _) = machine::transition(
+            &spec,
+            &mut self.counters(),
+            machine::State::Pending {
+                waiting_for: String::new(),
+            },
+            machine::Input::Spawned { pid },
+        );
         self.set(|s| {
-            s.state = if checked {
-                ProcState::Starting
-            } else {
-                ProcState::Running
-            };
+            s.state = next.proc_state();
+            if s.state == ProcState::Running {
+                s.ready_once = true;
+            }
             s.reason = None;
             s.pid = Some(pid);
             s.pgid = Some(pid);
@@ -591,11 +594,19 @@ impl Actor {
             s.signal = None;
             s.waiting_for = if checked {
                 health::describe(&spec)
+            } else if settling {
+                Some(format!("it to stay up {}", human(spec.ready_after)))
             } else {
                 None
             };
         });
-        Mode::Running(self.watch_running(pid, Exit::Child(child.exit), log_offset))
+        let mut run = self.watch_running(pid, Exit::Child(child.exit), log_offset);
+        if settling {
+            run.ready_at = Some(run.started + spec.ready_after);
+        } else if !checked {
+            run.healthy_once = true;
+        }
+        Mode::Running(run)
     }
 
     fn watch_running(&self, pid: i32, exit: Exit, log_offset: u64) -> Running {
@@ -631,6 +642,8 @@ impl Actor {
             healthy_once: false,
             fails_in_row: 0,
             start_deadline,
+            daemonized: false,
+            ready_at: None,
         }
     }
 
@@ -655,6 +668,7 @@ impl Actor {
             s.started_at.clone_from(&adopt.started_at);
             s.restarts = adopt.restarts;
             s.started_once = true;
+            s.ready_once = !checked;
             s.waiting_for = if checked {
                 health::describe(&self.spec)
             } else {
@@ -662,12 +676,15 @@ impl Actor {
             };
         });
         let log_offset = std::fs::metadata(&self.log).map_or(0, |m| m.len());
-        Mode::Running(self.watch_running(adopt.pid, Exit::Adopted(fd), log_offset))
+        let mut run = self.watch_running(adopt.pid, Exit::Adopted(fd), log_offset);
+        run.healthy_once = !checked;
+        Mode::Running(run)
     }
 
     async fn running(&mut self, mut run: Running) -> Mode {
         loop {
             let deadline = run.start_deadline;
+            let ready_at = run.ready_at;
             let exit = async {
                 match &mut run.exit {
                     Exit::Child(rx) => rx.await.ok(),
@@ -696,18 +713,46 @@ impl Actor {
                     }
                 }
                 () = async {
+                    match ready_at {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    run.ready_at = None;
+                    let (next, _) = machine::transition(
+                        &self.spec,
+                        &mut self.counters(),
+                        machine::State::Starting { pid: run.pid, last_check: None },
+                        machine::Input::StayedUp,
+                    );
+                    if next.proc_state() == ProcState::Running {
+                        run.healthy_once = true;
+                        self.set(|s| {
+                            s.state = ProcState::Running;
+                            s.ready_once = true;
+                            s.waiting_for = None;
+                        });
+                    }
+                }
+                () = async {
                     match deadline {
                         Some(at) => tokio::time::sleep_until(at).await,
                         None => std::future::pending().await,
                     }
                 } => {
-                    let limit = self.spec.healthcheck.as_ref()
-                        .map_or(crate::config::model::defaults::START_TIMEOUT, |c| c.start_timeout);
-                    let last = self.status.borrow().waiting_for.clone().unwrap_or_default();
-                    let reason = format!("not healthy within {} (last check: {last})", human(limit));
-                    self.event(&reason);
-                    self.stop(Some(run), None).await;
-                    self.set(|s| { s.state = ProcState::Failed; s.reason = Some(reason); });
+                    let last_check = self.status.borrow().waiting_for.clone();
+                    let (next, effects) = machine::transition(
+                        &self.spec,
+                        &mut self.counters(),
+                        machine::State::Starting { pid: run.pid, last_check },
+                        machine::Input::StartTimeout,
+                    );
+                    self.log_effects(&effects);
+                    if effects.contains(&machine::Effect::StopTree) {
+                        self.stop(Some(run), None).await;
+                    }
+                    let reason = next.reason().map(str::to_owned);
+                    self.set(|s| { s.state = next.proc_state(); s.reason = reason; });
                     return Mode::Idle;
                 }
             }
@@ -715,48 +760,58 @@ impl Actor {
     }
 
     async fn on_verdict(&mut self, run: &mut Running, verdict: Verdict) -> Option<Mode> {
-        let state = self.status.borrow().state;
-        match verdict {
-            Verdict::Pass => {
-                run.fails_in_row = 0;
+        let status = self.status.borrow().clone();
+        let current = if !run.healthy_once {
+            machine::State::Starting {
+                pid: run.pid,
+                last_check: None,
+            }
+        } else if status.state == ProcState::Unhealthy {
+            machine::State::Unhealthy {
+                pid: run.pid,
+                reason: status.reason.clone().unwrap_or_default(),
+            }
+        } else {
+            machine::State::Healthy {
+                pid: run.pid,
+                fails_in_row: run.fails_in_row,
+            }
+        };
+        let input = match verdict {
+            Verdict::Pass => machine::Input::ProbePass,
+            Verdict::Fail(why) => machine::Input::ProbeFail(why),
+        };
+        let (next, effects) = machine::transition(&self.spec, &mut self.counters(), current, input);
+        self.log_effects(&effects);
+        match next {
+            machine::State::Starting { last_check, .. } => {
+                self.set(|s| s.waiting_for = last_check);
+                None
+            }
+            machine::State::Healthy { fails_in_row, .. } => {
+                run.fails_in_row = fails_in_row;
                 run.start_deadline = None;
-                if !run.healthy_once {
-                    self.event("healthy");
-                }
                 run.healthy_once = true;
-                if state != ProcState::Healthy {
+                if status.state != ProcState::Healthy {
                     self.set(|s| {
                         s.state = ProcState::Healthy;
                         s.reason = None;
                         s.waiting_for = None;
+                        s.ready_once = true;
                     });
                 }
                 None
             }
-            Verdict::Fail(why) => {
-                if !run.healthy_once {
-                    self.set(|s| s.waiting_for = Some(why));
+            machine::State::Unhealthy { reason, .. } => {
+                if status.state != ProcState::Unhealthy {
+                    self.set(|s| {
+                        s.state = ProcState::Unhealthy;
+                        s.reason = Some(reason);
+                    });
+                }
+                if !effects.contains(&machine::Effect::StopTree) {
                     return None;
                 }
-                run.fails_in_row += 1;
-                let retries = self
-                    .spec
-                    .healthcheck
-                    .as_ref()
-                    .map_or(3, |c| c.retries.max(1));
-                if run.fails_in_row < retries || state == ProcState::Unhealthy {
-                    return None;
-                }
-                let reason = format!("unhealthy: {why}");
-                self.event(&reason);
-                self.set(|s| {
-                    s.state = ProcState::Unhealthy;
-                    s.reason = Some(reason);
-                });
-                if self.spec.restart == RestartPolicy::No {
-                    return None;
-                }
-                self.event("restarting because the process turned unhealthy");
                 let old = std::mem::replace(
                     run,
                     Running {
@@ -768,18 +823,55 @@ impl Actor {
                         healthy_once: false,
                         fails_in_row: 0,
                         start_deadline: None,
+                        daemonized: false,
+                        ready_at: None,
                     },
                 );
                 self.stop(Some(old), None).await;
                 self.set(|s| s.restarts += 1);
                 Some(self.start_child().await)
             }
+            _ => None,
         }
     }
 
     async fn on_exit(&mut self, mut run: Running, info: Option<ExitInfo>) -> Mode {
+        if self.spec.daemon && !run.daemonized && matches!(info, Some(ExitInfo::Code(0))) {
+            let main_start = self.status.borrow().start_time.unwrap_or(0);
+            if let Some((pid, start_time)) = self.find_daemon(main_start).await
+                && let Ok(Some(fd)) = PidFd::open(pid)
+                && crate::platform::is_alive_same(pid, start_time, &self.shared.boot_id)
+            {
+                self.event(&format!(
+                    "the main process exited 0; its daemon runs as pid {pid}"
+                ));
+                let pgid = crate::platform::stat(pid).map(|st| st.pgid);
+                self.set(|s| {
+                    s.pid = Some(pid);
+                    s.pgid = pgid;
+                    s.start_time = Some(start_time);
+                });
+                run.pid = pid;
+                run.exit = Exit::Adopted(fd);
+                run.daemonized = true;
+                return Mode::Running(run);
+            }
+            self.event("`daemon: true`, but the main process exited 0 and left no daemon");
+        }
         if let Some((join, _)) = run.probes.take() {
             join.abort();
+        }
+        // A ready line written just before the exit counts: the probe may not have read
+        // it yet, so the log of this run is read once more, to the end.
+        if !run.healthy_once && self.ready_line_written(&run) {
+            run.healthy_once = true;
+            self.event("healthy");
+            self.set(|s| {
+                s.state = ProcState::Healthy;
+                s.reason = None;
+                s.waiting_for = None;
+                s.ready_once = true;
+            });
         }
         // The main process is gone; what it left in its group would be an orphan holding
         // ports and memory. A long-running process's tree goes with it (and a restart
@@ -819,9 +911,10 @@ impl Actor {
         } else {
             None
         };
-        let reason = match &in_use {
+        let early = !(run.healthy_once || (spec.oneshot && success));
+        let shown = match &in_use {
             Some((why, _)) => format!("{reason}: {why}"),
-            None => reason,
+            None => reason.clone(),
         };
         self.set(|s| {
             s.pid = None;
@@ -831,79 +924,131 @@ impl Actor {
             s.signal = signal;
             s.exited_once = true;
             s.waiting_for = None;
+            if early {
+                s.early_exit = Some(EarlyExit {
+                    reason: shown,
+                    log_offset: run.log_offset,
+                });
+            }
         });
-        if let Some((_, true)) = in_use {
-            // A foreign holder: restarting cannot help (the next pre-flight would say the same).
-            self.event(&reason);
-            self.set(|s| {
-                s.state = ProcState::Failed;
-                s.reason = Some(reason);
-                s.port_conflict = true;
-            });
-            return Mode::Idle;
-        }
-        if spec.oneshot && success {
-            self.event(&format!("{reason}: completed"));
-            self.set(|s| {
-                s.state = ProcState::Completed;
-                s.reason = None;
-            });
-            return Mode::Idle;
-        }
-        let restart = match spec.restart {
-            RestartPolicy::Always => true,
-            RestartPolicy::OnFailure => !success,
-            RestartPolicy::No => false,
+        // What the exit leads to is the machine's decision; this only carries it out.
+        let mut counters = machine::Counters {
+            quick_failures: self.quick_failures,
+            restarts: self.status.borrow().restarts,
         };
-        if !restart {
-            self.event(&reason);
-            let state = if spec.oneshot {
-                ProcState::Failed
-            } else {
-                ProcState::Exited
-            };
-            self.set(|s| {
-                s.state = state;
-                s.reason = Some(reason);
-            });
-            return Mode::Idle;
+        let facts = machine::ExitFacts {
+            reason,
+            success,
+            uptime,
+            port_in_use: in_use,
+            seed: backoff::seed(),
+        };
+        let (next, effects) = machine::transition(
+            &spec,
+            &mut counters,
+            machine::State::Running { pid: run.pid },
+            machine::Input::Exited(facts),
+        );
+        self.quick_failures = counters.quick_failures;
+        let mut sleep = None;
+        for effect in effects {
+            match effect {
+                machine::Effect::Log(line) => self.event(&line),
+                machine::Effect::Sleep(delay) => sleep = Some(delay),
+                machine::Effect::Spawn | machine::Effect::StopTree => {}
+            }
         }
-        if uptime < spec.min_uptime {
-            self.quick_failures += 1;
-        } else {
-            self.quick_failures = 0;
-        }
-        if self.quick_failures > spec.max_restarts {
-            let restarts = self.status.borrow().restarts;
-            let why = format!(
-                "crash loop: {reason} {} times in a row within {} of starting ({restarts} restarts)",
-                self.quick_failures,
-                human(spec.min_uptime)
-            );
-            self.event(&why);
-            self.set(|s| {
-                s.state = ProcState::Failed;
-                s.reason = Some(why);
-            });
-            return Mode::Idle;
-        }
-        let delay = backoff::delay(&spec.backoff, self.quick_failures.max(1), backoff::seed());
-        let at = std::time::SystemTime::now() + delay;
-        let why = format!("{reason}, restarting in {}", human(delay));
-        self.event(&why);
-        if delay.is_zero() {
-            self.set(|s| {
-                s.reason = Some(reason);
-            });
+        let state = next.proc_state();
+        let reason = next.reason().map(str::to_owned);
+        let port_conflict = matches!(
+            next,
+            machine::State::Failed {
+                port_conflict: true,
+                ..
+            }
+        );
+        match sleep {
             // The backoff branch counts the restart and runs the pre-flight.
-            return Mode::Backoff(Instant::now());
+            Some(delay) if delay.is_zero() => {
+                self.set(|s| s.reason = reason);
+                Mode::Backoff(Instant::now())
+            }
+            Some(delay) => {
+                let at = std::time::SystemTime::now() + delay;
+                self.set(|s| {
+                    s.state = state;
+                    s.reason = reason;
+                    s.next_restart_at = Some(humantime::format_rfc3339_seconds(at).to_string());
+                });
+                Mode::Backoff(Instant::now() + delay)
+            }
+            None => {
+                self.set(|s| {
+                    s.state = state;
+                    s.reason = reason;
+                    if port_conflict {
+                        s.port_conflict = true;
+                    }
+                });
+                Mode::Idle
+            }
         }
-        self.set(|s| {
-            s.state = ProcState::Backoff;
-            s.reason = Some(why);
-            s.next_restart_at = Some(humantime::format_rfc3339_seconds(at).to_string());
-        });
-        Mode::Backoff(Instant::now() + delay)
+    }
+
+    /// The daemon a `daemon: true` process started, once its main process (started at
+    /// `main_start`, in clock ticks) exited 0: the pid in `pid_file` when one is declared and
+    /// that pid is a member, else the oldest member. Members are the process's (cgroup,
+    /// lineage, tags) and, without a cgroup, the supervisor's untagged children started after
+    /// the main process (the daemon re-parented to the subreaper). Waits up to
+    /// [`DAEMON_WAIT`] for the pid file to name a member.
+    async fn find_daemon(&self, main_start: u64) -> Option<(i32, u64)> {
+        let deadline = Instant::now() + DAEMON_WAIT;
+        loop {
+            let scanner = Arc::clone(&self.shared.scanner);
+            let (project_id, name) = (self.ctx.project_id.clone(), self.spec.name.clone());
+            let pid_file = self.spec.pid_file.clone();
+            let found = tokio::task::spawn_blocking(move || {
+                let mut members = scanner.members_of(&project_id, &name, None, Instant::now());
+                let table = crate::platform::process_table();
+                let me = std::process::id() as i32;
+                if scanner.membership().project_cgroup().is_none() {
+                    members.extend(
+                        table
+                            .iter()
+                            .filter(|st| st.ppid == me && st.start_time >= main_start)
+                            .filter(|st| {
+                                crate::platform::environ_map(st.pid)
+                                    .is_none_or(|env| !env.contains_key(spawn::ENV_PROCESS))
+                            })
+                            .map(|st| st.pid),
+                    );
+                }
+                let start = |pid: i32| {
+                    table
+                        .iter()
+                        .find(|st| st.pid == pid)
+                        .map(|st| (pid, st.start_time))
+                };
+                match pid_file {
+                    Some(file) => std::fs::read_to_string(file)
+                        .ok()
+                        .and_then(|t| t.trim().parse::<i32>().ok())
+                        .filter(|pid| members.contains(pid))
+                        .and_then(start),
+                    None => members
+                        .iter()
+                        .filter_map(|&pid| start(pid))
+                        .min_by_key(|&(pid, st)| (st, pid)),
+                }
+            })
+            .await
+            .ok()
+            .flatten();
+            if found.is_some() || Instant::now() >= deadline {
+                return found;
+            }
+            tokio::time::sleep(DAEMON_POLL).await;
+        }
     }
 
     /// Stop what is left of a tree whose main process exited.
@@ -963,10 +1108,23 @@ impl Actor {
         let Some(mut run) = run else {
             self.stop_leftovers(timeout).await;
             let state = self.status.borrow().state;
-            if matches!(
-                state,
-                ProcState::Pending | ProcState::Backoff | ProcState::Starting
-            ) {
+            let waiting = match state {
+                ProcState::Pending | ProcState::Starting => machine::State::Pending {
+                    waiting_for: String::new(),
+                },
+                ProcState::Backoff => machine::State::Backoff {
+                    delay: Duration::ZERO,
+                    reason: String::new(),
+                },
+                _ => machine::State::Completed,
+            };
+            let (next, _) = machine::transition(
+                &self.spec,
+                &mut self.counters(),
+                waiting,
+                machine::Input::Stop,
+            );
+            if next.proc_state() == ProcState::Stopped {
                 self.set(|s| {
                     s.state = ProcState::Stopped;
                     s.reason = None;
@@ -1022,6 +1180,7 @@ impl Actor {
             Exit::Adopted(_) => stop::stop_tree(&target, None, &self.shared.scanner).await,
         };
         let _ = registry::write_pid_file(&self.shared.paths.pid_file(&spec.name), None);
+        let killed_after = report.killed.then_some(target.timeout);
         let mut message = match report.exit {
             Some(info) => format!("stopped ({})", exit_reason(info)),
             None => "stopped".to_owned(),
@@ -1032,13 +1191,17 @@ impl Actor {
                 human(target.timeout)
             ));
         }
-        let reason = if report.survivors.is_empty() {
-            None
-        } else {
-            let pids: Vec<String> = report.survivors.iter().map(ToString::to_string).collect();
-            Some(format!("survived the stop: pids {}", pids.join(", ")))
-        };
-        self.event(reason.as_deref().unwrap_or(&message));
+        let (next, effects) = machine::transition(
+            &spec,
+            &mut self.counters(),
+            machine::State::Stopping { pid: run.pid },
+            machine::Input::StopDone {
+                message,
+                survivors: report.survivors.clone(),
+            },
+        );
+        self.log_effects(&effects);
+        let reason = next.reason().map(str::to_owned);
         self.set(|s| {
             s.state = ProcState::Stopped;
             s.reason.clone_from(&reason);
@@ -1050,6 +1213,7 @@ impl Actor {
         });
         StopOutcome {
             survivors: report.survivors,
+            killed_after,
         }
     }
 }

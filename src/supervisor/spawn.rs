@@ -1,6 +1,7 @@
 //! Turning a `Process` into a running child.
 //!
-//! Owns: the command line (`/bin/sh -c` for strings, argv for lists), the working
+//! Owns: the command line (`/bin/sh -c` for strings — a string that is one simple command is
+//! exec'd directly, see [`simple_command`] — argv for lists), the working
 //! directory, the environment layers of SPEC §1 with the `PROCS_*` tags on top, the
 //! process group (every child leads its own), and the output: stdout and stderr are the
 //! log file itself, opened `O_APPEND`, so output never passes through the supervisor and
@@ -64,6 +65,17 @@ fn base_command(
 ) -> io::Result<std::process::Command> {
     match command {
         Command::Shell(script) => {
+            if let Some(words) = simple_command(script)
+                && let Some((program, rest)) = words.split_first()
+            {
+                let path = resolve_program(program, env, cwd);
+                if program.contains('/') || path.as_os_str() != program.as_str() {
+                    // What `/bin/sh -c` would run, without the shell staying as its parent.
+                    let mut cmd = std::process::Command::new(path);
+                    cmd.arg0(program).args(rest);
+                    return Ok(cmd);
+                }
+            }
             let mut cmd = std::process::Command::new("/bin/sh");
             cmd.arg("-c").arg(script);
             Ok(cmd)
@@ -78,6 +90,35 @@ fn base_command(
         }
     }
 }
+
+/// The words of `script` when it is one simple command the shell would run as is: no quoting,
+/// expansion, redirection, operator, comment or variable assignment — only words of letters,
+/// digits and `-_./:=,+@%` separated by blanks, the first one not an assignment. The shell
+/// would `fork` and `exec` exactly these words; procs execs them itself, so the pid, name and
+/// usage `status` shows are the program's. `None` for anything else (run by `/bin/sh -c`).
+pub fn simple_command(script: &str) -> Option<Vec<String>> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-_./:=,+@%".contains(c);
+    if !script.chars().all(|c| c == ' ' || c == '\t' || allowed(c)) {
+        return None;
+    }
+    let words: Vec<String> = script.split_whitespace().map(str::to_owned).collect();
+    let first = words.first()?;
+    // `A=b cmd` is an assignment; shell keywords and builtins need the shell.
+    if first.contains('=') || SHELL_WORDS.contains(&first.as_str()) {
+        return None;
+    }
+    Some(words)
+}
+
+/// Words that `/bin/sh` runs itself (keywords and special builtins, and the common regular
+/// builtins): a command starting with one is never exec'd directly.
+const SHELL_WORDS: &[&str] = &[
+    "if", "then", "else", "elif", "fi", "case", "esac", "for", "while", "until", "do", "done",
+    "in", "function", "select", "time", ".", ":", "break", "continue", "eval", "exec", "exit",
+    "export", "readonly", "return", "set", "shift", "trap", "unset", "cd", "alias", "unalias",
+    "read", "wait", "umask", "ulimit", "jobs", "fg", "bg", "kill", "command", "type", "hash",
+    "getopts", "local", "true", "false", "echo", "printf", "test", "pwd", "source",
+];
 
 /// The path `execvp` would run for `program` with the child's `PATH` (relative entries
 /// are relative to the child's working directory), or `program` itself when it holds a
@@ -150,6 +191,11 @@ pub fn spawn(
     if let Some(placement) = &placement {
         placement.apply(&mut cmd);
     }
+    platform::announce_before_exec(
+        &mut cmd,
+        format!("[procs] {} started pid ", crate::registry::now_rfc3339()),
+        "\n".to_owned(),
+    );
     let guard = reaper.begin_spawn();
     let child = cmd.spawn()?;
     drop(placement);
@@ -203,4 +249,40 @@ pub fn spawn_helper(
         start_time: 0,
         exit,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::simple_command;
+
+    #[test]
+    fn only_one_plain_command_is_exec_directly() {
+        assert_eq!(
+            simple_command("python3 -m http.server 8080").as_deref(),
+            Some(&["python3", "-m", "http.server", "8080"].map(String::from)[..])
+        );
+        assert!(simple_command("  nginx -p ./x -c nginx.conf  ").is_some());
+        assert!(simple_command("app --port=3000 --name a,b").is_some());
+        for shell in [
+            "a && b",
+            "a; b",
+            "a | b",
+            "a > log",
+            "echo $HOME",
+            "x 'quoted'",
+            "x \"quoted\"",
+            "FOO=1 app",
+            "cd dir",
+            "exec app",
+            "app &",
+            "ls *.rs",
+            "app # comment",
+            "~/bin/app",
+            "a\nb",
+            "",
+            "   ",
+        ] {
+            assert_eq!(simple_command(shell), None, "{shell:?}");
+        }
+    }
 }

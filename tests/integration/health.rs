@@ -98,8 +98,15 @@ processes:
     min_uptime: 5s
 "#,
     );
-    // Without a health check a process is ready once it runs; the crash loop shows after.
-    p.procs(["up"]).success();
+    // It exits before it is ready (`ready_after`): `up` says so at once, and the restart
+    // policy goes on in the background until the crash loop is declared.
+    let out = p.procs(["up"]).code(1);
+    assert!(
+        out.stderr
+            .contains("exited with code 1 before it was ready"),
+        "{}",
+        out.stderr
+    );
     wait_until("crasher to give up", Duration::from_secs(20), || {
         proc_status(&p, "crasher")["state"] == "failed"
     });
@@ -275,6 +282,7 @@ processes:
   parent:
     command: ["{testd}", "--spawn-grandchild", "--pidfile", "parent.pids", "--exit-after", "300", "--code", "1"]
     restart: no
+    ready_after: 100ms
 "#,
     );
     p.procs(["up"]).success();

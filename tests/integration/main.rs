@@ -15,6 +15,7 @@ mod ports;
 mod recovery;
 mod security;
 mod subscribe;
+mod truths;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -42,7 +42,10 @@ pub(crate) fn with_defaults(p: RawProcess, d: &RawProcess) -> RawProcess {
         backoff: p.backoff.or_else(|| d.backoff.clone()),
         max_restarts: p.max_restarts.or(d.max_restarts),
         min_uptime: p.min_uptime.or(d.min_uptime),
+        ready_after: p.ready_after.or(d.ready_after),
         oneshot: p.oneshot.or(d.oneshot),
+        daemon: p.daemon.or(d.daemon),
+        pid_file: p.pid_file.or_else(|| d.pid_file.clone()),
         success_exit_codes: p
             .success_exit_codes
             .or_else(|| d.success_exit_codes.clone()),
@@ -156,6 +159,28 @@ impl Ctx<'_> {
             })
             .collect();
         let oneshot = p.oneshot.unwrap_or(false);
+        let daemon = p.daemon.unwrap_or(false);
+        if daemon && oneshot {
+            found.push((
+                at.value(&["daemon"]),
+                "a process cannot be both `daemon: true` and `oneshot: true`".into(),
+            ));
+        }
+        let pid_file = match &p.pid_file {
+            Some(_) if !daemon => {
+                found.push((
+                    at.value(&["pid_file"]),
+                    "`pid_file` needs `daemon: true`".into(),
+                ));
+                None
+            }
+            Some(f) if f.trim().is_empty() => {
+                found.push((at.value(&["pid_file"]), "`pid_file` is empty".into()));
+                None
+            }
+            Some(f) => Some(self.project_dir.join(f)),
+            None => None,
+        };
         let restart = match &p.restart {
             None if oneshot => RestartPolicy::No,
             None => RestartPolicy::OnFailure,
@@ -222,7 +247,10 @@ impl Ctx<'_> {
             backoff,
             max_restarts: p.max_restarts.unwrap_or(defaults::MAX_RESTARTS),
             min_uptime: p.min_uptime.unwrap_or(defaults::MIN_UPTIME),
+            ready_after: p.ready_after.unwrap_or(defaults::READY_AFTER),
             oneshot,
+            daemon,
+            pid_file,
             success_exit_codes,
             stop_signal,
             stop_timeout: p.stop_timeout.unwrap_or(defaults::STOP_TIMEOUT),
