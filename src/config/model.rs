@@ -163,10 +163,13 @@ pub struct LogPolicy {
     /// Rotated files kept (`NAME.log.1` … `NAME.log.keep`).
     pub keep: u32,
     /// Delete rotated copies whose newest line is older than this.
+    #[serde(default)]
     pub max_age: Option<Duration>,
     /// Gzip rotated copies (`NAME.log.N.gz`).
+    #[serde(default)]
     pub compress: bool,
     /// Also rotate at the start of every period (UTC).
+    #[serde(default)]
     pub rotate_every: Option<RotateEvery>,
 }
 
