@@ -150,6 +150,10 @@ pub enum Error {
     #[error("{} did not stop cleanly", names(bad))]
     NotStopped { bad: Vec<NotWhere>, details: String },
 
+    /// `procs ui` was started without a terminal to draw on.
+    #[error("`procs ui` needs a terminal, and {stream} is not one")]
+    NotATerminal { stream: &'static str },
+
     /// `down`/`stop` without a supervisor left processes alive.
     #[error("some processes survived the stop")]
     Survivors { survivors: Vec<(String, Vec<i32>)> },
@@ -173,7 +177,8 @@ impl Error {
             Self::NoConfig { .. }
             | Self::ConfigFileMissing { .. }
             | Self::Config(_)
-            | Self::UnknownProcess { .. } => exit::USAGE,
+            | Self::UnknownProcess { .. }
+            | Self::NotATerminal { .. } => exit::USAGE,
             Self::PortHeld { .. } => exit::PORT_HELD,
             Self::Supervisor { code, .. } => *code,
             Self::SupervisorUnreachable { .. }
@@ -265,6 +270,10 @@ impl Error {
             ),
             Self::TimedOut { .. } => Some(
                 "raise it with `--timeout`, or check the health check with `procs logs`".to_owned(),
+            ),
+            Self::NotATerminal { .. } => Some(
+                "run it in a terminal; scripts can use `procs status --json` and `procs logs -f`"
+                    .to_owned(),
             ),
             _ => None,
         }

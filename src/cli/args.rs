@@ -44,6 +44,8 @@ pub enum Command {
     /// Stop processes in reverse dependency order, whole trees, verified; without names
     /// the supervisor exits too.
     Down(DownArgs),
+    /// Full-screen terminal dashboard: live process table, logs, one-key actions.
+    Ui,
     /// One row per process: state, pid, uptime, restarts, CPU, memory, ports.
     #[command(visible_alias = "ps")]
     Status(NamesArgs),
@@ -103,8 +105,11 @@ pub struct UpArgs {
     /// Processes to start (with their dependencies); default: every process not disabled.
     pub names: Vec<String>,
     /// Stay in the foreground streaming logs; Ctrl-C brings the stack down.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "ui")]
     pub attach: bool,
+    /// Open the terminal dashboard (`procs ui`) and bring the stack up from there.
+    #[arg(long)]
+    pub ui: bool,
     /// Return once the supervisor accepted the request, without waiting for readiness.
     #[arg(long)]
     pub no_wait: bool,

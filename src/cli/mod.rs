@@ -16,6 +16,7 @@ mod ports;
 mod project;
 mod render;
 mod status;
+mod ui;
 mod up;
 
 use clap::Parser;
@@ -71,7 +72,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     let out = Out::new(&cli.global);
     let global = &cli.global;
     match cli.command {
+        Command::Up(args) if args.ui => ui::run(global, &out, true),
         Command::Up(args) => up::up(global, &out, &args),
+        Command::Ui => ui::run(global, &out, false),
         Command::Down(args) => down::down(global, &out, &args.names, args.timeout, true),
         Command::Stop(args) => down::down(global, &out, &args.names, args.timeout, false),
         Command::Start(args) => up::start(global, &out, &args.names, args.timeout, false),

@@ -54,7 +54,7 @@ struct StatusJson {
 
 /// A record as it really is: a live state whose pid does not check out is not running.
 /// `verified` is the recorded pid if the live process is the recorded one.
-fn effective(
+pub(super) fn effective(
     rec: &ProcessRecord,
     verified: Option<i32>,
     supervised: bool,
@@ -129,7 +129,7 @@ fn uptime(started_at: Option<&str>) -> String {
     }
 }
 
-fn bytes(n: u64) -> String {
+pub(super) fn bytes(n: u64) -> String {
     match n {
         n if n >= 1 << 30 => format!("{:.1}G", n as f64 / f64::from(1u32 << 30)),
         n if n >= 1 << 20 => format!("{:.1}M", n as f64 / f64::from(1u32 << 20)),

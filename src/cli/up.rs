@@ -69,6 +69,7 @@ pub fn start(
         let args = UpArgs {
             names: names.to_vec(),
             attach: false,
+            ui: false,
             no_wait: false,
             timeout,
             no_deps: false,

@@ -223,6 +223,42 @@ pub fn descendants(roots: &[i32]) -> Vec<i32> {
     out
 }
 
+/// For each of `roots`, in order: the `/proc/PID/stat` of the root and of each of its live
+/// descendants (root first), from one scan of `/proc` for all of them (what a dashboard
+/// refreshing every process's CPU and memory once a second can afford). A root that is gone
+/// or a zombie has an empty tree.
+pub fn trees(roots: &[i32]) -> Vec<Vec<ProcStat>> {
+    let stats = all_stats();
+    let mut children: HashMap<i32, Vec<&ProcStat>> = HashMap::new();
+    let mut by_pid: HashMap<i32, &ProcStat> = HashMap::new();
+    for s in &stats {
+        children.entry(s.ppid).or_default().push(s);
+        by_pid.insert(s.pid, s);
+    }
+    roots
+        .iter()
+        .map(|root| {
+            let Some(first) = by_pid.get(root).filter(|s| !s.is_zombie()) else {
+                return Vec::new();
+            };
+            let mut tree = vec![(*first).clone()];
+            let mut seen: HashSet<i32> = HashSet::from([*root]);
+            let mut queue = vec![*root];
+            while let Some(parent) = queue.pop() {
+                for child in children.get(&parent).into_iter().flatten() {
+                    if seen.insert(child.pid) {
+                        queue.push(child.pid);
+                        if !child.is_zombie() {
+                            tree.push((*child).clone());
+                        }
+                    }
+                }
+            }
+            tree
+        })
+        .collect()
+}
+
 /// Live (non-zombie) members of process group `pgid`.
 pub fn group_members(pgid: i32) -> Vec<i32> {
     all_stats()
@@ -289,6 +325,32 @@ pub fn user_name(uid: u32) -> String {
     match User::from_uid(Uid::from_raw(uid)) {
         Ok(Some(user)) => user.name,
         _ => uid.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tree_tests {
+    use super::*;
+
+    #[test]
+    fn trees_hold_each_root_and_its_descendants_and_nothing_for_a_gone_root() {
+        let me = std::process::id() as i32;
+        let mut kid = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep");
+        let kid_pid = kid.id() as i32;
+        let trees = trees(&[me, 0, kid_pid]);
+        assert_eq!(trees.len(), 3);
+        assert_eq!(trees[0].first().map(|s| s.pid), Some(me));
+        assert!(trees[0].iter().any(|s| s.pid == kid_pid), "{:?}", trees[0]);
+        assert!(trees[1].is_empty());
+        assert_eq!(
+            trees[2].iter().map(|s| s.pid).collect::<Vec<_>>(),
+            [kid_pid]
+        );
+        let _ = kid.kill();
+        let _ = kid.wait();
     }
 }
 

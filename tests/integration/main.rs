@@ -16,6 +16,7 @@ mod recovery;
 mod security;
 mod subscribe;
 mod truths;
+mod ui;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
