@@ -997,7 +997,7 @@ impl Actor {
 
     /// The daemon a `daemon: true` process started, once its main process (started at
     /// `main_start`, in clock ticks) exited 0: the pid in `pid_file` when one is declared and
-    /// that pid is a member, else the oldest member. Members are the process's (cgroup,
+    /// that pid (its first line) is a member, else the oldest member. Members are the process's (cgroup,
     /// lineage, tags) and, without a cgroup, the supervisor's untagged children started after
     /// the main process (the daemon re-parented to the subreaper). Waits up to
     /// [`DAEMON_WAIT`] for the pid file to name a member.
@@ -1017,8 +1017,9 @@ impl Actor {
                             .iter()
                             .filter(|st| st.ppid == me && st.start_time >= main_start)
                             .filter(|st| {
-                                crate::platform::environ_map(st.pid)
-                                    .is_none_or(|env| !env.contains_key(spawn::ENV_PROCESS))
+                                crate::platform::environ_map(st.pid).is_none_or(|env| {
+                                    env.get(spawn::ENV_PROCESS).is_none_or(|n| *n == name)
+                                })
                             })
                             .map(|st| st.pid),
                     );
@@ -1032,7 +1033,7 @@ impl Actor {
                 match pid_file {
                     Some(file) => std::fs::read_to_string(file)
                         .ok()
-                        .and_then(|t| t.trim().parse::<i32>().ok())
+                        .and_then(|t| t.lines().next()?.trim().parse::<i32>().ok())
                         .filter(|pid| members.contains(pid))
                         .and_then(start),
                     None => members

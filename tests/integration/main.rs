@@ -5,6 +5,7 @@
 
 mod architecture;
 mod cli;
+mod containment;
 mod errors;
 mod harness;
 mod health;

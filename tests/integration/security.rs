@@ -403,7 +403,11 @@ fn deleting_the_state_dir_under_a_running_stack_never_starts_a_second_supervisor
         .as_i64()
         .expect("a supervisor") as i32;
     let before = p.tagged_pids();
-    fs::remove_dir_all(p.state_dir()).expect("rm -rf .procs");
+    // Moved away, then deleted: the supervisor sees `.procs/` go at the move and recreates
+    // it at once, which a recursive delete in place would race with (ENOTEMPTY).
+    let gone = p.path().join("procs-deleted");
+    fs::rename(p.state_dir(), &gone).expect("mv .procs away");
+    fs::remove_dir_all(&gone).expect("rm -rf the old .procs");
     p.procs(["up"]).success();
     let after = p.tagged_pids();
     assert_eq!(before, after, "the same processes, none started twice");

@@ -258,3 +258,37 @@ fn procs_ui_refuses_without_a_terminal() {
         .stderr_contains("error: `procs ui` needs a terminal, and stdout is not one")
         .stderr_contains("hint: run it in a terminal");
 }
+
+#[test]
+fn up_with_ui_brings_the_stack_up_inside_the_dashboard_and_survives_a_resize() {
+    if !have_tmux() {
+        return;
+    }
+    let port = free_port();
+    let mut p = Project::new().config(&config(port));
+    let procs = p.procs_path().display().to_string();
+    let ui = Tmux::start(
+        &p,
+        80,
+        24,
+        &format!("'{procs}' up --ui; echo procs-ui-exit=$?; read _"),
+    );
+    ui.wait_for("the stack up", |s| {
+        row(s, "web").is_some_and(|r| r.contains("healthy"))
+            && row(s, "worker").is_some_and(|r| r.contains("running"))
+            && s.contains("the stack is up")
+    });
+    let status = ui
+        .tmux()
+        .args(["resize-window", "-t", "ui", "-x", "120", "-y", "30"])
+        .status()
+        .expect("tmux resize-window");
+    assert!(status.success());
+    ui.wait_for("the wide layout", |s| s.contains("WAITING FOR"));
+    ui.keys(&["q"]);
+    let screen = ui.wait_for("the exit", |s| s.contains("procs-ui-exit="));
+    assert!(screen.contains("procs-ui-exit=0"), "{screen}");
+    drop(ui);
+    p.procs(["down"]).success();
+    p.assert_no_survivors();
+}

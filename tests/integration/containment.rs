@@ -1,0 +1,358 @@
+//! Containment with real programs: whatever a daemon does to itself (daemonize, rewrite its
+//! title and so its environment, `setsid` with a cleared environment, close every fd, run as
+//! another user), `procs down` leaves nothing — with and without a supervisor SIGKILL before
+//! it, and under both membership mechanisms: the cgroup (CI runs as root) and lineage
+//! (`PROCS_NO_CGROUP=1`).
+//!
+//! The programs are found by this test independently of procs (by a marker in their command
+//! line — the project directory, a port, a unique `sleep` length — and their descendants),
+//! since the harness's tag check cannot see a daemon that rewrote its environment.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::harness::{Project, free_port, pid_alive, pid_cmdline, wait_until};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A program a test needs: in CI a missing one fails the test; elsewhere the test is skipped
+/// with a note.
+fn need(program: &str) -> Option<String> {
+    let found = ["/usr/sbin", "/usr/bin", "/bin", "/sbin"]
+        .iter()
+        .map(|d| Path::new(d).join(program))
+        .chain(
+            std::fs::read_dir("/usr/lib/postgresql")
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path().join("bin").join(program)),
+        )
+        .find(|p| p.is_file())
+        .map(|p| p.display().to_string());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "`{program}` is missing (.ci/run installs it)"
+        );
+        eprintln!("note: `{program}` is not installed; skipping");
+    }
+    found
+}
+
+/// Every live process whose command line contains `marker`, and their live descendants.
+fn tree_of(marker: &str) -> Vec<i32> {
+    let mut table: Vec<(i32, i32)> = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let parent = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok())
+            .unwrap_or(0);
+        table.push((pid, parent));
+    }
+    let me = std::process::id() as i32;
+    let mut found: Vec<i32> = table
+        .iter()
+        .map(|&(pid, _)| pid)
+        .filter(|&pid| pid != me && pid_cmdline(pid).contains(marker))
+        .collect();
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        for &(child, of) in &table {
+            if of == parent && !found.contains(&child) {
+                found.push(child);
+            }
+        }
+        i += 1;
+    }
+    found.retain(|&pid| pid_alive(pid));
+    found.sort_unstable();
+    found
+}
+
+/// SIGKILLs whatever of a marker's tree is left when the test ends, passed or not.
+struct Reap(String);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        for pid in tree_of(&self.0) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mechanism {
+    Cgroup,
+    Lineage,
+}
+
+impl Mechanism {
+    fn env(self) -> Vec<(&'static str, &'static str)> {
+        match self {
+            Self::Cgroup => vec![],
+            Self::Lineage => vec![("PROCS_NO_CGROUP", "1")],
+        }
+    }
+}
+
+/// Bring `p` up, check that `marker` finds the programs, optionally SIGKILL the supervisor,
+/// then `down` and check that nothing of them is left.
+fn up_then_down(p: &mut Project, mech: Mechanism, marker: &str, kill_supervisor: bool) {
+    let env = mech.env();
+    p.procs_env(["up"], &env).success();
+    let doctor = p.procs_env(["doctor"], &env);
+    let expected = match mech {
+        Mechanism::Cgroup => "membership: cgroup v2 at",
+        Mechanism::Lineage => "membership: no writable cgroup (PROCS_NO_CGROUP is set)",
+    };
+    assert!(doctor.stdout.contains(expected), "{}", doctor.stdout);
+    let pids = tree_of(marker);
+    assert!(!pids.is_empty(), "`{marker}` runs after up");
+    if kill_supervisor {
+        if mech == Mechanism::Lineage {
+            // Without a cgroup, what survives a supervisor SIGKILL is what it recorded.
+            wait_until("the supervisor to record the daemons", WAIT, || {
+                let state =
+                    std::fs::read_to_string(p.state_dir().join("state.json")).unwrap_or_default();
+                let sup = p.state_json()["supervisor"]["pid"].as_i64();
+                tree_of(marker)
+                    .iter()
+                    .filter(|pid| Some(i64::from(**pid)) != sup)
+                    .all(|pid| is_known(&state, *pid))
+            });
+        }
+        let state = p.state_json();
+        let sup = state["supervisor"]["pid"].as_i64().expect("supervisor pid") as i32;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(sup),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .expect("SIGKILL the supervisor");
+        wait_until("the supervisor to die", WAIT, || !pid_alive(sup));
+    }
+    p.procs_env(["down"], &env).success();
+    let left = tree_of(marker);
+    assert!(
+        left.is_empty(),
+        "left after down: {:?}",
+        left.iter()
+            .map(|p| format!("{p} {}", pid_cmdline(*p)))
+            .collect::<Vec<_>>()
+    );
+    p.assert_no_survivors();
+}
+
+/// Is `pid` a recorded member (lineage) or a verified main pid in the registry text?
+fn is_known(state: &str, pid: i32) -> bool {
+    let json: serde_json::Value = serde_json::from_str(state).unwrap_or_default();
+    let in_lineage = json["lineage"].as_object().is_some_and(|l| {
+        l.values()
+            .flat_map(|v| v.as_array().cloned().unwrap_or_default())
+            .any(|r| r["pid"].as_i64() == Some(i64::from(pid)))
+    });
+    let main = json["processes"].as_object().is_some_and(|ps| {
+        ps.values()
+            .any(|r| r["pid"].as_i64() == Some(i64::from(pid)))
+    });
+    // Descendants of a recorded member are found through it.
+    let parent_known = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().nth(1)?.parse::<i32>().ok())
+        })
+        .is_some_and(|parent| {
+            parent != 1
+                && parent != pid
+                && json["supervisor"]["pid"].as_i64() != Some(i64::from(parent))
+                && is_known(state, parent)
+        });
+    in_lineage || main || parent_known
+}
+
+fn nginx(mech: Mechanism, kill: bool) {
+    let Some(nginx) = need("nginx") else { return };
+    let port = free_port();
+    let mut p = Project::new();
+    let dir = p.path().display().to_string();
+    p.file(
+        "nginx.conf",
+        &format!(
+            "worker_processes 2;\npid nginx.pid;\nerror_log stderr;\nevents {{ worker_connections 64; }}\n\
+             http {{ access_log off; client_body_temp_path tmp; proxy_temp_path tmp; \
+             fastcgi_temp_path tmp; uwsgi_temp_path tmp; scgi_temp_path tmp;\n\
+             server {{ listen 127.0.0.1:{port}; location / {{ return 200 \"ok\\n\"; }} }} }}\n"
+        ),
+    );
+    std::fs::create_dir_all(p.path().join("tmp")).expect("mkdir tmp");
+    p.write_config(&format!(
+        "processes:\n  web:\n    command: {nginx} -p {dir} -c nginx.conf\n    daemon: true\n    pid_file: nginx.pid\n    ports: [{port}]\n"
+    ));
+    let _reap = Reap(dir.clone());
+    let env = mech.env();
+    if !kill {
+        p.procs_env(["up"], &env).success();
+        // Healthy through its port, and its workers (which rewrote their titles) are its own.
+        let ports = p.procs_env(["ports", "--json"], &env).success().json();
+        let holders = ports["ports"][0]["holders"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            holders.len() >= 3,
+            "master and 2 workers hold the port: {ports}"
+        );
+        assert!(
+            holders.iter().all(|h| h["owner"] == "own"),
+            "nginx's own workers are never foreign: {ports}"
+        );
+        let status = p.procs_env(["status", "--json"], &env).success().json();
+        let web = &status["processes"][0];
+        assert_eq!(web["state"], "healthy", "{status}");
+        let master: i32 = std::fs::read_to_string(p.path().join("nginx.pid"))
+            .expect("nginx.pid")
+            .trim()
+            .parse()
+            .expect("a pid");
+        assert_eq!(
+            web["pid"].as_i64(),
+            Some(i64::from(master)),
+            "the daemon's pid: {status}"
+        );
+        assert!(
+            web["processes"].as_u64() >= Some(3),
+            "whole tree counted: {status}"
+        );
+        p.procs_env(["doctor"], &env)
+            .success()
+            .stdout_contains("no problems found");
+    }
+    up_then_down(&mut p, mech, &dir, kill);
+}
+
+fn redis(mech: Mechanism, kill: bool) {
+    let Some(redis) = need("redis-server") else {
+        return;
+    };
+    let port = free_port();
+    let mut p = Project::new();
+    let dir = p.path().display().to_string();
+    p.write_config(&format!(
+        "processes:\n  cache:\n    command: {redis} --port {port} --bind 127.0.0.1 --daemonize yes --save '' --dir {dir}\n    oneshot: true\n"
+    ));
+    let marker = format!(":{port}");
+    let _reap = Reap(marker.clone());
+    up_then_down(&mut p, mech, &marker, kill);
+}
+
+fn env_i_setsid(mech: Mechanism, kill: bool) {
+    let mut p = Project::new();
+    let marker = format!("{}.{}", 3000 + std::process::id() % 1000, free_port());
+    p.write_config(&format!(
+        "processes:\n  app:\n    command: \"env -i setsid sh -c 'sleep {marker} & exit 0'; exec sleep 1{marker}\"\n"
+    ));
+    let _reap = Reap(marker.clone());
+    up_then_down(&mut p, mech, &marker, kill);
+}
+
+fn closes_every_fd(mech: Mechanism, kill: bool) {
+    let mut p = Project::new();
+    let marker = format!("{}.{}", 4000 + std::process::id() % 1000, free_port());
+    p.write_config(&format!(
+        "processes:\n  quiet:\n    command: \"exec 0<&- 1>&- 2>&-; setsid sleep {marker} & exec sleep 1{marker}\"\n"
+    ));
+    let _reap = Reap(marker.clone());
+    up_then_down(&mut p, mech, &marker, kill);
+}
+
+fn postgres(mech: Mechanism, kill: bool) {
+    let (Some(pg_ctl), Some(initdb)) = (need("pg_ctl"), need("initdb")) else {
+        return;
+    };
+    let port = free_port();
+    let mut p = Project::new();
+    let dir = p.path().display().to_string();
+    // postgres refuses to run as root: its data directory belongs to the `postgres` user.
+    std::fs::set_permissions(
+        p.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod the project dir");
+    let data = p.path().join("pg");
+    std::fs::create_dir(&data).expect("mkdir pg");
+    let chown = std::process::Command::new("chown")
+        .args(["postgres:postgres", &data.display().to_string()])
+        .status()
+        .expect("chown");
+    assert!(chown.success());
+    let as_pg = [
+        "setpriv",
+        "--reuid=postgres",
+        "--regid=postgres",
+        "--clear-groups",
+    ];
+    let init = std::process::Command::new(as_pg[0])
+        .args(&as_pg[1..])
+        .args([
+            initdb.as_str(),
+            "-D",
+            &data.display().to_string(),
+            "-A",
+            "trust",
+        ])
+        .stdout(std::process::Stdio::null())
+        .output()
+        .expect("initdb");
+    assert!(
+        init.status.success(),
+        "initdb: {}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    p.write_config(&format!(
+        "processes:\n  db:\n    command: [setpriv, --reuid=postgres, --regid=postgres, --clear-groups, {pg_ctl}, -D, {dir}/pg, -w, -o, \"-p {port} -k {dir}/pg -c listen_addresses=127.0.0.1\", start]\n    daemon: true\n    pid_file: pg/postmaster.pid\n    ports: [{port}]\n    stop_signal: SIGINT\n"
+    ));
+    let marker = format!("{dir}/pg");
+    let _reap = Reap(marker.clone());
+    up_then_down(&mut p, mech, &marker, kill);
+}
+
+macro_rules! both_mechanisms {
+    ($($scenario:ident),* $(,)?) => {
+        $(
+            mod $scenario {
+                use super::Mechanism;
+                #[test]
+                fn cgroup() {
+                    super::$scenario(Mechanism::Cgroup, false);
+                }
+                #[test]
+                fn cgroup_after_a_supervisor_sigkill() {
+                    super::$scenario(Mechanism::Cgroup, true);
+                }
+                #[test]
+                fn lineage() {
+                    super::$scenario(Mechanism::Lineage, false);
+                }
+                #[test]
+                fn lineage_after_a_supervisor_sigkill() {
+                    super::$scenario(Mechanism::Lineage, true);
+                }
+            }
+        )*
+    };
+}
+
+both_mechanisms!(nginx, redis, env_i_setsid, closes_every_fd, postgres);
