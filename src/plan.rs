@@ -58,6 +58,32 @@ pub fn diff_reasons(old: &serde_json::Value, new: &Process) -> Vec<String> {
     reasons
 }
 
+/// What `up NAMES…` starts: the named processes (all that are not `disabled` when none
+/// is named) plus, unless `no_deps`, everything they depend on. Computed once, here, for
+/// the supervisor and for `up --dry-run`.
+pub fn selection(
+    config: &Config,
+    graph: &crate::config::graph::Graph,
+    names: &[String],
+    no_deps: bool,
+) -> BTreeSet<String> {
+    let chosen: BTreeSet<String> = if names.is_empty() {
+        config
+            .processes
+            .values()
+            .filter(|p| !p.disabled)
+            .map(|p| p.name.clone())
+            .collect()
+    } else {
+        names.iter().cloned().collect()
+    };
+    if no_deps {
+        return chosen;
+    }
+    let chosen: Vec<String> = chosen.into_iter().collect();
+    graph.closure(&chosen)
+}
+
 /// One line of a plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Action {
@@ -129,4 +155,43 @@ pub fn plan(
         actions.push(action);
     }
     actions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Condition::{Healthy, Started};
+    use crate::config::graph::{Graph, tests::config};
+
+    fn names(set: &BTreeSet<String>) -> Vec<&str> {
+        set.iter().map(String::as_str).collect()
+    }
+
+    #[test]
+    fn selection_is_the_named_processes_with_their_dependencies() {
+        let mut cfg = config(&[
+            ("db", &[]),
+            ("web", &[("db", Healthy)]),
+            ("worker", &[("web", Started)]),
+            ("tool", &[]),
+        ]);
+        if let Some(tool) = cfg.processes.get_mut("tool") {
+            tool.disabled = true;
+        }
+        let graph = Graph::new(&cfg).unwrap();
+        assert_eq!(
+            names(&selection(&cfg, &graph, &[], false)),
+            ["db", "web", "worker"],
+            "all but the disabled"
+        );
+        let web = ["web".to_owned()];
+        assert_eq!(names(&selection(&cfg, &graph, &web, false)), ["db", "web"]);
+        assert_eq!(names(&selection(&cfg, &graph, &web, true)), ["web"]);
+        let tool = ["tool".to_owned()];
+        assert_eq!(
+            names(&selection(&cfg, &graph, &tool, false)),
+            ["tool"],
+            "a disabled process starts when named"
+        );
+    }
 }

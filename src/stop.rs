@@ -11,7 +11,8 @@
 //! Waiting is event-driven: the main pid through the reaper (or a pidfd), every other
 //! process through a pidfd; scans only confirm.
 //! Invariant: only members (as [`Membership`] defines them), or the verified main pid and its
-//! group, are ever signalled.
+//! group, are ever signalled; a member is signalled through a pidfd checked against the start
+//! time the scan saw, so a pid reused between the scan and the signal is never hit.
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
@@ -112,6 +113,33 @@ impl Scanner {
             .members_of(name, main, &scan.tagged, &scan.table)
     }
 
+    /// Send `sig` to a member through a pidfd, opened only while the pid still has the start
+    /// time the latest scan saw (`PidFd::open_verified`): a pid that was reused since the scan
+    /// is never hit. A pid the scan did not see (a cgroup member that appeared since) is
+    /// signalled through a pidfd opened now. Without pidfds (old kernels) the pid is signalled.
+    fn signal_member(&self, pid: i32, sig: Signal) {
+        let seen = self.last.lock().ok().and_then(|last| {
+            let (_, scan) = last.as_ref()?;
+            scan.table
+                .iter()
+                .find(|s| s.pid == pid)
+                .map(|s| s.start_time)
+        });
+        let fd = match seen {
+            Some(start) => PidFd::open_verified(pid, start),
+            None => PidFd::open(pid),
+        };
+        match fd {
+            Ok(Some(fd)) => {
+                let _ = fd.send_signal(sig);
+            }
+            Ok(None) => {}
+            Err(_) => {
+                let _ = platform::kill(pid, sig);
+            }
+        }
+    }
+
     fn members(&self, target: &Target<'_>, since: Instant) -> BTreeSet<i32> {
         let main = target
             .pid
@@ -170,7 +198,7 @@ pub async fn stop_tree(
         }
         // Members outside the group — escapees, and a main process that moved to
         // another group — one by one.
-        signal_outside_group(target, &members, sig);
+        signal_outside_group(target, &members, sig, scanner);
     }
 
     let deadline = Instant::now() + target.timeout;
@@ -195,7 +223,7 @@ pub async fn stop_tree(
         let _ = platform::kill_group(pgid, Signal::KILL);
     }
     for &pid in &graceful {
-        let _ = platform::kill(pid, Signal::KILL);
+        scanner.signal_member(pid, Signal::KILL);
     }
     let deadline = Instant::now() + KILL_GRACE;
     let left = wait_all(
@@ -210,7 +238,7 @@ pub async fn stop_tree(
     .await;
     // Anything found by the last scans that still lives gets one more SIGKILL.
     for &pid in &left {
-        let _ = platform::kill(pid, Signal::KILL);
+        scanner.signal_member(pid, Signal::KILL);
     }
     if left.is_empty() {
         scanner.cleared(target);
@@ -220,11 +248,11 @@ pub async fn stop_tree(
 }
 
 /// Send `sig` (and SIGCONT) to each of `pids` that is not in the target's group.
-fn signal_outside_group(target: &Target<'_>, pids: &BTreeSet<i32>, sig: Signal) {
+fn signal_outside_group(target: &Target<'_>, pids: &BTreeSet<i32>, sig: Signal, scanner: &Scanner) {
     for &pid in pids {
         if platform::stat(pid).map(|s| s.pgid) != target.pgid {
-            let _ = platform::kill(pid, sig);
-            let _ = platform::kill(pid, Signal::CONT);
+            scanner.signal_member(pid, sig);
+            scanner.signal_member(pid, Signal::CONT);
         }
     }
 }
@@ -281,8 +309,8 @@ async fn wait_all(
         }
         if let Some(sig) = sig {
             for &pid in left.difference(&pids) {
-                let _ = platform::kill(pid, sig);
-                let _ = platform::kill(pid, Signal::CONT);
+                scanner.signal_member(pid, sig);
+                scanner.signal_member(pid, Signal::CONT);
             }
         }
         pids = left;

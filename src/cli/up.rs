@@ -106,20 +106,7 @@ fn dry_run(
     out: &Out,
 ) -> anyhow::Result<i32> {
     let graph = Graph::new(config)?;
-    let mut selection: BTreeSet<String> = if args.names.is_empty() {
-        config
-            .processes
-            .values()
-            .filter(|p| !p.disabled)
-            .map(|p| p.name.clone())
-            .collect()
-    } else {
-        args.names.iter().cloned().collect()
-    };
-    if !args.no_deps {
-        let names: Vec<String> = selection.iter().cloned().collect();
-        selection = graph.closure(&names);
-    }
+    let selection = crate::plan::selection(config, &graph, &args.names, args.no_deps);
     let registry = match registry::load(&paths.state_file, false)? {
         Loaded::Ok(reg) => Some(reg),
         _ => None,

@@ -323,7 +323,7 @@ fn dot_id(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::model::{
         Backoff, Command, Dependency, LogPolicy, Process, RestartPolicy, Signal,

@@ -38,6 +38,18 @@ impl PidFd {
         }
     }
 
+    /// Open a pidfd for `pid` only if it is still the process that started at `start_time`
+    /// (clock ticks since boot). The descriptor is opened *before* the start time is checked,
+    /// so a pid reused before the open fails the check, and one reused after it is a different
+    /// process the descriptor does not refer to: signalling through the result can never hit
+    /// a stranger. `Ok(None)` when that process is gone.
+    pub fn open_verified(pid: i32, start_time: u64) -> io::Result<Option<Self>> {
+        let Some(fd) = Self::open(pid)? else {
+            return Ok(None);
+        };
+        Ok((super::start_time(pid) == Some(start_time)).then_some(fd))
+    }
+
     /// The pid this handle was opened for.
     pub fn pid(&self) -> i32 {
         self.pid
@@ -92,6 +104,22 @@ mod tests {
         fd.send_signal(Signal::KILL).expect("signal to a zombie");
         drop(kid);
         fd.send_signal(Signal::TERM).expect("gone is success");
+    }
+
+    #[test]
+    fn a_verified_pidfd_needs_the_recorded_start_time() {
+        let kid = Kid::sleep();
+        let start = crate::platform::start_time(kid.pid()).expect("a start time");
+        assert!(
+            PidFd::open_verified(kid.pid(), start + 1)
+                .expect("no error")
+                .is_none(),
+            "another start time is another process"
+        );
+        let fd = PidFd::open_verified(kid.pid(), start)
+            .expect("no error")
+            .expect("the same process");
+        assert_eq!(fd.pid(), kid.pid());
     }
 
     #[test]

@@ -248,20 +248,7 @@ impl Orchestrator {
             let _ = out.send(Response::Error((&err).into())).await;
             return;
         }
-        let mut selection: BTreeSet<String> = if req.names.is_empty() {
-            req.config
-                .processes
-                .values()
-                .filter(|p| !p.disabled)
-                .map(|p| p.name.clone())
-                .collect()
-        } else {
-            req.names.iter().cloned().collect()
-        };
-        if !req.no_deps {
-            let names: Vec<String> = selection.iter().cloned().collect();
-            selection = graph.closure(&names);
-        }
+        let selection = crate::plan::selection(&req.config, &graph, &req.names, req.no_deps);
         let order: Vec<String> = graph.start_order();
         let mut events = self.shared.events.subscribe();
         let notes = {
