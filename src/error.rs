@@ -157,6 +157,22 @@ pub enum Error {
     /// `down`/`stop` without a supervisor left processes alive.
     #[error("some processes survived the stop")]
     Survivors { survivors: Vec<(String, Vec<i32>)> },
+
+    /// `procs dashboard --listen` on an address other than loopback without the flag.
+    #[error("refusing to serve the dashboard on {addr}, which is not a loopback address")]
+    ListenNotLoopback { addr: String },
+
+    /// The dashboard could not bind its address.
+    #[error("cannot listen on {addr}")]
+    DashboardBind { addr: String, error: String },
+
+    /// An API request named a project `procs ls` does not know.
+    #[error("no project with id `{id}` on this machine")]
+    UnknownProject { id: String },
+
+    /// An API request with a bad parameter.
+    #[error("{message}")]
+    BadRequest { message: String },
 }
 
 fn names(bad: &[NotWhere]) -> String {
@@ -178,7 +194,10 @@ impl Error {
             | Self::ConfigFileMissing { .. }
             | Self::Config(_)
             | Self::UnknownProcess { .. }
-            | Self::NotATerminal { .. } => exit::USAGE,
+            | Self::NotATerminal { .. }
+            | Self::ListenNotLoopback { .. }
+            | Self::UnknownProject { .. }
+            | Self::BadRequest { .. } => exit::USAGE,
             Self::PortHeld { .. } => exit::PORT_HELD,
             Self::Supervisor { code, .. } => *code,
             Self::SupervisorUnreachable { .. }
@@ -192,7 +211,8 @@ impl Error {
             | Self::TimedOut { .. }
             | Self::NotReady { .. }
             | Self::NotStopped { .. }
-            | Self::Survivors { .. } => exit::FAILED,
+            | Self::Survivors { .. }
+            | Self::DashboardBind { .. } => exit::FAILED,
         }
     }
 
@@ -219,6 +239,7 @@ impl Error {
             | Self::TimedOut { bad, .. }
             | Self::NotReady { bad, .. }
             | Self::NotStopped { bad, .. } => not_where(bad),
+            Self::DashboardBind { addr, error } => vec![format!("{addr}: {error}")],
             Self::Survivors { survivors } => {
                 let list: Vec<String> = survivors
                     .iter()
@@ -259,6 +280,18 @@ impl Error {
                 path.display()
             )),
             Self::Supervisor { hint, .. } => hint.clone(),
+            Self::ListenNotLoopback { .. } => Some(
+                "anyone who can reach that address and learns the token (sent in clear over plain \
+                 HTTP) can start, stop and read the logs of your processes as you; add \
+                 `--allow-remote` if that is really what you want"
+                    .to_owned(),
+            ),
+            Self::DashboardBind { .. } => {
+                Some("pick another port with `--port`, or omit it to get a free one".to_owned())
+            }
+            Self::UnknownProject { .. } => {
+                Some("`GET /api/v1/projects` (or `procs ls`) lists the projects".to_owned())
+            }
             Self::PortHeld { held, .. } if held.contains(crate::ports::NEVER_STOPS) => Some(
                 "stop that process yourself (or ask its owner to), or change the port in `procs.yaml`"
                     .to_owned(),

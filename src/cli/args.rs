@@ -69,6 +69,9 @@ pub enum Command {
     /// Declared ports: listening or not, and who holds them (pid, user, command, ours or
     /// foreign). Works without a supervisor.
     Ports,
+    /// Serve a local web page and an HTTP API (`/api/v1`) for every project `procs ls`
+    /// knows; prints the URL (with this run's token) to open.
+    Dashboard(DashboardArgs),
     /// Print the JSON Schema of procs.yaml.
     Schema,
     /// Print shell completions.
@@ -193,6 +196,23 @@ pub struct LogsArgs {
     /// Also the logs of processes no longer in the config.
     #[arg(long)]
     pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DashboardArgs {
+    /// Port to listen on (default: a free one).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Address to listen on; anything but loopback needs `--allow-remote`.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    pub listen: std::net::IpAddr,
+    /// Allow `--listen` on a non-loopback address. Dangerous: whoever reaches it and
+    /// learns the token (plain HTTP) controls your processes as you.
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// Open the page in a browser (`xdg-open`).
+    #[arg(long)]
+    pub open: bool,
 }
 
 #[derive(Debug, Args)]

@@ -6,11 +6,13 @@
 
 mod args;
 mod config_cmd;
+mod dashboard;
 mod doctor;
 mod down;
 mod launch;
 mod logs;
 mod ls;
+mod ops;
 mod out;
 mod ports;
 mod project;
@@ -86,6 +88,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Doctor(args) => doctor::doctor(global, &out, args.fix),
         Command::Ls => Ok(ls::ls(&out)),
         Command::Ports => ports::ports(global, &out),
+        Command::Dashboard(args) => dashboard::dashboard(&out, &args),
         Command::Schema => config_cmd::schema(),
         Command::Completions(args) => Ok(config_cmd::completions(args.shell)),
         Command::Man => config_cmd::man(),

@@ -13,19 +13,20 @@ use super::out::Out;
 use super::{project, render};
 use crate::error::exit;
 use crate::membership::Membership;
+use crate::paths::Paths;
 use crate::platform;
 use crate::registry::{self, Loaded, ProcState, ProcessRecord, Registry};
 
 #[derive(Debug, Serialize)]
-struct SupervisorJson {
-    running: bool,
-    pid: Option<i32>,
+pub(super) struct SupervisorJson {
+    pub running: bool,
+    pub pid: Option<i32>,
 }
 
 #[derive(Debug, Serialize)]
-struct ProcessJson {
-    name: String,
-    state: ProcState,
+pub(super) struct ProcessJson {
+    pub name: String,
+    pub state: ProcState,
     reason: Option<String>,
     pid: Option<i32>,
     pgid: Option<i32>,
@@ -44,12 +45,12 @@ struct ProcessJson {
 }
 
 #[derive(Debug, Serialize)]
-struct StatusJson {
+pub(super) struct StatusJson {
     project: String,
     project_dir: String,
     project_id: String,
-    supervisor: SupervisorJson,
-    processes: Vec<ProcessJson>,
+    pub supervisor: SupervisorJson,
+    pub processes: Vec<ProcessJson>,
 }
 
 /// A record as it really is: a live state whose pid does not check out is not running.
@@ -84,7 +85,7 @@ pub(super) fn effective(
 
 /// Records for the live processes tagged with this project's id, one per process name:
 /// its main pid is the tagged one whose parent is not tagged with the same name.
-fn found_by_tags(paths: &crate::paths::Paths) -> std::collections::BTreeMap<String, ProcessRecord> {
+fn found_by_tags(paths: &Paths) -> std::collections::BTreeMap<String, ProcessRecord> {
     let tagged = platform::tagged_processes(Some(&paths.project_id));
     let boot_id = platform::boot_id();
     let mut found = std::collections::BTreeMap::new();
@@ -137,9 +138,9 @@ pub(super) fn bytes(n: u64) -> String {
     }
 }
 
-pub fn status(global: &Global, out: &Out, names: &[String]) -> anyhow::Result<i32> {
-    let project = project::locate(global)?;
-    let paths = &project.paths;
+/// The registry of `paths` (an empty one when missing or corrupt, completed with the
+/// processes found by their tags when it is lost).
+pub(super) fn load_registry(paths: &Paths) -> anyhow::Result<Registry> {
     let loaded = registry::load(&paths.state_file, false).map_err(|source| {
         crate::error::Error::RegistryUnreadable {
             path: paths.state_file.clone(),
@@ -174,12 +175,11 @@ pub fn status(global: &Global, out: &Out, names: &[String]) -> anyhow::Result<i3
             registry.processes.entry(name).or_insert(rec);
         }
     }
-    let recorded = registry.processes.keys().cloned().collect();
-    project::check_names(&project.file, names, &recorded, || {
-        project::load_file(&project)
-            .map(|c| project::defined(&c))
-            .unwrap_or_default()
-    })?;
+    Ok(registry)
+}
+
+/// What `status --json` prints for `names` (all when empty), verified against the system.
+pub(super) fn collect(paths: &Paths, registry: &Registry, names: &[String]) -> StatusJson {
     let supervisor_pid = registry
         .supervisor
         .as_ref()
@@ -265,20 +265,35 @@ pub fn status(global: &Global, out: &Out, names: &[String]) -> anyhow::Result<i3
                 .filter(|_| state == ProcState::Backoff),
         });
     }
+    StatusJson {
+        project: registry.project.clone(),
+        project_dir: paths.project_dir.display().to_string(),
+        project_id: paths.project_id.clone(),
+        supervisor: SupervisorJson {
+            running: supervised,
+            pid: supervisor_pid,
+        },
+        processes: rows,
+    }
+}
+
+pub fn status(global: &Global, out: &Out, names: &[String]) -> anyhow::Result<i32> {
+    let project = project::locate(global)?;
+    let paths = &project.paths;
+    let registry = load_registry(paths)?;
+    let recorded = registry.processes.keys().cloned().collect();
+    project::check_names(&project.file, names, &recorded, || {
+        project::load_file(&project)
+            .map(|c| project::defined(&c))
+            .unwrap_or_default()
+    })?;
+    let json = collect(paths, &registry, names);
     if out.json {
-        let json = StatusJson {
-            project: registry.project.clone(),
-            project_dir: paths.project_dir.display().to_string(),
-            project_id: paths.project_id.clone(),
-            supervisor: SupervisorJson {
-                running: supervised,
-                pid: supervisor_pid,
-            },
-            processes: rows,
-        };
         println!("{}", serde_json::to_string_pretty(&json)?);
         return Ok(exit::OK);
     }
+    let supervised = json.supervisor.running;
+    let rows = json.processes;
     if rows.is_empty() {
         if !out.quiet {
             println!("no processes recorded for this project; run `procs up`");

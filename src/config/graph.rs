@@ -367,6 +367,7 @@ pub(crate) mod tests {
             logs: LogPolicy {
                 max_size: 1,
                 keep: 1,
+                ..LogPolicy::DEFAULT
             },
         }
     }

@@ -47,7 +47,7 @@ pub use error::{ConfigError, Problem};
 pub use load::{DOT_ENV, FILE_NAMES, LoadOptions, OVERRIDE_FILE_NAME};
 pub use model::{
     Backoff, Command, Condition, Config, Dependency, HealthCheck, LogPolicy, Port, Probe, Process,
-    RestartPolicy, Signal,
+    RestartPolicy, RotateEvery, Signal,
 };
 pub use raw::json_schema;
 pub use resolved::Resolved;

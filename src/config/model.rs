@@ -155,13 +155,56 @@ pub struct Signal {
     pub name: String,
 }
 
-/// Size-based log rotation.
+/// Log rotation and retention.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogPolicy {
     /// Rotate once the log passes this many bytes.
     pub max_size: u64,
     /// Rotated files kept (`NAME.log.1` … `NAME.log.keep`).
     pub keep: u32,
+    /// Delete rotated copies whose newest line is older than this.
+    #[serde(default)]
+    pub max_age: Option<Duration>,
+    /// Gzip rotated copies (`NAME.log.N.gz`).
+    #[serde(default)]
+    pub compress: bool,
+    /// Also rotate at the start of every period (UTC).
+    #[serde(default)]
+    pub rotate_every: Option<RotateEvery>,
+}
+
+impl LogPolicy {
+    /// The policy of a process that sets nothing.
+    pub const DEFAULT: Self = Self {
+        max_size: defaults::LOG_MAX_SIZE,
+        keep: defaults::LOG_KEEP,
+        max_age: None,
+        compress: false,
+        rotate_every: None,
+    };
+}
+
+/// A schedule for log rotation: at the start of every UTC hour or day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RotateEvery {
+    Hourly,
+    Daily,
+}
+
+impl RotateEvery {
+    /// The length of one period, in ms.
+    pub fn period_ms(self) -> i64 {
+        match self {
+            Self::Hourly => 3_600_000,
+            Self::Daily => 86_400_000,
+        }
+    }
+
+    /// The start of the period holding `time` (Unix ms).
+    pub fn period_start(self, time: i64) -> i64 {
+        time.div_euclid(self.period_ms()) * self.period_ms()
+    }
 }
 
 /// Defaults from SPEC §1, in one place.

@@ -344,6 +344,24 @@ pub struct RawLogs {
     pub max_size: Option<RawSize>,
     /// Rotated files kept. Default: 3.
     pub keep: Option<u32>,
+    /// Delete rotated copies whose newest line is older than this (`14d`). Default: never.
+    #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "Option<DurationText>")]
+    pub max_age: Option<Duration>,
+    /// Gzip rotated copies (`NAME.log.1.gz` …); `procs logs` reads them. Default: false.
+    pub compress: Option<bool>,
+    /// Also rotate at the start of every UTC hour or day, when the log holds older lines.
+    /// Default: only by size.
+    pub rotate_every: Option<RawRotateEvery>,
+}
+
+/// When to rotate on a schedule.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[schemars(rename = "RotateEvery")]
+pub enum RawRotateEvery {
+    Hourly,
+    Daily,
 }
 
 /// A size: a number of bytes, or a string such as `10MiB`, `10MB`, `512KiB`, `1GB`.

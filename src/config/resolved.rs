@@ -101,6 +101,11 @@ struct ResolvedBackoff {
 struct ResolvedLogs {
     max_size: u64,
     keep: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_age: Option<String>,
+    compress: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rotate_every: Option<crate::config::RotateEvery>,
 }
 
 /// A value as text that interpolation reads back unchanged.
@@ -200,6 +205,9 @@ fn process(p: &Process) -> ResolvedProcess {
         logs: ResolvedLogs {
             max_size: p.logs.max_size,
             keep: p.logs.keep,
+            max_age: p.logs.max_age.map(duration),
+            compress: p.logs.compress,
+            rotate_every: p.logs.rotate_every,
         },
     }
 }

@@ -436,7 +436,8 @@ fn defaults_are_filled() {
         web.logs,
         LogPolicy {
             max_size: 10 * 1024 * 1024,
-            keep: 3
+            keep: 3,
+            ..LogPolicy::DEFAULT
         }
     );
     assert!(!web.oneshot && !web.disabled && web.healthcheck.is_none());
@@ -464,14 +465,16 @@ processes:
         a.logs,
         LogPolicy {
             max_size: 2048,
-            keep: 5
+            keep: 5,
+            ..LogPolicy::DEFAULT
         }
     );
     assert_eq!(
         b.logs,
         LogPolicy {
             max_size: 1_000_000,
-            keep: 1
+            keep: 1,
+            ..LogPolicy::DEFAULT
         }
     );
 }

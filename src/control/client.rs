@@ -32,6 +32,12 @@ impl Connection {
         })
     }
 
+    /// The socket itself, for a reader on another runtime (an async one): only before
+    /// any frame was read, so no buffered bytes are lost.
+    pub fn into_stream(self) -> UnixStream {
+        self.reader.into_inner()
+    }
+
     /// Bound how long one read may block (`None` = forever).
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         self.reader.get_ref().set_read_timeout(timeout)

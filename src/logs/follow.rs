@@ -10,9 +10,29 @@ use std::path::{Path, PathBuf};
 
 use super::index::{Index, index_path, mtime_ms};
 use super::{
-    FOLLOW_PATIENCE, FileId, Line, MAX_COPIES, file_id, read_from, rotated_path,
-    rotation_in_progress,
+    FOLLOW_PATIENCE, FileId, Line, MAX_COPIES, compressed_path, file_id, read_from, read_gz,
+    rotated_path, rotation_in_progress,
 };
+
+/// The identity of copy `n` of the log at `path`: that of its index (which compression
+/// leaves alone, so a copy keeps its identity when it becomes `.gz`), else of the copy.
+fn copy_id(path: &Path, n: u32) -> Option<FileId> {
+    let plain = rotated_path(path, n);
+    file_id(&index_path(&plain))
+        .or_else(|| file_id(&plain))
+        .or_else(|| file_id(&compressed_path(path, n)))
+}
+
+/// Copy `n`'s content (plain, else decompressed) and index.
+fn read_copy(path: &Path, n: u32) -> Option<(Vec<u8>, Index)> {
+    let plain = rotated_path(path, n);
+    let (bytes, meta) = match fs::read(&plain) {
+        Ok(bytes) => (bytes, fs::metadata(&plain).ok()?),
+        Err(_) => read_gz(&compressed_path(path, n)).ok()?,
+    };
+    let index = Index::load(&plain, bytes.len() as u64, mtime_ms(&meta));
+    Some((bytes, index))
+}
 use crate::platform;
 
 /// Follows one log file like `tail -F`: new bytes as they are appended, across
@@ -39,7 +59,6 @@ use crate::platform;
 pub struct Followed {
     pub name: String,
     pub path: PathBuf,
-    rotated_path: PathBuf,
     offset: u64,
     inode: u64,
     /// Identity of `NAME.log.1` when last looked at.
@@ -97,14 +116,12 @@ impl Followed {
 
     fn start(name: &str, path: PathBuf, offset: Option<u64>) -> Self {
         let _lock = platform::lock_shared(&path, FOLLOW_PATIENCE).ok().flatten();
-        let rotated_path = rotated_path(&path, 1);
-        let rotated = file_id(&rotated_path);
+        let rotated = copy_id(&path, 1);
         let (len, inode) = fs::metadata(&path).map_or((0, 0), |m| (m.len(), m.ino()));
         let offset = offset.unwrap_or(len);
         Self {
             name: name.to_owned(),
             path,
-            rotated_path,
             offset,
             inode,
             rotated,
@@ -122,7 +139,7 @@ impl Followed {
 
     /// Has `NAME.log.1` been replaced since we last looked (a rotation finished)?
     fn rotated_since(&self) -> Option<FileId> {
-        file_id(&self.rotated_path).filter(|id| Some(*id) != self.rotated)
+        copy_id(&self.path, 1).filter(|id| Some(*id) != self.rotated)
     }
 
     /// Complete new lines since the last call.
@@ -183,20 +200,23 @@ impl Followed {
         let previous = self.rotated.map(|old| old.ino);
         let mut new_copies = Vec::new();
         for n in 1..=MAX_COPIES {
-            let copy = rotated_path(&self.path, n);
-            match fs::metadata(&copy) {
-                Ok(m) if Some(m.ino()) == previous => break,
-                Ok(_) => new_copies.push(copy),
-                Err(_) => break,
+            match copy_id(&self.path, n) {
+                Some(found) if Some(found.ino) == previous => break,
+                Some(_) => new_copies.push(n),
+                None => break,
             }
         }
-        for copy in new_copies.iter().rev() {
-            let len = fs::metadata(copy).map_or(0, |m| m.len());
+        for &n in new_copies.iter().rev() {
+            let Some((bytes, index)) = read_copy(&self.path, n) else {
+                // Gone (dropped by `keep` or `max_age` meanwhile): nothing to read.
+                continue;
+            };
+            let len = bytes.len() as u64;
             if self.offset < len {
-                let index = Index::load_for(copy);
-                let rest = read_from(copy, self.offset, (len - self.offset).min(READ_LIMIT));
+                let start = usize::try_from(self.offset).unwrap_or(usize::MAX);
+                let end = bytes.len().min(start.saturating_add(READ_LIMIT as usize));
                 let base = self.offset;
-                self.push(&rest, base, &index, lines);
+                self.push(&bytes[start..end], base, &index, lines);
             }
             self.offset = self.offset.saturating_sub(len);
         }

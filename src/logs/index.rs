@@ -182,6 +182,9 @@ pub struct Tip {
     /// The index file's length after it: a different length means someone else changed
     /// the file (deleted, cut, replaced), and the writer opens it again.
     pub len: u64,
+    /// The time of the first record (`i64::MAX` while there is none): how old the log's
+    /// oldest bytes are, for scheduled rotation.
+    pub first: i64,
 }
 
 const NO_RECORD: Record = Record {
@@ -213,6 +216,7 @@ pub fn open_for_append(log: &Path) -> io::Result<Tip> {
             Ok(Tip {
                 last: records.last().copied().unwrap_or(NO_RECORD),
                 len: whole,
+                first: records.first().map_or(i64::MAX, |r| r.time),
             })
         }
         _ => {
@@ -228,6 +232,7 @@ pub fn open_for_append(log: &Path) -> io::Result<Tip> {
             Ok(Tip {
                 last: records.last().copied().unwrap_or(NO_RECORD),
                 len: file_len(records.len()),
+                first: records.first().map_or(i64::MAX, |r| r.time),
             })
         }
     }
@@ -258,6 +263,7 @@ pub fn append(log: &Path, tip: Tip, len: u64, mtime: i64) -> io::Result<Tip> {
     Ok(Tip {
         last: record,
         len: tip.len + RECORD as u64,
+        first: tip.first.min(record.time),
     })
 }
 

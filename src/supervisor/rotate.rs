@@ -97,7 +97,7 @@ use tokio::time::sleep_until;
 
 use crate::config::{Config, LogPolicy};
 use crate::logs::index::{self, GRANULARITY, Index, Tip, index_path, mtime_ms};
-use crate::logs::{rotated_path, rotation_temp_path};
+use crate::logs::{compressed_path, rotated_path, rotation_temp_path};
 use crate::paths::Paths;
 use crate::platform::{self, DirEvents};
 
@@ -108,6 +108,7 @@ pub type Policies = BTreeMap<String, LogPolicy>;
 pub const SUPERVISOR_POLICY: LogPolicy = LogPolicy {
     max_size: 10 * 1024 * 1024,
     keep: 3,
+    ..LogPolicy::DEFAULT
 };
 
 /// The policies of every process of `config`.
@@ -212,20 +213,106 @@ fn rotate_into(
     })
 }
 
-/// Make room for a new `NAME.log.1`: drop `.keep`, rename `.N` to `.N+1`.
-fn shift(path: &Path, keep: u32) -> io::Result<()> {
-    let ignore_missing = |r: io::Result<()>| match r {
+fn ignore_missing(r: io::Result<()>) -> io::Result<()> {
+    match r {
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
         other => other,
-    };
-    ignore_missing(fs::remove_file(rotated_path(path, keep)))?;
-    ignore_missing(fs::remove_file(index_path(&rotated_path(path, keep))))?;
+    }
+}
+
+/// The files of copy `n`: plain, compressed, index.
+fn copy_files(path: &Path, n: u32) -> [PathBuf; 3] {
+    let plain = rotated_path(path, n);
+    [index_path(&plain), compressed_path(path, n), plain]
+}
+
+/// Delete copy `n` (its plain file last: its index and `.gz` never outlive it as a
+/// half-copy that readers would take for whole).
+fn remove_copy(path: &Path, n: u32) -> io::Result<()> {
+    for file in copy_files(path, n) {
+        ignore_missing(fs::remove_file(file))?;
+    }
+    Ok(())
+}
+
+/// Make room for a new `NAME.log.1`: drop `.keep`, rename `.N` to `.N+1` (each with its
+/// `.gz` and index).
+fn shift(path: &Path, keep: u32) -> io::Result<()> {
+    remove_copy(path, keep)?;
     for n in (1..keep).rev() {
-        ignore_missing(fs::rename(rotated_path(path, n), rotated_path(path, n + 1)))?;
-        ignore_missing(fs::rename(
-            index_path(&rotated_path(path, n)),
-            index_path(&rotated_path(path, n + 1)),
-        ))?;
+        for (from, to) in copy_files(path, n).into_iter().zip(copy_files(path, n + 1)) {
+            ignore_missing(fs::rename(from, to))?;
+        }
+    }
+    Ok(())
+}
+
+/// `NAME.log.N.gz.tmp`: a compression in progress.
+fn compress_temp(path: &Path, n: u32) -> PathBuf {
+    let mut name = compressed_path(path, n).into_os_string();
+    name.push(".tmp");
+    PathBuf::from(name)
+}
+
+/// Gzip copy `n` of the log at `path` into `NAME.log.N.gz`, losslessly even if the
+/// supervisor dies at any point: the `.gz` is written to a temp file, fsynced, given the
+/// copy's mtime (its age for `max_age`) and renamed; only then, under the log's lock (a
+/// reader never sees neither), the plain copy goes. A crash leaves the plain copy (and
+/// maybe a temp, overwritten next time) or both files with the same content (readers take
+/// the plain one; the next pass removes it). The index stays as it is.
+pub fn compress_copy(path: &Path, n: u32) -> io::Result<()> {
+    let plain = rotated_path(path, n);
+    let gz = compressed_path(path, n);
+    if !gz.exists() {
+        let mut input = File::open(&plain)?;
+        let mtime = input.metadata()?.modified()?;
+        let temp = compress_temp(path, n);
+        let out = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temp)?;
+        let mut encoder = flate2::write::GzEncoder::new(out, flate2::Compression::default());
+        io::copy(&mut input, &mut encoder)?;
+        let out = encoder.finish()?;
+        out.sync_all()?;
+        out.set_modified(mtime)?;
+        fs::rename(&temp, &gz)?;
+    }
+    let _lock = platform::lock_exclusive(path, LOCK_PATIENCE)?;
+    ignore_missing(fs::remove_file(&plain))
+}
+
+/// When copy `n` was last written (its mtime, which compression keeps).
+fn copy_mtime(path: &Path, n: u32) -> Option<std::time::SystemTime> {
+    fs::metadata(rotated_path(path, n))
+        .or_else(|_| fs::metadata(compressed_path(path, n)))
+        .and_then(|m| m.modified())
+        .ok()
+}
+
+/// Retention after a rotation (and on the first look at a log): compress the plain copies
+/// (`compress`), delete the copies older than `max_age`, and finish what a killed
+/// supervisor left (a compression temp, a plain copy beside its `.gz`).
+pub fn retain(path: &Path, policy: &LogPolicy) -> io::Result<()> {
+    let now = std::time::SystemTime::now();
+    for n in 1..=policy.keep.max(1) {
+        ignore_missing(fs::remove_file(compress_temp(path, n)))?;
+        let Some(mtime) = copy_mtime(path, n) else {
+            continue;
+        };
+        if policy
+            .max_age
+            .is_some_and(|age| now.duration_since(mtime).is_ok_and(|d| d > age))
+        {
+            remove_copy(path, n)?;
+            continue;
+        }
+        let plain = rotated_path(path, n).exists();
+        if plain && (policy.compress || compressed_path(path, n).exists()) {
+            compress_copy(path, n)?;
+        }
     }
     Ok(())
 }
@@ -250,6 +337,8 @@ pub fn start(paths: &Paths, policies: watch::Receiver<Policies>) -> io::Result<(
         jobs: JoinSet::new(),
         tips: BTreeMap::new(),
         pending: BTreeSet::new(),
+        retained: BTreeSet::new(),
+        periods: BTreeMap::new(),
     };
     tokio::spawn(rotator.run(events));
     Ok(())
@@ -268,6 +357,11 @@ struct Rotator {
     tips: BTreeMap<OsString, (Tip, Instant)>,
     /// Logs that grew within [`GRANULARITY`] of their last record: recorded when it ends.
     pending: BTreeSet<OsString>,
+    /// Logs whose retention ran since startup (it runs on the first look, then after each
+    /// rotation).
+    retained: BTreeSet<OsString>,
+    /// The last period each log was rotated for by `rotate_every`.
+    periods: BTreeMap<OsString, i64>,
 }
 
 impl Rotator {
@@ -309,6 +403,7 @@ impl Rotator {
                     // The rotation rewrote the index: read its tip again.
                     self.tips.remove(&name);
                     match result {
+                        Ok(Rotation { moved: 0, .. }) => {}
                         Ok(Rotation { moved, collapsed }) => tracing::info!(
                             "rotated {} ({}): {moved} bytes moved to the first copy",
                             name.to_string_lossy(),
@@ -413,12 +508,38 @@ impl Rotator {
         if file != self.supervisor_log {
             self.index(&file, &path, &meta);
         }
-        if meta.len() <= policy.max_size {
+        let scheduled = self.scheduled(&file, &policy, &meta);
+        let first_look = self.retained.insert(file.clone());
+        let rotate = meta.len() > policy.max_size || scheduled.is_some();
+        if !rotate && !first_look {
             return;
         }
+        if let Some(period) = scheduled {
+            self.periods.insert(file.clone(), period);
+        }
         self.busy.insert(file.clone());
-        self.jobs
-            .spawn_blocking(move || (file, rotate_once(&path, policy.keep)));
+        self.jobs.spawn_blocking(move || {
+            let rotation = if rotate {
+                rotate_once(&path, policy.keep)
+            } else {
+                Ok(Rotation {
+                    moved: 0,
+                    collapsed: false,
+                })
+            };
+            let result = rotation.and_then(|r| retain(&path, &policy).map(|()| r));
+            (file, result)
+        });
+    }
+
+    /// The period whose start `file` must be rotated for (`rotate_every`): its oldest
+    /// bytes are from before the current period, and it was not rotated for it yet.
+    fn scheduled(&self, file: &OsString, policy: &LogPolicy, meta: &fs::Metadata) -> Option<i64> {
+        let every = policy.rotate_every?;
+        let (tip, _) = self.tips.get(file)?;
+        let period = every.period_start(index::millis(std::time::SystemTime::now()));
+        (meta.len() > 0 && tip.first < period && self.periods.get(file) != Some(&period))
+            .then_some(period)
     }
 }
 

@@ -178,6 +178,11 @@ pub fn spawn(
         })
         .transpose()?;
     let out = open_log(log)?;
+    // The time index exists before the child writes (see `logs/index.rs`); after this the
+    // watcher only appends to it, so no file appears in `logs/` while the process runs.
+    if !crate::logs::index_path(log).exists() {
+        let _ = crate::logs::index::open_for_append(log);
+    }
     let err = out.try_clone()?;
     let env = environment(spec, ctx);
     let mut cmd = base_command(command, &env, &spec.cwd)?;

@@ -366,3 +366,115 @@ fn a_clock_stepped_back_never_reorders_lines() {
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "{}", out.stdout);
     p.assert_no_survivors();
 }
+
+/// The numbers of the `n 00000123` lines of `procs logs` output.
+fn numbered(stdout: &str) -> Vec<u64> {
+    bodies(stdout)
+        .iter()
+        .filter_map(|b| b.strip_prefix("n ")?.parse().ok())
+        .collect()
+}
+
+fn copies(p: &Project, suffix: &str) -> Vec<PathBuf> {
+    (1..=40)
+        .map(|n| log_path(p, &format!("w.log.{n}{suffix}")))
+        .filter(|f| f.exists())
+        .collect()
+}
+
+#[test]
+fn rotated_copies_are_gzipped_and_read_back_transparently() {
+    let mut p = Project::new().config(
+        r#"
+processes:
+  w:
+    command: 'i=0; while [ $$i -lt 300 ]; do seq -f "n %08g" $$((i*100)) $$((i*100+99)); i=$$((i+1)); sleep 0.005; done; touch done; exec sleep 600'
+    logs: { max_size: 64KiB, keep: 40, compress: true }
+"#,
+    );
+    p.procs(["up"]).success();
+    wait_until("w to write, rotate and compress", WAIT, || {
+        p.path().join("done").exists()
+            && fs::metadata(log_path(&p, "w.log")).is_ok_and(|m| m.len() <= 64 * 1024)
+            && copies(&p, ".gz").len() >= 2
+            && copies(&p, "").is_empty()
+            && copies(&p, ".gz.tmp").is_empty()
+    });
+    for gz in copies(&p, ".gz") {
+        let bytes = fs::read(&gz).expect("read");
+        assert_eq!(&bytes[..2], &[0x1f, 0x8b], "{} is gzip", gz.display());
+    }
+    let lossless = !fs::read_to_string(log_path(&p, "procs.log"))
+        .unwrap_or_default()
+        .contains("(copytruncate)");
+    let all = p.procs(["logs", "-n", "100000", "w"]).success();
+    let got = numbered(&all.stdout);
+    if lossless {
+        assert!(
+            got == (0..30_000).collect::<Vec<u64>>(),
+            "every line once, in order ({} lines)",
+            got.len()
+        );
+    } else {
+        assert!(
+            got.windows(2).all(|w| w[0] < w[1]),
+            "copytruncate: never repeated"
+        );
+    }
+    // A copy gone missing costs its lines, nothing else.
+    let second = log_path(&p, "w.log.2.gz");
+    fs::remove_file(&second).expect("remove .2.gz");
+    let partial = numbered(&p.procs(["logs", "-n", "100000", "w"]).success().stdout);
+    assert!(
+        partial.windows(2).all(|w| w[0] < w[1]),
+        "never repeated or reordered"
+    );
+    assert_eq!(partial.last(), Some(&29_999));
+    assert!(partial.len() < got.len());
+    p.procs(["down"]).success();
+    p.assert_no_survivors();
+}
+
+#[test]
+fn copies_older_than_max_age_are_deleted() {
+    let burst = |gate: &str, done: &str| {
+        format!(
+            "{}; yes 0123456789012345678901234567890123456789 | head -n 5000; touch {done}",
+            wait_for(gate)
+        )
+    };
+    let mut p = Project::new().config(&format!(
+        "processes:\n  w:\n    command: '{}; {}; exec sleep 600'\n    logs: {{ max_size: 32KiB, keep: 40, max_age: 1s }}\n",
+        burst("go1", "b1"),
+        burst("go2", "b2")
+    ));
+    p.procs(["up"]).success();
+    fs::write(p.path().join("go1"), "").expect("go1");
+    wait_until("the first burst to be rotated", WAIT, || {
+        p.path().join("b1").exists() && !copies(&p, "").is_empty()
+    });
+    let first = copies(&p, "");
+    wait_until("the first copies to be over a second old", WAIT, || {
+        first.iter().all(|c| {
+            fs::metadata(c)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|a| a > Duration::from_millis(1500)))
+        })
+    });
+    let go2 = SystemTime::now();
+    fs::write(p.path().join("go2"), "").expect("go2");
+    // The next rotation's retention deletes every copy older than a second: all of the
+    // first burst's (their index files too).
+    wait_until("the old copies to be deleted", WAIT, || {
+        p.path().join("b2").exists()
+            && copies(&p, "").iter().all(|c| {
+                fs::metadata(c)
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t >= go2)
+            })
+            && copies(&p, ".idx").len() == copies(&p, "").len()
+    });
+    assert!(!copies(&p, "").is_empty(), "the new burst's copies stay");
+    p.procs(["down"]).success();
+    p.assert_no_survivors();
+}

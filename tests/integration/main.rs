@@ -6,6 +6,7 @@
 mod architecture;
 mod cli;
 mod containment;
+mod dashboard;
 mod errors;
 mod harness;
 mod health;

@@ -29,7 +29,7 @@ use serde_json::Value as J;
 use self::collect::{Found, collect, remove};
 use self::process::{Ctx, logs, with_defaults};
 use super::env_file::{self, EnvFileEntry};
-use super::model::{Config, LogPolicy, defaults};
+use super::model::{Config, LogPolicy};
 use super::raw::{RawConfig, RawProcess};
 use super::site::{DepAt, Locator, Site};
 use super::tree::{Seg, path};
@@ -144,10 +144,7 @@ pub(crate) fn validate(mut json: J, input: &Input<'_>) -> Result<Config, Found> 
     let top_logs = logs(
         raw.logs.as_ref(),
         || Site::value(path(&["logs", "max_size"])),
-        LogPolicy {
-            max_size: defaults::LOG_MAX_SIZE,
-            keep: defaults::LOG_KEEP,
-        },
+        LogPolicy::DEFAULT,
         &mut found,
     );
     let mut top_env = BTreeMap::new();

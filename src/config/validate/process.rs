@@ -17,10 +17,12 @@ use super::health::healthcheck;
 use super::scalars::{parse_port, parse_signal, parse_size};
 use crate::config::env_file::{self, EnvFileEntry};
 use crate::config::model::{
-    Backoff, Command, Condition, Dependency, LogPolicy, Process, RestartPolicy, Signal, defaults,
+    Backoff, Command, Condition, Dependency, LogPolicy, Process, RestartPolicy, RotateEvery,
+    Signal, defaults,
 };
 use crate::config::raw::{
-    RawCommand, RawDepSpec, RawDependsOn, RawEnv, RawLogs, RawProcess, RawRestart, Scalar,
+    RawCommand, RawDepSpec, RawDependsOn, RawEnv, RawLogs, RawProcess, RawRestart, RawRotateEvery,
+    Scalar,
 };
 use crate::config::site::{DepAt, Locator, Site};
 use crate::config::tree::{Seg, path};
@@ -396,6 +398,15 @@ pub(crate) fn logs(
     LogPolicy {
         max_size,
         keep: raw.keep.unwrap_or(base.keep),
+        max_age: raw.max_age.or(base.max_age),
+        compress: raw.compress.unwrap_or(base.compress),
+        rotate_every: raw
+            .rotate_every
+            .map(|r| match r {
+                RawRotateEvery::Hourly => RotateEvery::Hourly,
+                RawRotateEvery::Daily => RotateEvery::Daily,
+            })
+            .or(base.rotate_every),
     }
 }
 

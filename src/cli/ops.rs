@@ -1,0 +1,388 @@
+//! The operations the dashboard's HTTP API and `procs mcp` offer, in one place: list the
+//! projects, read a project's status and logs, and send it lifecycle requests.
+//!
+//! Owns: the mapping from an API-level operation to a control request or a file read.
+//! Invariants: state comes from the registry (read once per call, verified like
+//! `status --json`) or from the supervisor's answer; nothing here polls. Every failure is
+//! a catalogue [`Error`] so callers render it in the project's wording. Blocking: callers
+//! on an async runtime run these on a blocking thread.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{launch, project, status};
+use crate::config;
+use crate::control::client::Connection;
+use crate::control::protocol::{Outcome, Request, Response, UpRequest};
+use crate::error::{Error, exit};
+use crate::index;
+use crate::logs;
+use crate::paths::Paths;
+
+/// How long an action waits for readiness before answering with what it has.
+pub const ACTION_TIMEOUT: Duration = Duration::from_mins(1);
+
+/// A project `procs ls` knows.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProjectInfo {
+    /// Stable id: the hash of its directory (`status --json`'s `project_id`).
+    pub id: String,
+    pub name: String,
+    pub dir: String,
+    #[serde(skip)]
+    pub paths: Paths,
+}
+
+/// Every registered project whose directory still exists.
+pub fn projects() -> Vec<ProjectInfo> {
+    let _ = index::prune();
+    index::load()
+        .into_iter()
+        .map(|entry| {
+            let paths = Paths::with_state_dir(&entry.project_dir, entry.state_dir.clone());
+            ProjectInfo {
+                id: paths.project_id.clone(),
+                name: entry.name,
+                dir: entry.project_dir.display().to_string(),
+                paths,
+            }
+        })
+        .collect()
+}
+
+/// The project with this id.
+pub fn find(id: &str) -> Result<ProjectInfo, Error> {
+    projects()
+        .into_iter()
+        .find(|p| p.id == id)
+        .ok_or_else(|| Error::UnknownProject { id: id.to_owned() })
+}
+
+fn unknown(project: &ProjectInfo, name: &str, known: Vec<String>) -> Error {
+    Error::UnknownProcess {
+        name: name.to_owned(),
+        file: config_file(project).unwrap_or_else(|| project.paths.project_dir.clone()),
+        known,
+    }
+}
+
+fn config_file(project: &ProjectInfo) -> Option<PathBuf> {
+    config::discover(&project.paths.project_dir)
+}
+
+/// `status --json` of the project (only `name` when given; an unknown name is an error).
+pub fn status(project: &ProjectInfo, name: Option<&str>) -> anyhow::Result<serde_json::Value> {
+    let registry = status::load_registry(&project.paths)?;
+    let names: Vec<String> = name.map(str::to_owned).into_iter().collect();
+    if let Some(name) = name
+        && !registry.processes.contains_key(name)
+    {
+        return Err(unknown(project, name, registry.processes.keys().cloned().collect()).into());
+    }
+    let json = status::collect(&project.paths, &registry, &names);
+    Ok(serde_json::to_value(json)?)
+}
+
+/// The names of the project's processes: recorded ones, else the config's.
+pub fn names(project: &ProjectInfo) -> anyhow::Result<Vec<String>> {
+    let registry = status::load_registry(&project.paths)?;
+    if !registry.processes.is_empty() {
+        return Ok(registry.processes.keys().cloned().collect());
+    }
+    Ok(load_config(project)?.processes.keys().cloned().collect())
+}
+
+fn check_process(project: &ProjectInfo, name: &str) -> anyhow::Result<()> {
+    let known = names(project)?;
+    if known.iter().any(|n| n == name) {
+        Ok(())
+    } else {
+        Err(unknown(project, name, known).into())
+    }
+}
+
+fn load_config(project: &ProjectInfo) -> anyhow::Result<config::Config> {
+    let file = config_file(project).ok_or_else(|| Error::NoConfig {
+        dir: project.paths.project_dir.clone(),
+    })?;
+    project::load_file(&project::Project {
+        file,
+        paths: project.paths.clone(),
+    })
+}
+
+/// A lifecycle verb of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Start,
+    Stop,
+    Restart,
+    Up,
+    Down,
+}
+
+impl Action {
+    /// The verbs a process takes.
+    pub fn for_process(verb: &str) -> Option<Self> {
+        match verb {
+            "start" => Some(Self::Start),
+            "stop" => Some(Self::Stop),
+            "restart" => Some(Self::Restart),
+            _ => None,
+        }
+    }
+
+    /// The verbs a project takes.
+    pub fn for_project(verb: &str) -> Option<Self> {
+        match verb {
+            "up" => Some(Self::Up),
+            "down" => Some(Self::Down),
+            "restart" => Some(Self::Restart),
+            _ => None,
+        }
+    }
+}
+
+/// Run `action` on `names` of `project` (empty = the whole project) and answer with the
+/// supervisor's outcome. Starting with no supervisor running starts one (like `procs up`).
+pub fn act(project: &ProjectInfo, action: Action, names: &[String]) -> anyhow::Result<Outcome> {
+    for name in names {
+        check_process(project, name)?;
+    }
+    let timeout_ms = ACTION_TIMEOUT.as_millis() as u64;
+    let running = launch::running(&project.paths);
+    let request = match action {
+        Action::Up => return up(project, names),
+        Action::Start | Action::Restart if !running => return up(project, names),
+        Action::Stop | Action::Down if !running => return Ok(Outcome::default()),
+        Action::Start => Request::Start {
+            names: names.to_vec(),
+            timeout_ms,
+        },
+        Action::Restart => Request::Restart {
+            names: if names.is_empty() {
+                self::names(project)?
+            } else {
+                names.to_vec()
+            },
+            timeout_ms,
+        },
+        Action::Stop => Request::Stop {
+            names: names.to_vec(),
+            timeout_ms: None,
+        },
+        Action::Down => Request::Down {
+            names: names.to_vec(),
+            timeout_ms: None,
+        },
+    };
+    send(&project.paths, request)
+}
+
+fn up(project: &ProjectInfo, names: &[String]) -> anyhow::Result<Outcome> {
+    let config = load_config(project)?;
+    launch::ensure_within(&project.paths, &config.name, Duration::from_secs(5))?;
+    send(
+        &project.paths,
+        Request::Up(UpRequest {
+            config,
+            env: project::invoking_env(),
+            names: names.to_vec(),
+            no_deps: false,
+            wait: true,
+            timeout_ms: ACTION_TIMEOUT.as_millis() as u64,
+            kill_port_owners: false,
+        }),
+    )
+}
+
+fn send(paths: &Paths, request: Request) -> anyhow::Result<Outcome> {
+    let unreachable = |e: std::io::Error| Error::SupervisorUnreachable {
+        socket: paths.socket.clone(),
+        error: e.to_string(),
+        log: paths.supervisor_log.clone(),
+    };
+    let conn = Connection::send(paths, request).map_err(unreachable)?;
+    conn.set_read_timeout(Some(ACTION_TIMEOUT + Duration::from_secs(30)))
+        .map_err(unreachable)?;
+    match conn.finish(|_| {}) {
+        Ok(Response::Done(outcome)) => Ok(outcome),
+        Ok(Response::Error(body)) => Err(Error::Supervisor {
+            code: body.code,
+            message: body.message,
+            hint: body.hint,
+        }
+        .into()),
+        Ok(other) => Err(Error::UnexpectedAnswer {
+            answer: format!("{other:?}"),
+        }
+        .into()),
+        Err(_) => Err(Error::SupervisorHungUp {
+            log: paths.supervisor_log.clone(),
+        }
+        .into()),
+    }
+}
+
+/// Which log lines to read.
+#[derive(Debug, Clone, Default)]
+pub struct LogQuery {
+    /// Lines from the end (default 100).
+    pub n: Option<usize>,
+    /// Keep only lines matching this regular expression.
+    pub grep: Option<regex::Regex>,
+    /// Only output written in this last duration.
+    pub since: Option<Duration>,
+}
+
+impl LogQuery {
+    /// Parse the textual parameters (`grep` a regex, `since` a duration like `30s`).
+    pub fn parse(n: Option<usize>, grep: Option<&str>, since: Option<&str>) -> Result<Self, Error> {
+        let grep = grep
+            .filter(|g| !g.is_empty())
+            .map(|g| {
+                regex::Regex::new(g).map_err(|e| Error::BadRequest {
+                    message: format!("`grep` is not a regular expression: {e}"),
+                })
+            })
+            .transpose()?;
+        let since = since
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<u64>()
+                    .map(Duration::from_secs)
+                    .or_else(|_| humantime::parse_duration(s))
+                    .map_err(|e| Error::BadRequest {
+                        message: format!("`since` is not a duration ({e}); try 30s, 500ms, 2m"),
+                    })
+            })
+            .transpose()?;
+        Ok(Self { n, grep, since })
+    }
+
+    /// Whether a line passes the `grep` filter.
+    pub fn keeps(&self, line: &str) -> bool {
+        self.grep.as_ref().is_none_or(|re| re.is_match(line))
+    }
+}
+
+/// One log line as the API answers it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogLine {
+    /// RFC 3339-ish local time the line was written (as `procs logs --json`).
+    pub time: String,
+    pub process: String,
+    pub line: String,
+}
+
+impl LogLine {
+    pub fn new(process: &str, line: &logs::Line) -> Self {
+        Self {
+            time: logs::format_time(line.time),
+            process: process.to_owned(),
+            line: line.text.clone(),
+        }
+    }
+}
+
+/// The last lines of one process's log that pass `query` (`n` counts matching lines).
+pub fn log_lines(
+    project: &ProjectInfo,
+    name: &str,
+    query: &LogQuery,
+) -> anyhow::Result<Vec<LogLine>> {
+    check_process(project, name)?;
+    let path = project.paths.log_file(name);
+    let keep = |l: &str| query.keeps(l);
+    let q = logs::Query {
+        lines: query.n.unwrap_or(100),
+        since: query
+            .since
+            .map(|d| logs::millis(std::time::SystemTime::now() - d)),
+        until: None,
+        keep: &keep,
+        end: None,
+    };
+    let lines = logs::tail(&path, &q).unwrap_or_default();
+    Ok(lines.iter().map(|l| LogLine::new(name, l)).collect())
+}
+
+/// An error as the API answers it: the one grammar's parts, and an HTTP-ish class.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorJson {
+    pub error: String,
+    pub causes: Vec<String>,
+    pub hint: Option<String>,
+    /// The exit code `procs` would end with.
+    pub code: i32,
+    #[serde(skip)]
+    pub kind: ErrorKind,
+}
+
+/// What kind of failure an [`ErrorJson`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    NotFound,
+    BadRequest,
+    Failed,
+}
+
+impl ErrorJson {
+    pub fn from_anyhow(err: &anyhow::Error) -> Self {
+        let known = err.downcast_ref::<Error>();
+        let mut causes = known.map(Error::causes).unwrap_or_default();
+        causes.extend(err.chain().skip(1).map(ToString::to_string));
+        let kind = match known {
+            Some(Error::UnknownProject { .. } | Error::UnknownProcess { .. }) => {
+                ErrorKind::NotFound
+            }
+            Some(Error::BadRequest { .. }) => ErrorKind::BadRequest,
+            _ => ErrorKind::Failed,
+        };
+        Self {
+            error: err.to_string(),
+            causes,
+            hint: known.and_then(Error::hint),
+            code: known.map_or(exit::FAILED, Error::code),
+            kind,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_query_rejects_a_bad_regex_and_a_bad_duration_in_words() {
+        let err = LogQuery::parse(None, Some("("), None).expect_err("bad regex");
+        assert!(
+            err.to_string()
+                .contains("`grep` is not a regular expression")
+        );
+        let err = LogQuery::parse(None, None, Some("soon")).expect_err("bad since");
+        assert!(err.to_string().contains("`since` is not a duration"));
+        let q = LogQuery::parse(Some(3), Some("^ab"), Some("90")).expect("good");
+        assert_eq!(q.since, Some(Duration::from_secs(90)));
+        assert!(q.keeps("abc") && !q.keeps("cab"));
+    }
+
+    #[test]
+    fn actions_parse_only_their_own_verbs() {
+        assert_eq!(Action::for_process("restart"), Some(Action::Restart));
+        assert_eq!(Action::for_process("up"), None);
+        assert_eq!(Action::for_project("down"), Some(Action::Down));
+        assert_eq!(Action::for_project("stop"), None);
+    }
+
+    #[test]
+    fn unknown_project_is_not_found_with_a_hint() {
+        let err: anyhow::Error = Error::UnknownProject { id: "x".into() }.into();
+        let json = ErrorJson::from_anyhow(&err);
+        assert_eq!(json.kind, ErrorKind::NotFound);
+        assert!(json.error.contains("`x`"));
+        assert!(json.hint.is_some());
+    }
+}
