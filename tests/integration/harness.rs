@@ -64,12 +64,24 @@ pub fn procs_bin() -> &'static str {
     )
 }
 
-/// A TCP port that was free a moment ago (bound on 127.0.0.1:0, then released).
+/// A TCP port that was free a moment ago (bound on 127.0.0.1:0, then released), and never
+/// handed out before in this test run: the kernel may give a released port again at once, and
+/// two tests (or two ports of one test) must never share one.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0 to find a free port")
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("bind 127.0.0.1:0 to find a free port")
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// Poll `cond` every few milliseconds until it holds; panic once `deadline` has passed.
