@@ -92,9 +92,12 @@ processes:
     let max = 64 * KIB;
     wait_for_the_burst_to_be_rotated(&p, max);
     // A copy is taken once the supervisor sees the log past `max_size`, so it holds more
-    // than `max_size`; by then the writer may have added more. The bound allows another
-    // `max_size` plus one write: 16 writes (80 ms at this pace) for the supervisor to react.
-    // A collapse moves whole blocks and leaves the last partial one: up to a block less.
+    // than `max_size`; by then the writer may have added more. The bound allows three more
+    // `max_size` plus one write — about 240 ms at this pace for the supervisor to react, so
+    // that a loaded machine (tests run in parallel on 2 cores) does not turn this into a
+    // timing assertion — and still proves the 768 KiB burst was split into copies of about
+    // `max_size`. A collapse moves whole blocks and leaves the last partial one: up to a
+    // block less.
     let block = fs::metadata(log_path(&p, "w.log")).map_or(4 * KIB, |m| {
         use std::os::unix::fs::MetadataExt as _;
         m.blksize()
@@ -102,7 +105,7 @@ processes:
     for file in ["w.log.1", "w.log.2"] {
         let len = size(&p, file).unwrap_or_else(|| panic!("{file} exists"));
         assert!(
-            len > max.saturating_sub(block) && len <= 2 * max + 4 * KIB,
+            len > max.saturating_sub(block) && len <= 4 * max + 4 * KIB,
             "{file} is {len} bytes, expected about {max}"
         );
     }
