@@ -295,6 +295,18 @@ pub struct User {
     pub gid: u32,
 }
 
+impl User {
+    /// `setpriv` arguments that run the command after them as this user.
+    pub fn setpriv_args(self) -> [String; 4] {
+        [
+            format!("--reuid={}", self.uid),
+            format!("--regid={}", self.gid),
+            "--clear-groups".to_owned(),
+            "--".to_owned(),
+        ]
+    }
+}
+
 /// The [`VICTIM_USER`] account from `/etc/passwd`, if it exists.
 pub fn victim_user() -> Option<User> {
     let passwd = fs::read_to_string("/etc/passwd").ok()?;
@@ -377,27 +389,23 @@ impl Project {
     #[must_use]
     pub fn run_as(mut self, user: User) -> Self {
         chown_tree(self.path(), user);
-        for (bin, slot) in [(procs_bin(), 0), (testd_bin(), 1)] {
+        let bin_dir = self.path().join("bin");
+        let reachable = |bin: &str| {
             let src = Path::new(bin);
-            let path = if world_executable(src) {
-                src.to_path_buf()
-            } else {
-                let dir = self.path().join("bin");
-                fs::create_dir_all(&dir).expect("create the project's bin dir");
-                let dst = dir.join(src.file_name().expect("a binary has a file name"));
-                if fs::hard_link(src, &dst).is_err() {
-                    fs::copy(src, &dst).expect("copy a binary for the project's user");
-                }
-                fs::set_permissions(&dst, fs::Permissions::from_mode(0o755))
-                    .expect("chmod 755 a binary");
-                dst
-            };
-            if slot == 0 {
-                self.procs = path;
-            } else {
-                self.testd = path;
+            if world_executable(src) {
+                return src.to_path_buf();
             }
-        }
+            fs::create_dir_all(&bin_dir).expect("create the project's bin dir");
+            let dst = bin_dir.join(src.file_name().expect("a binary has a file name"));
+            if fs::hard_link(src, &dst).is_err() {
+                fs::copy(src, &dst).expect("copy a binary for the project's user");
+            }
+            fs::set_permissions(&dst, fs::Permissions::from_mode(0o755))
+                .expect("chmod 755 a binary");
+            dst
+        };
+        self.procs = reachable(procs_bin());
+        self.testd = reachable(testd_bin());
         self.user = Some(user);
         self
     }
@@ -473,10 +481,7 @@ impl Project {
             None => Command::new(program),
             Some(user) => {
                 let mut cmd = Command::new("setpriv");
-                cmd.arg(format!("--reuid={}", user.uid))
-                    .arg(format!("--regid={}", user.gid))
-                    .args(["--clear-groups", "--"])
-                    .arg(program);
+                cmd.args(user.setpriv_args()).arg(program);
                 cmd
             }
         };

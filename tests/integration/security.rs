@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::harness::{Project, VICTIM_USER, run, victim_user, wait_until};
+use crate::harness::{Project, User, VICTIM_USER, run, victim_user, wait_until};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -101,13 +101,14 @@ fn give_to_victim(p: &Project, path: &Path) {
 /// `setpriv` to `nobody`, in the project's directory and environment.
 fn as_nobody(p: &Project, program: &str) -> Command {
     let mut cmd = p.own_command("setpriv");
-    cmd.args([
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        "--",
-        program,
-    ]);
+    cmd.args(
+        User {
+            uid: 65534,
+            gid: 65534,
+        }
+        .setpriv_args(),
+    )
+    .arg(program);
     cmd
 }
 
@@ -493,11 +494,7 @@ sys.stdout.write("%d\n%s" % (up.returncode, up.stderr))
     let mut unshare = p.own_command("unshare");
     unshare.args(["--pid", "--fork", "--mount-proc"]);
     if let Some(user) = p.user() {
-        unshare
-            .arg("setpriv")
-            .arg(format!("--reuid={}", user.uid))
-            .arg(format!("--regid={}", user.gid))
-            .args(["--clear-groups", "--"]);
+        unshare.arg("setpriv").args(user.setpriv_args());
     }
     let out = run(
         unshare.args(["/usr/bin/python3", "-c"]).arg(script),
