@@ -241,11 +241,11 @@ pub fn spawn_helper(
             cmd
         }
         Command::Argv(argv) => {
-            let (program, args) = argv.split_first().ok_or_else(|| {
+            let (program, rest) = argv.split_first().ok_or_else(|| {
                 io::Error::new(io::ErrorKind::InvalidInput, "an empty argument list")
             })?;
             let mut cmd = std::process::Command::new(program);
-            cmd.args(args);
+            cmd.args(rest);
             cmd
         }
     };
@@ -286,7 +286,10 @@ mod tests {
     fn an_argv_command_is_described_with_its_arguments_intact() {
         let argv = Command::Argv(vec!["kill".into(), "a b $X".into()]);
         assert_eq!(describe(&argv), r#"["kill","a b $X"]"#);
-        assert_eq!(describe(&Command::Shell("pg_ctl stop".into())), "`pg_ctl stop`");
+        assert_eq!(
+            describe(&Command::Shell("pg_ctl stop".into())),
+            "`pg_ctl stop`"
+        );
     }
 
     #[test]

@@ -63,7 +63,7 @@ processes:
 
 #[test]
 fn a_stranger_on_the_probed_port_never_makes_a_process_healthy_and_its_bind_error_names_the_holder()
- {
+{
     let port = free_port();
     // The process takes its port from the environment (the command line names no port) and
     // declares no `ports:`: only its check says where it should listen. It binds after
@@ -84,12 +84,21 @@ processes:
     let out = p.procs(["up", "--timeout", "30s"]).code(3);
     let holder = format!("port {port} is held by pid {} (", stranger.id());
     assert!(
-        out.stderr.contains("error: cannot start `web`: exited with code 1"),
+        out.stderr
+            .contains("error: cannot start `web`: exited with code 1"),
         "{}",
         out.stderr
     );
-    assert!(out.stderr.contains(&holder), "names the holder: {}", out.stderr);
-    assert!(out.stderr.contains("user "), "names its user: {}", out.stderr);
+    assert!(
+        out.stderr.contains(&holder),
+        "names the holder: {}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("user "),
+        "names its user: {}",
+        out.stderr
+    );
     let log = p.read_log("web");
     assert!(log.contains("Address already in use"), "{log}");
     assert!(
@@ -99,7 +108,10 @@ processes:
     let entry = proc_status(&p, "web");
     assert_eq!(entry["state"], "failed", "{entry}");
     assert!(
-        entry["reason"].as_str().unwrap_or_default().contains(&holder),
+        entry["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&holder),
         "{entry}"
     );
     let _ = stranger.kill();
