@@ -88,11 +88,7 @@ type Learned = (ProcState, Option<String>, Option<i32>, Option<i32>);
 
 /// How a oneshot's run ended while no supervisor watched, as its waiting parent recorded it
 /// (`registry::runs`): the state, reason, code and signal to show instead of a guess.
-fn learned_end(
-    paths: &Paths,
-    name: &str,
-    rec: &ProcessRecord,
-) -> Option<Learned> {
+fn learned_end(paths: &Paths, name: &str, rec: &ProcessRecord) -> Option<Learned> {
     let run = crate::registry::runs::read(&paths.run_file(name))?;
     let exit = run.exit()?;
     if rec.pid.is_some() && run.pid != rec.pid {
