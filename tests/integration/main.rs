@@ -13,6 +13,7 @@ mod health;
 mod lifecycle;
 mod log_times;
 mod logs;
+mod oneshots;
 mod operations;
 mod ports;
 mod recovery;
