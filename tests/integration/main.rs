@@ -16,6 +16,7 @@ mod log_times;
 mod logs;
 mod mcp;
 mod oneshots;
+mod operations;
 mod ports;
 mod recovery;
 mod security;
