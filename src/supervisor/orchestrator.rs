@@ -8,6 +8,8 @@
 //! Invariant: the registry on disk is written only from here, from a snapshot of the
 //! actors' published statuses, coalescing bursts of changes into one write.
 
+mod restart;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -54,6 +56,8 @@ pub struct Orchestrator {
     pub log_policies: watch::Sender<rotate::Policies>,
     /// Bumped whenever the set of actors changed (subscribers then get a new snapshot).
     members: watch::Sender<u64>,
+    /// `depends_on … restart: true`, and its pause during restart operations.
+    cascades: restart::Cascades,
 }
 
 use crate::plan::config_hash;
@@ -77,6 +81,7 @@ impl Orchestrator {
             log_policies: watch::Sender::new(rotate::Policies::new()),
             pid_files: Mutex::new(BTreeMap::new()),
             members: watch::Sender::new(0),
+            cascades: restart::Cascades::new(),
         })
     }
 
@@ -229,6 +234,7 @@ impl Orchestrator {
 
     /// Handle `up`: reconcile, start the selection, stream progress, answer.
     pub async fn up(self: &Arc<Self>, req: UpRequest, out: mpsc::Sender<Response>) {
+        self.ensure_cascade();
         let graph = match Graph::new(&req.config) {
             Ok(graph) => graph,
             Err(err) => {
