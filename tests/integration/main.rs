@@ -13,6 +13,7 @@ mod health;
 mod lifecycle;
 mod log_times;
 mod logs;
+mod logs_retention;
 mod ports;
 mod recovery;
 mod security;
