@@ -352,11 +352,7 @@ fn copy_mtime(path: &Path, n: u32) -> Option<SystemTime> {
 /// `max_age`, and finish what a killed supervisor left (a compression temp, a plain copy
 /// beside its `.gz`). Returns when the oldest copy kept will be over `max_age` (the
 /// watcher's next retention timer), if there is a `max_age` and a copy.
-pub fn retain(
-    path: &Path,
-    policy: &LogPolicy,
-    tuning: Tuning,
-) -> io::Result<Option<SystemTime>> {
+pub fn retain(path: &Path, policy: &LogPolicy, tuning: Tuning) -> io::Result<Option<SystemTime>> {
     let now = SystemTime::now();
     let mut expiry: Option<SystemTime> = None;
     for n in 1..=policy.keep.max(1) {
@@ -415,6 +411,10 @@ pub fn start(paths: &Paths, policies: watch::Receiver<Policies>) -> io::Result<(
     Ok(())
 }
 
+/// What a job of the blocking pool did: its rotation (none: `moved` 0), and when its
+/// retention must run again (see [`retain`]).
+type Job = (Rotation, Option<SystemTime>);
+
 struct Rotator {
     dir: PathBuf,
     /// `procs.log`.
@@ -422,7 +422,7 @@ struct Rotator {
     policies: watch::Receiver<Policies>,
     /// Logs with a rotation in flight (checked again when it ends).
     busy: BTreeSet<OsString>,
-    jobs: JoinSet<(OsString, io::Result<(Rotation, Option<SystemTime>)>)>,
+    jobs: JoinSet<(OsString, io::Result<Job>)>,
     /// Each process log's index as last written, and when (forgotten after a rotation,
     /// which rewrites the index).
     tips: BTreeMap<OsString, (Tip, Instant)>,
@@ -552,9 +552,7 @@ impl Rotator {
             .borrow()
             .values()
             .filter_map(|p| p.rotate_every)
-            .map(|every| {
-                self.tuning.period_start(every, now_ms) + self.tuning.period_ms(every)
-            })
+            .map(|every| self.tuning.period_start(every, now_ms) + self.tuning.period_ms(every))
             .min()
             .map(index::system_time);
         let expiry = self.expiries.values().min().copied();
@@ -1071,7 +1069,10 @@ mod tests {
     fn a_test_period_replaces_both_schedules_and_keeps_epoch_aligned_starts() {
         let real = Tuning::default();
         assert_eq!(real.period_ms(RotateEvery::Hourly), 3_600_000);
-        assert_eq!(real.period_start(RotateEvery::Daily, 86_400_123), 86_400_000);
+        assert_eq!(
+            real.period_start(RotateEvery::Daily, 86_400_123),
+            86_400_000
+        );
         let short = Tuning {
             period_ms: Some(2_000),
             ..Tuning::default()
@@ -1101,7 +1102,7 @@ mod tests {
         aged(3, 100);
         let policy = LogPolicy {
             keep: 3,
-            max_age: Some(Duration::from_secs(60)),
+            max_age: Some(Duration::from_mins(1)),
             ..LogPolicy::DEFAULT
         };
         let next = retain(&log, &policy, Tuning::default())
@@ -1119,7 +1120,10 @@ mod tests {
             max_age: None,
             ..policy
         };
-        assert_eq!(retain(&log, &no_age, Tuning::default()).expect("retain"), None);
+        assert_eq!(
+            retain(&log, &no_age, Tuning::default()).expect("retain"),
+            None
+        );
     }
 
     #[test]

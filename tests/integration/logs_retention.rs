@@ -1,6 +1,6 @@
 //! Time-driven rotation and retention, and the faults around them: `rotate_every` rotating
 //! an idle log at the period boundary, `max_age` deleting the copies of an idle project, a
-//! supervisor SIGKILLed in the middle of a compression, and `procs logs` / `procs logs -f`
+//! supervisor `SIGKILL`ed in the middle of a compression, and `procs logs` / `procs logs -f`
 //! reading while the log rotates (and its copies are compressed) under them.
 //!
 //! The schedule tests shorten the period with `PROCS_TEST_ROTATE_PERIOD_MS` (for tests
@@ -177,9 +177,11 @@ processes:
 "#
     ));
     p.procs_env(["up"], &[(PAUSE_VAR, "600000")]).success();
-    wait_until("a compression to be under way (its temp file)", WAIT, || {
-        fs::metadata(log_path(&p, "w.log.1.gz.tmp")).is_ok_and(|m| m.len() > 0)
-    });
+    wait_until(
+        "a compression to be under way (its temp file)",
+        WAIT,
+        || fs::metadata(log_path(&p, "w.log.1.gz.tmp")).is_ok_and(|m| m.len() > 0),
+    );
     let supervisor = supervisor_pid(&p);
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(supervisor),
@@ -206,7 +208,10 @@ processes:
                 && !exists(&p, "w.log.rotating")
         },
     );
-    assert!(!exists(&p, "w.log.10.gz"), "keep was enough: nothing dropped");
+    assert!(
+        !exists(&p, "w.log.10.gz"),
+        "keep was enough: nothing dropped"
+    );
     let all = p.procs(["logs", "-n", "1000000", "w"]).success();
     assert_every_line_once(&p, &numbered(&all.stdout), LINES, "procs logs");
     p.procs(["down"]).success();
@@ -245,7 +250,7 @@ processes:
     ));
     p.procs(["up"]).success();
     let (mut follower, out) = follow(&p);
-    let followed = || fs::read_to_string(&out).unwrap_or_default();
+    let printed = || fs::read_to_string(&out).unwrap_or_default();
     // Know that the follower follows before the writer starts (it starts at the end of
     // the log): append a marker until it shows one.
     wait_until("the follower to print a marker", WAIT, || {
@@ -254,7 +259,7 @@ processes:
             .open(log_path(&p, "w.log"))
             .and_then(|mut f| f.write_all(b"follower, are you there?\n"))
             .expect("append to w.log");
-        followed().contains("follower, are you there?")
+        printed().contains("follower, are you there?")
     });
     fs::write(p.path().join("go"), "").expect("go");
     // Tails while the writer writes and the supervisor rotates: each one is every line
@@ -262,7 +267,7 @@ processes:
     let rotations = || read(&p, "procs.log").matches("rotated w.log").count();
     let mut tails = 0;
     let mut rotations_between = (usize::MAX, 0);
-    wait_until("the burst to end", Duration::from_secs(60), || {
+    wait_until("the burst to end", Duration::from_mins(1), || {
         if p.path().join("done").exists() {
             return true;
         }
@@ -282,18 +287,21 @@ processes:
     wait_until("the last copies to be compressed", WAIT, || {
         copies(&p, 60, &["", ".gz.tmp"]).is_empty() && !exists(&p, "w.log.rotating")
     });
-    assert!(!exists(&p, "w.log.60.gz"), "keep was enough: nothing dropped");
+    assert!(
+        !exists(&p, "w.log.60.gz"),
+        "keep was enough: nothing dropped"
+    );
     let all = p.procs(["logs", "-n", "1000000", "w"]).success();
     assert_every_line_once(&p, &numbered(&all.stdout), LINES, "the final procs logs");
     let last = format!("n {:08}", LINES - 1);
     if !copytruncated(&p) {
         wait_until("the follower to print the last line", WAIT, || {
-            followed().contains(&last)
+            printed().contains(&last)
         });
     }
     follower.kill().expect("stop the follower");
     follower.wait().expect("reap the follower");
-    let seen = numbered(&followed());
+    let seen = numbered(&printed());
     assert_every_line_once(&p, &seen, LINES, "procs logs -f");
     p.procs(["down"]).success();
     p.assert_no_survivors();
