@@ -40,6 +40,9 @@ pub struct ProbeTask {
     pub pid: i32,
     /// Who the process's members are (a daemon's listener is its own too).
     pub scanner: Arc<crate::stop::Scanner>,
+    /// The check already passed for this run (an adopted healthy process): a `log` check
+    /// is not looked for again, and probes run at `interval`.
+    pub passed: bool,
 }
 
 /// What a process is checked with, if anything.
@@ -78,9 +81,9 @@ pub async fn run(task: ProbeTask, tx: mpsc::Sender<Verdict>) {
     let mut log_state = LogState {
         follow: Followed::at_offset("", task.log.clone(), task.log_offset),
         regex: None,
-        matched: false,
+        matched: task.passed,
     };
-    let mut passed = false;
+    let mut passed = task.passed;
     loop {
         let verdict = probe_once(&task, probe_timeout, &mut log_state).await;
         passed |= verdict == Verdict::Pass;

@@ -499,6 +499,7 @@ impl Orchestrator {
                 match config.processes.get(name) {
                     None => {
                         notes.push(format!("{name}: stopped (removed from the config)"));
+                        registry::runs::remove(&self.shared.paths.run_file(name));
                         retire.push(name.clone());
                     }
                     Some(spec) if config_hash(spec) != handle.hash => {
@@ -618,6 +619,7 @@ impl Orchestrator {
         let mut notes = Vec::new();
         for (name, a) in found {
             let Some(spec) = config.processes.get(&name) else {
+                registry::runs::remove(&self.shared.paths.run_file(&name));
                 if let Some(pid) = a.pid {
                     self.stop_unknown(&name, pid, a.old_spec.as_ref()).await;
                     notes.push(format!("{name}: stopped (removed from the config)"));
@@ -637,6 +639,9 @@ impl Orchestrator {
             }
             let (actor_spec, hash) = match a.old_spec.clone() {
                 Some(old) if !a.old_hash.is_empty() => (old, a.old_hash.clone()),
+                // A run record names the hash it ran with: a changed config is then seen as
+                // drift (and the oneshot run again), an unchanged one is kept.
+                None if a.from_run => (spec.clone(), a.old_hash.clone()),
                 _ => (spec.clone(), config_hash(spec)),
             };
             let mut actor_ctx = Arc::clone(ctx);
@@ -652,9 +657,17 @@ impl Orchestrator {
             }
             let (status, adoption) = if let Some(pid) = a.pid {
                 notes.push(format!("{name}: adopted pid {pid}"));
-                let adoption = Adopt {
+                let adoption = Adopt::Running {
                     pid,
                     start_time: a.start_time,
+                    started_at: a.started_at.clone(),
+                    restarts: a.restarts,
+                    ready: a.ready,
+                };
+                (Status::new(ProcState::Stopped), Some(adoption))
+            } else if let Some(ended) = a.ended {
+                let adoption = Adopt::Ended {
+                    exit: ended.exit,
                     started_at: a.started_at.clone(),
                     restarts: a.restarts,
                 };

@@ -156,9 +156,17 @@ pub fn environment(spec: &Process, ctx: &Context) -> BTreeMap<String, String> {
     env
 }
 
+/// A oneshot's run: the program runs under a waiting parent (`procs __oneshot`, see
+/// `waiter.rs`) that records its real exit status in `record`.
+pub struct Waiter<'a> {
+    pub record: &'a Path,
+    pub hash: &'a str,
+}
+
 /// Spawn `command` for `spec` in its own process group with output appended to `log`,
 /// and register it with the reaper before anything else can run. With `cgroup` (the
-/// process's leaf), the child moves itself into it before it runs the program.
+/// process's leaf), the child moves itself into it before it runs the program. With
+/// `waiter`, the child is the waiting parent, which runs the program as its own child.
 pub fn spawn(
     spec: &Process,
     command: &Command,
@@ -166,6 +174,7 @@ pub fn spawn(
     log: &Path,
     reaper: &Reaper,
     cgroup: Option<&Path>,
+    waiter: Option<&Waiter<'_>>,
 ) -> io::Result<Child> {
     let placement = cgroup
         .map(|leaf| {
@@ -186,6 +195,9 @@ pub fn spawn(
     let err = out.try_clone()?;
     let env = environment(spec, ctx);
     let mut cmd = base_command(command, &env, &spec.cwd)?;
+    if let Some(waiter) = waiter {
+        cmd = under_waiter(&cmd, waiter, &spec.cwd)?;
+    }
     cmd.env_clear()
         .envs(env)
         .current_dir(&spec.cwd)
@@ -215,6 +227,32 @@ pub fn spawn(
         start_time,
         exit,
     })
+}
+
+/// `cmd` run by a waiting parent: `procs __oneshot RECORD HASH PROGRAM ARG…`. A program that
+/// does not exist fails here, as a direct spawn would (not as an exit of the waiting parent).
+fn under_waiter(
+    cmd: &std::process::Command,
+    waiter: &Waiter<'_>,
+    cwd: &Path,
+) -> io::Result<std::process::Command> {
+    let program = Path::new(cmd.get_program());
+    if !platform::is_executable_file(&cwd.join(program)) {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{}: no such executable file", program.display()),
+        ));
+    }
+    // The running executable, even if its file was replaced or deleted since.
+    let mut wrapped = std::process::Command::new("/proc/self/exe");
+    wrapped
+        .arg0("procs")
+        .arg(super::waiter::ROLE)
+        .arg(waiter.record)
+        .arg(waiter.hash)
+        .arg(program)
+        .args(cmd.get_args());
+    Ok(wrapped)
 }
 
 /// Spawn a helper command (a `stop_command` or an `exec` probe) in the process's

@@ -14,6 +14,7 @@ mod lifecycle;
 mod log_times;
 mod logs;
 mod logs_retention;
+mod oneshots;
 mod ports;
 mod recovery;
 mod security;
