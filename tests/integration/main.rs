@@ -7,6 +7,7 @@ mod architecture;
 mod cli;
 mod containment;
 mod dashboard;
+mod dashboard_page;
 mod errors;
 mod harness;
 mod health;
