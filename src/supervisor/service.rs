@@ -1320,14 +1320,10 @@ impl Actor {
         });
         let signal = match &spec.stop_command {
             Some(command) => {
-                let script = match command {
-                    crate::config::Command::Shell(s) => s.clone(),
-                    crate::config::Command::Argv(argv) => argv.join(" "),
-                };
-                self.event(&format!("stopping with `{script}`"));
+                self.event(&format!("stopping with {}", spawn::describe(command)));
                 if let Err(err) = spawn::spawn_helper(
                     &spec,
-                    &script,
+                    command,
                     &self.ctx,
                     Some(&self.log),
                     &self.shared.reaper,

@@ -256,10 +256,11 @@ fn under_waiter(
 }
 
 /// Spawn a helper command (a `stop_command` or an `exec` probe) in the process's
-/// environment and cwd, in its own group, output discarded or sent to `log`.
+/// environment and cwd, in its own group, output discarded or sent to `log`. A shell
+/// string runs through `/bin/sh -c`; an argv list runs as it is, no shell.
 pub fn spawn_helper(
     spec: &Process,
-    script: &str,
+    command: &Command,
     ctx: &Context,
     log: Option<&Path>,
     reaper: &Reaper,
@@ -271,10 +272,22 @@ pub fn spawn_helper(
         }
         None => (Stdio::null(), Stdio::null()),
     };
-    let mut cmd = std::process::Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg(script)
-        .env_clear()
+    let mut cmd = match command {
+        Command::Shell(script) => {
+            let mut cmd = std::process::Command::new("/bin/sh");
+            cmd.arg("-c").arg(script);
+            cmd
+        }
+        Command::Argv(argv) => {
+            let (program, rest) = argv.split_first().ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, "an empty argument list")
+            })?;
+            let mut cmd = std::process::Command::new(program);
+            cmd.args(rest);
+            cmd
+        }
+    };
+    cmd.env_clear()
         .envs(environment(spec, ctx))
         .current_dir(&spec.cwd)
         .stdin(Stdio::null())
@@ -294,9 +307,28 @@ pub fn spawn_helper(
     })
 }
 
+/// A command as an event line shows it: a shell string in backticks, an argv list as a
+/// JSON array (so an argument's spaces and quotes stay visible).
+pub fn describe(command: &Command) -> String {
+    match command {
+        Command::Shell(script) => format!("`{script}`"),
+        Command::Argv(argv) => serde_json::to_string(argv).unwrap_or_default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::simple_command;
+    use super::{Command, describe, simple_command};
+
+    #[test]
+    fn an_argv_command_is_described_with_its_arguments_intact() {
+        let argv = Command::Argv(vec!["kill".into(), "a b $X".into()]);
+        assert_eq!(describe(&argv), r#"["kill","a b $X"]"#);
+        assert_eq!(
+            describe(&Command::Shell("pg_ctl stop".into())),
+            "`pg_ctl stop`"
+        );
+    }
 
     #[test]
     fn only_one_plain_command_is_exec_directly() {

@@ -15,6 +15,7 @@ mod lifecycle;
 mod log_times;
 mod logs;
 mod oneshots;
+mod operations;
 mod ports;
 mod recovery;
 mod security;
