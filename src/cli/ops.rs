@@ -386,6 +386,36 @@ fn graph_of(config: &config::Config) -> Result<GraphJson, config::graph::CycleEr
     })
 }
 
+/// The project's configuration file and its text.
+pub fn config_text(project: &ProjectInfo) -> anyhow::Result<(PathBuf, String)> {
+    let file = config_file(project).ok_or_else(|| Error::NoConfig {
+        dir: project.paths.project_dir.clone(),
+    })?;
+    let text = std::fs::read_to_string(&file)
+        .map_err(|e| anyhow::Error::from(e).context(format!("cannot read {}", file.display())))?;
+    Ok((file, text))
+}
+
+/// The project of the current directory (or `-f`), as [`projects`] lists them.
+pub fn current(global: &super::args::Global) -> anyhow::Result<ProjectInfo> {
+    let located = project::locate(global)?;
+    let dir = located.paths.project_dir.clone();
+    let name = project::load_file(&located).map_or_else(
+        |_| {
+            dir.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        },
+        |config| config.name,
+    );
+    Ok(ProjectInfo {
+        id: located.paths.project_id.clone(),
+        name,
+        dir: dir.display().to_string(),
+        paths: located.paths,
+    })
+}
+
 /// An error as the API answers it: the one grammar's parts, and an HTTP-ish class.
 #[derive(Debug, Clone, Serialize)]
 pub struct ErrorJson {

@@ -25,6 +25,9 @@ use crate::control::protocol::{ErrorBody, Outcome, ProcessOutcome, Response, Sna
 use crate::error::exit;
 use crate::registry::{self, ProcState, ProcessRecord, Registry, SupervisorRecord};
 
+/// Longest wait, after `up` saw a failure, for the dependents that fail with it to say so.
+const CONSEQUENCES: Duration = Duration::from_secs(2);
+
 /// Shortest pause between two background registry writes.
 const WRITE_INTERVAL: Duration = Duration::from_millis(50);
 
@@ -337,6 +340,28 @@ impl Orchestrator {
                 }
             }
         }
+        if req.wait && !timed_out {
+            // A failure's consequences (dependents failing with it) are part of the verdict:
+            // never report a dependent as pending that is about to fail.
+            let until = Instant::now() + CONSEQUENCES;
+            while self.propagating(&wanted) {
+                tokio::select! {
+                    ev = events.recv() => match ev {
+                        Ok(ev) => if selection.contains(&ev.name) {
+                            let _ = out.send(Response::Event(ev)).await;
+                        },
+                        Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(broadcast::error::RecvError::Closed) => break,
+                    },
+                    () = tokio::time::sleep_until(until) => break,
+                }
+            }
+            while let Ok(ev) = events.try_recv() {
+                if selection.contains(&ev.name) {
+                    let _ = out.send(Response::Event(ev)).await;
+                }
+            }
+        }
         // `--no-wait`: accepted and not already failed is success.
         let wait = req.wait;
         let mut outcome = self.outcome(&wanted, |spec, s| {
@@ -421,6 +446,25 @@ impl Orchestrator {
                 notes.into_iter().map(move |n| format!("{name}: {n}"))
             })
             .collect()
+    }
+
+    /// Is a process of `wanted` still pending on a dependency that already failed (its
+    /// actor is about to mark it failed)?
+    fn propagating(&self, wanted: &[String]) -> bool {
+        let Ok(services) = self.services.lock() else {
+            return false;
+        };
+        wanted.iter().filter_map(|n| services.get(n)).any(|h| {
+            h.status.borrow().state == ProcState::Pending
+                && h.spec.depends_on.iter().any(|d| {
+                    services.get(&d.name).is_some_and(|dh| {
+                        matches!(
+                            super::machine::condition(&d.name, d.condition, &dh.status.borrow()),
+                            super::machine::DepState::Failed(_)
+                        )
+                    })
+                })
+        })
     }
 
     fn settled(&self, wanted: &[String], ready: &dyn Fn(&Process, &Status) -> bool) -> bool {

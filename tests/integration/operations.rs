@@ -171,3 +171,98 @@ processes:
     p.procs(["down"]).success();
     p.assert_no_survivors();
 }
+
+#[test]
+fn up_attach_streams_every_line_from_the_first() {
+    let mut p = Project::new().config(
+        r#"
+processes:
+  early:
+    command: ["{testd}", "--print", "first line at start", "--print", "second line"]
+"#,
+    );
+    // Written before this run: never shown as this run's.
+    p.file(".procs/logs/early.log", "a line of an earlier run\n");
+    let out_path = p.path().join("attach.out");
+    let out = std::fs::File::create(&out_path).expect("create");
+    let mut child = p
+        .command(crate::harness::procs_bin())
+        .args(["up", "--attach"])
+        .stdin(std::process::Stdio::null())
+        .stdout(out.try_clone().expect("dup"))
+        .stderr(out)
+        .spawn()
+        .expect("spawn procs up --attach");
+    // The lines are printed at once, about a second before `up` is done (`ready_after`).
+    wait_until("attached output to show both lines", WAIT, || {
+        std::fs::read_to_string(&out_path).is_ok_and(|s| s.contains("early │ second line"))
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("signal");
+    let mut status = None;
+    wait_until("procs up --attach to exit after SIGTERM", WAIT, || {
+        status = child.try_wait().expect("wait");
+        status.is_some()
+    });
+    let text = std::fs::read_to_string(&out_path).expect("read");
+    assert!(text.contains("early │ first line at start"), "{text}");
+    assert!(
+        text.contains("started pid"),
+        "the run's first line too: {text}"
+    );
+    assert!(!text.contains("earlier run"), "{text}");
+    assert!(status.is_some_and(|s| s.success()), "{text}");
+    p.assert_no_survivors();
+}
+
+#[test]
+fn the_up_failure_summary_shows_current_states() {
+    let mut p = Project::new().config(
+        r#"
+processes:
+  db:
+    command: ["{testd}"]
+    ready_after: 200ms
+  migrate:
+    command: pythn3 migrate.py
+    oneshot: true
+    depends_on: { db: healthy }
+  backend:
+    command: ["{testd}"]
+    depends_on: { db: healthy, migrate: completed_successfully }
+  worker:
+    command: ["{testd}"]
+    depends_on: { backend: healthy }
+"#,
+    );
+    let out = p.procs(["up", "--timeout", "60s"]).code(1);
+    let err = &out.stderr;
+    assert!(
+        err.contains("caused by: `migrate` is failed: exited with code 127"),
+        "{err}"
+    );
+    assert!(
+        err.contains("caused by: `backend` is failed: dependency `migrate` failed"),
+        "{err}"
+    );
+    assert!(
+        err.contains("caused by: `worker` is failed: dependency `backend` failed"),
+        "{err}"
+    );
+    assert!(!err.contains("pending"), "no stale state: {err}");
+    assert!(!err.contains("no reason recorded"), "{err}");
+    // What `up` said is what `status` says.
+    for (name, state) in [
+        ("db", "running"),
+        ("migrate", "failed"),
+        ("backend", "failed"),
+        ("worker", "failed"),
+    ] {
+        assert_eq!(proc_status(&p, name)["state"], state, "{name}");
+    }
+    p.procs(["down"]).success();
+    p.assert_no_survivors();
+}
