@@ -30,6 +30,8 @@
 //! - `cgroup` (used as `platform::cgroup::…`): the project's cgroup v2 — detection, one leaf per
 //!   process, placement before exec, members, `cgroup.kill`, removal;
 //! - `fds`: inherited descriptors made close-on-exec ([`cloexec_inherited`]);
+//! - `file_events`: [`FileChanges`] of one file (inotify, through the async reactor), which
+//!   `log` health checks wait on;
 //! - `waiting`: the signal setup of a oneshot's waiting parent ([`outlast_signals`],
 //!   [`end_like`]);
 //! - `announce`: the child's own `[procs] … started pid N` line, written before `exec`
@@ -53,6 +55,7 @@ compile_error!("procs supports Linux only for now: src/platform/ is where a port
 mod announce;
 pub mod cgroup;
 mod fds;
+mod file_events;
 mod locks;
 mod pidfd;
 mod private;
@@ -70,6 +73,7 @@ mod waiting;
 
 pub use announce::*;
 pub use fds::*;
+pub use file_events::*;
 pub use locks::*;
 pub use pidfd::*;
 pub use private::*;
