@@ -110,11 +110,10 @@ impl Orchestrator {
 
     /// The processes the cascade must restart now, in start order.
     fn due(&self) -> Vec<String> {
-        let Ok(services) = self.services.lock() else {
-            return Vec::new();
-        };
+        let state = self.state();
+        let services = &state.services;
         let mut due = Vec::new();
-        for (name, h) in services.iter() {
+        for (name, h) in services {
             let me = h.status.borrow();
             let restart = h.spec.depends_on.iter().filter(|d| d.restart).any(|d| {
                 services
@@ -138,12 +137,7 @@ impl Orchestrator {
             name,
             "restarting: a `restart: true` dependency was restarted"
         );
-        let Some(tx) = self
-            .services
-            .lock()
-            .ok()
-            .and_then(|s| s.get(name).map(|h| h.tx.clone()))
-        else {
+        let Some(tx) = self.state().services.get(name).map(|h| h.tx.clone()) else {
             return;
         };
         let (reply, stopped) = oneshot::channel();
@@ -173,9 +167,8 @@ impl Orchestrator {
 
     /// What `name` waits for when it starts.
     fn dep_watches(&self, name: &str) -> Vec<DepWatch> {
-        let Ok(services) = self.services.lock() else {
-            return Vec::new();
-        };
+        let state = self.state();
+        let services = &state.services;
         let Some(h) = services.get(name) else {
             return Vec::new();
         };
@@ -199,7 +192,7 @@ impl Orchestrator {
         timeout_ms: u64,
         out: mpsc::Sender<Response>,
     ) {
-        let config = self.config.lock().ok().and_then(|c| c.clone());
+        let config = self.state().config.clone();
         let Some(config) = config else {
             let _ = out
                 .send(Self::error(
@@ -231,7 +224,7 @@ impl Orchestrator {
         let _paused = self.cascades.pause();
         let plan = self.plan(&config, &graph.start_order(), &names);
         let deadline = Instant::now() + Duration::from_millis(timeout_ms);
-        let env = self.env.lock().map(|e| e.clone()).unwrap_or_default();
+        let env = self.state().env.clone();
         let mut result = Outcome::default();
         for (i, name) in plan.iter().enumerate() {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -258,7 +251,7 @@ impl Orchestrator {
                 break;
             }
         }
-        self.save_now();
+        self.save_now().await;
         let _ = out.send(Response::Done(result)).await;
     }
 
@@ -270,10 +263,10 @@ impl Orchestrator {
         names: &[String],
     ) -> Vec<String> {
         let live = |name: &str| {
-            self.services.lock().is_ok_and(|s| {
-                s.get(name)
-                    .is_some_and(|h| h.status.borrow().state.is_live())
-            })
+            self.state()
+                .services
+                .get(name)
+                .is_some_and(|h| h.status.borrow().state.is_live())
         };
         let chosen: BTreeSet<String> = if names.is_empty() {
             config
@@ -326,11 +319,7 @@ impl Orchestrator {
         }
         // Started here, not by `up`'s reconciliation: that one keeps a completed oneshot,
         // which a restart runs again. `up` then waits for it (and starts what it needs).
-        let tx = self
-            .services
-            .lock()
-            .ok()
-            .and_then(|s| s.get(name).map(|h| h.tx.clone()));
+        let tx = self.state().services.get(name).map(|h| h.tx.clone());
         if let Some(tx) = tx {
             let (ack, acked) = oneshot::channel();
             let deps = self.dep_watches(name);
