@@ -340,19 +340,31 @@ fn still_alive(pids: BTreeSet<i32>, target: &Target<'_>) -> BTreeSet<i32> {
 pub async fn stop_process(pid: i32, grace: Duration) -> Report {
     let mut report = Report::default();
     let me = std::process::id() as i32;
-    if platform::stat(pid).is_none() {
+    let Some(seen) = platform::stat(pid) else {
         return report;
-    }
+    };
     if pid == me || pid == 1 {
         report.survivors.push(pid);
         return report;
     }
-    let holder = PidFd::open(pid).ok().flatten();
+    // The holder is the process the caller saw: its descriptor is verified against the
+    // start time read now, and without a pidfd the pid is signalled only while it still
+    // has that start time.
+    let holder = match PidFd::open_verified(pid, seen.start_time) {
+        Ok(Some(fd)) => Some(fd),
+        Ok(None) => return report,
+        Err(_) => None,
+    };
+    let still_holder = || platform::start_time(pid) == Some(seen.start_time);
     // What descends from the holder now (never its whole process group: that may hold
     // unrelated jobs of the same shell), listed before the holder is signalled: once it exits
     // they are reparented and no longer found below it.
     let mut members: Vec<PidFd> = Vec::new();
     let enlist = |members: &mut Vec<PidFd>| {
+        if !still_holder() {
+            // Gone (or its pid reused): what is below that pid now is not its tree.
+            return;
+        }
         let tree = platform::trees(&[pid])
             .into_iter()
             .next()
@@ -372,7 +384,8 @@ pub async fn stop_process(pid: i32, grace: Duration) -> Report {
     let send = |members: &[PidFd], sig: Signal| {
         let _ = match &holder {
             Some(fd) => fd.send_signal(sig),
-            None => platform::kill(pid, sig),
+            None if still_holder() => platform::kill(pid, sig),
+            None => Ok(()),
         };
         for member in members {
             let _ = member.send_signal(sig);
@@ -389,11 +402,12 @@ pub async fn stop_process(pid: i32, grace: Duration) -> Report {
     if !all_gone(pid, holder.as_ref(), &members, Instant::now() + KILL_GRACE).await {
         // Only reported, never signalled again: the pids are read from /proc.
         let alive = |p: i32| platform::stat(p).is_some_and(|s| s.state != 'Z');
-        report.survivors.extend(
-            std::iter::once(pid)
-                .chain(members.iter().map(PidFd::pid))
-                .filter(|p| alive(*p)),
-        );
+        if still_holder() && alive(pid) {
+            report.survivors.push(pid);
+        }
+        report
+            .survivors
+            .extend(members.iter().map(PidFd::pid).filter(|p| alive(*p)));
     }
     report
 }

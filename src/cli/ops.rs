@@ -263,6 +263,18 @@ impl LogQuery {
     pub fn keeps(&self, line: &str) -> bool {
         self.grep.as_ref().is_none_or(|re| re.is_match(line))
     }
+
+    /// The tail query these parameters ask for (`n` defaults to 100; a `since` reaching back
+    /// beyond the epoch means from the beginning, never an overflow).
+    fn tail_query<'a>(&self, keep: &'a dyn Fn(&str) -> bool) -> logs::Query<'a> {
+        logs::Query {
+            lines: self.n.unwrap_or(100),
+            since: self.since.map(|d| logs::millis(logs::cutoff(d))),
+            until: None,
+            keep,
+            end: None,
+        }
+    }
 }
 
 /// One log line as the API answers it.
@@ -293,16 +305,7 @@ pub fn log_lines(
     check_process(project, name)?;
     let path = project.paths.log_file(name);
     let keep = |l: &str| query.keeps(l);
-    let q = logs::Query {
-        lines: query.n.unwrap_or(100),
-        since: query
-            .since
-            .map(|d| logs::millis(std::time::SystemTime::now() - d)),
-        until: None,
-        keep: &keep,
-        end: None,
-    };
-    let lines = logs::tail(&path, &q).unwrap_or_default();
+    let lines = logs::tail(&path, &query.tail_query(&keep)).unwrap_or_default();
     Ok(lines.iter().map(|l| LogLine::new(name, l)).collect())
 }
 
@@ -313,16 +316,7 @@ pub fn log_lines_all(project: &ProjectInfo, query: &LogQuery) -> anyhow::Result<
     for name in names(project)? {
         let path = project.paths.log_file(&name);
         let keep = |l: &str| query.keeps(l);
-        let q = logs::Query {
-            lines: query.n.unwrap_or(100),
-            since: query
-                .since
-                .map(|d| logs::millis(std::time::SystemTime::now() - d)),
-            until: None,
-            keep: &keep,
-            end: None,
-        };
-        for line in logs::tail(&path, &q).unwrap_or_default() {
+        for line in logs::tail(&path, &query.tail_query(&keep)).unwrap_or_default() {
             all.push((line.time, LogLine::new(&name, &line)));
         }
     }
@@ -471,6 +465,13 @@ mod tests {
         let q = LogQuery::parse(Some(3), Some("^ab"), Some("90")).expect("good");
         assert_eq!(q.since, Some(Duration::from_secs(90)));
         assert!(q.keeps("abc") && !q.keeps("cab"));
+    }
+
+    #[test]
+    fn a_since_beyond_the_epoch_means_from_the_beginning_not_a_panic() {
+        let q = LogQuery::parse(Some(5), None, Some("18446744073709551615")).expect("a number");
+        let keep = |_: &str| true;
+        assert_eq!(q.tail_query(&keep).since, Some(0));
     }
 
     #[test]
