@@ -94,7 +94,7 @@ pub fn spawn_child(spec: &ChildSpec<'_>) -> io::Result<i32> {
         return Err(io::Error::from_raw_os_error(libc::ENOENT));
     }
     let program = cstring(spec.program.as_os_str().as_bytes())?;
-    let args: Vec<CString> = spec
+    let arg_strings: Vec<CString> = spec
         .argv
         .iter()
         .map(|a| cstring(a.as_bytes()))
@@ -106,7 +106,7 @@ pub fn spawn_child(spec: &ChildSpec<'_>) -> io::Result<i32> {
         .collect::<io::Result<_>>()?;
     let cwd = cstring(spec.cwd.as_os_str().as_bytes())?;
     let devnull: OwnedFd = std::fs::File::open("/dev/null")?.into();
-    let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    let mut argv: Vec<*const libc::c_char> = arg_strings.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = vars.iter().map(|v| v.as_ptr()).collect();
     envp.push(std::ptr::null());
