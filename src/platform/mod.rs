@@ -30,6 +30,8 @@
 //! - `cgroup` (used as `platform::cgroup::…`): the project's cgroup v2 — detection, one leaf per
 //!   process, the open `cgroup.procs` a child writes before exec, members, `cgroup.kill`, removal;
 //! - `fds`: inherited descriptors made close-on-exec ([`cloexec_inherited`]);
+//! - `waiting`: the signal setup of a oneshot's waiting parent ([`outlast_signals`],
+//!   [`end_like`]);
 //! - `spawn`: creating a supervised child with a vfork-like clone that places it in its
 //!   cgroup and writes its own `[procs] … started pid N` line before `exec` ([`spawn_child`]).
 //!
@@ -64,6 +66,7 @@ mod tags;
 #[cfg(test)]
 mod test_support;
 mod usage;
+mod waiting;
 
 pub use fds::*;
 pub use locks::*;
@@ -78,6 +81,7 @@ pub use sockets::*;
 pub use spawn::*;
 pub use tags::*;
 pub use usage::*;
+pub use waiting::*;
 
 /// The tag names, kept reachable as `platform::ENV_*` (their home is [`crate::env_vars`]).
 pub use crate::env_vars::{ENV_PROCESS, ENV_PROJECT, ENV_PROJECT_ID};

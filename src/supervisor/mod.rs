@@ -20,6 +20,7 @@ mod rotate;
 mod server;
 mod service;
 mod spawn;
+mod waiter;
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -40,6 +41,7 @@ use crate::registry::{self, SupervisorRecord};
 use crate::stop::Scanner;
 
 pub use spawn::{ENV_PROCESS, ENV_PROJECT, ENV_PROJECT_ID};
+pub use waiter::{ROLE as ONESHOT_ROLE, run as wait_oneshot};
 
 /// What the launcher passes on the hidden command line.
 #[derive(Debug, Clone)]
@@ -357,6 +359,8 @@ async fn serve(
         *record = None;
     }
     orch.save_now();
+    // The stack is down: the next `up` runs its oneshots again.
+    registry::runs::clear(&paths.runs_dir);
     // Orphans of the stack that exited during the last stop are our children (subreaper):
     // reap them now, or they would linger as zombies under whatever inherits them.
     let _ = platform::reap_any();

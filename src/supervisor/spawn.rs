@@ -158,11 +158,19 @@ pub fn environment(spec: &Process, ctx: &Context) -> BTreeMap<String, String> {
     env
 }
 
+/// A oneshot's run: the program runs under a waiting parent (`procs __oneshot`, see
+/// `waiter.rs`) that records its real exit status in `record`.
+pub struct Waiter<'a> {
+    pub record: &'a Path,
+    pub hash: &'a str,
+}
+
 /// Spawn `command` for `spec` in its own process group with output appended to `log`,
 /// and register it with the reaper before anything else can run. With `cgroup` (the
 /// process's leaf), the child moves itself into it before it runs the program; the child
 /// writes its `[procs] … started pid N` line itself, before `exec` (so it precedes the
-/// program's first output). See [`platform::spawn_child`].
+/// program's first output; see [`platform::spawn_child`]). With `waiter`, the child is the
+/// waiting parent, which runs the program as its own child.
 pub fn spawn(
     spec: &Process,
     command: &Command,
@@ -170,6 +178,7 @@ pub fn spawn(
     log: &Path,
     reaper: &Reaper,
     cgroup: Option<&Path>,
+    waiter: Option<&Waiter<'_>>,
 ) -> io::Result<Child> {
     let placement = cgroup
         .map(|leaf| {
@@ -188,7 +197,10 @@ pub fn spawn(
         let _ = crate::logs::index::open_for_append(log);
     }
     let env = environment(spec, ctx);
-    let (program, argv) = program_and_argv(command, &env, &spec.cwd)?;
+    let (mut program, mut argv) = program_and_argv(command, &env, &spec.cwd)?;
+    if let Some(waiter) = waiter {
+        (program, argv) = under_waiter(&program, &argv, waiter, &spec.cwd)?;
+    }
     let announce = platform::Announce {
         prefix: format!("[procs] {} started pid ", crate::registry::now_rfc3339()),
         suffix: "\n".to_owned(),
@@ -218,11 +230,38 @@ pub fn spawn(
     })
 }
 
+/// `cmd` run by a waiting parent: `procs __oneshot RECORD HASH PROGRAM ARG…`. A program that
+/// does not exist fails here, as a direct spawn would (not as an exit of the waiting parent).
+fn under_waiter(
+    program: &Path,
+    argv: &[OsString],
+    waiter: &Waiter<'_>,
+    cwd: &Path,
+) -> io::Result<(PathBuf, Vec<OsString>)> {
+    if !platform::is_executable_file(&cwd.join(program)) {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{}: no such executable file", program.display()),
+        ));
+    }
+    // The running executable, even if its file was replaced or deleted since.
+    let mut wrapped: Vec<OsString> = vec![
+        "procs".into(),
+        super::waiter::ROLE.into(),
+        waiter.record.into(),
+        waiter.hash.into(),
+        program.into(),
+    ];
+    wrapped.extend(argv.iter().skip(1).cloned());
+    Ok((PathBuf::from("/proc/self/exe"), wrapped))
+}
+
 /// Spawn a helper command (a `stop_command` or an `exec` probe) in the process's
-/// environment and cwd, in its own group, output discarded or sent to `log`.
+/// environment and cwd, in its own group, output discarded or sent to `log`. A shell
+/// string runs through `/bin/sh -c`; an argv list runs as it is, no shell.
 pub fn spawn_helper(
     spec: &Process,
-    script: &str,
+    command: &Command,
     ctx: &Context,
     log: Option<&Path>,
     reaper: &Reaper,
@@ -234,10 +273,22 @@ pub fn spawn_helper(
         }
         None => (Stdio::null(), Stdio::null()),
     };
-    let mut cmd = std::process::Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg(script)
-        .env_clear()
+    let mut cmd = match command {
+        Command::Shell(script) => {
+            let mut cmd = std::process::Command::new("/bin/sh");
+            cmd.arg("-c").arg(script);
+            cmd
+        }
+        Command::Argv(argv) => {
+            let (program, rest) = argv.split_first().ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, "an empty argument list")
+            })?;
+            let mut cmd = std::process::Command::new(program);
+            cmd.args(rest);
+            cmd
+        }
+    };
+    cmd.env_clear()
         .envs(environment(spec, ctx))
         .current_dir(&spec.cwd)
         .stdin(Stdio::null())
@@ -257,9 +308,28 @@ pub fn spawn_helper(
     })
 }
 
+/// A command as an event line shows it: a shell string in backticks, an argv list as a
+/// JSON array (so an argument's spaces and quotes stay visible).
+pub fn describe(command: &Command) -> String {
+    match command {
+        Command::Shell(script) => format!("`{script}`"),
+        Command::Argv(argv) => serde_json::to_string(argv).unwrap_or_default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::simple_command;
+    use super::{Command, describe, simple_command};
+
+    #[test]
+    fn an_argv_command_is_described_with_its_arguments_intact() {
+        let argv = Command::Argv(vec!["kill".into(), "a b $X".into()]);
+        assert_eq!(describe(&argv), r#"["kill","a b $X"]"#);
+        assert_eq!(
+            describe(&Command::Shell("pg_ctl stop".into())),
+            "`pg_ctl stop`"
+        );
+    }
 
     #[test]
     fn only_one_plain_command_is_exec_directly() {
