@@ -16,3 +16,11 @@ pub const ENV_PROCESS: &str = "PROCS_PROCESS";
 pub const ENV_STATE_DIR: &str = "PROCS_STATE_DIR";
 /// Read by the supervisor: its tracing filter (`tracing_subscriber` targets syntax).
 pub const ENV_LOG: &str = "PROCS_LOG";
+/// Read by the supervisor, **for tests only**: the length in ms of every `rotate_every`
+/// period (hourly and daily alike), so that a test sees scheduled rotations without waiting
+/// an hour. Periods still start at multiples of it since the Unix epoch.
+pub const ENV_TEST_ROTATE_PERIOD_MS: &str = "PROCS_TEST_ROTATE_PERIOD_MS";
+/// Read by the supervisor, **for tests only**: a pause in ms in the middle of each
+/// compression of a rotated copy (after its first bytes reach `NAME.log.N.gz.tmp`), so that a
+/// test can kill the supervisor while a compression runs.
+pub const ENV_TEST_COMPRESS_PAUSE_MS: &str = "PROCS_TEST_COMPRESS_PAUSE_MS";

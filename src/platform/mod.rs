@@ -30,6 +30,8 @@
 //! - `cgroup` (used as `platform::cgroup::…`): the project's cgroup v2 — detection, one leaf per
 //!   process, the open `cgroup.procs` a child writes before exec, members, `cgroup.kill`, removal;
 //! - `fds`: inherited descriptors made close-on-exec ([`cloexec_inherited`]);
+//! - `file_events`: [`FileChanges`] of one file (inotify, through the async reactor), which
+//!   `log` health checks wait on;
 //! - `waiting`: the signal setup of a oneshot's waiting parent ([`outlast_signals`],
 //!   [`end_like`]);
 //! - `spawn`: creating a supervised child with a vfork-like clone that places it in its
@@ -52,6 +54,7 @@ compile_error!("procs supports Linux only for now: src/platform/ is where a port
 
 pub mod cgroup;
 mod fds;
+mod file_events;
 mod locks;
 mod pidfd;
 mod private;
@@ -69,6 +72,7 @@ mod usage;
 mod waiting;
 
 pub use fds::*;
+pub use file_events::*;
 pub use locks::*;
 pub use pidfd::*;
 pub use private::*;

@@ -4,7 +4,10 @@
 //! A probe task per running process sleeps between probes, so an idle stack costs no
 //! CPU; probes of different processes never wait on one another.
 //! Readiness cadence: until the first pass, probes run at most every 100 ms (exec: 250
-//! ms) so `up` notices readiness quickly; after that, every `interval`.
+//! ms) so `up` notices readiness quickly; after that, every `interval`. A `log` check does
+//! not poll: it waits on inotify for writes to the log and reads every new line as soon as
+//! it is written (a verdict goes out on each change, and every `interval` meanwhile so the
+//! last check stays current); once its line was seen it passes for the rest of the run.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -84,6 +87,10 @@ pub async fn run(task: ProbeTask, tx: mpsc::Sender<Verdict>) {
         regex: None,
         matched: task.passed,
     };
+    if let Some(Probe::Log(pattern)) = task.spec.healthcheck.as_ref().map(|c| &c.probe) {
+        let pattern = pattern.clone();
+        return run_log(&task, &pattern, interval, &mut log_state, &tx).await;
+    }
     let mut passed = task.passed;
     loop {
         let verdict = probe_once(&task, probe_timeout, &mut log_state).await;
@@ -93,6 +100,50 @@ pub async fn run(task: ProbeTask, tx: mpsc::Sender<Verdict>) {
         }
         let pause = if passed { interval } else { interval.min(fast) };
         tokio::time::sleep(pause).await;
+    }
+}
+
+/// The `log` check, event-driven: a verdict now, then one after each write to the log (and
+/// every `interval` meanwhile); after the first pass it has nothing more to say.
+async fn run_log(
+    task: &ProbeTask,
+    pattern: &str,
+    interval: Duration,
+    state: &mut LogState,
+    tx: &mpsc::Sender<Verdict>,
+) {
+    let mut watch = platform::FileChanges::new(&task.log).ok();
+    loop {
+        let verdict = log_probe(task, pattern, state);
+        let passed = verdict == Verdict::Pass;
+        if tx.send(verdict).await.is_err() {
+            return;
+        }
+        if passed {
+            // A pass is for the whole run; the actor still holds the receiver, so the
+            // task stays (a dropped sender would read as "no more verdicts" in a loop).
+            tx.closed().await;
+            return;
+        }
+        let changed = async {
+            match &watch {
+                Some(w) => w.changed().await.ok(),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            change = changed => {
+                // Moved or deleted (or the watch failed): watch whatever the path is now.
+                if change != Some(platform::Change::Written) {
+                    watch = platform::FileChanges::new(&task.log).ok();
+                }
+            }
+            () = tokio::time::sleep(interval) => {
+                if watch.is_none() {
+                    watch = platform::FileChanges::new(&task.log).ok();
+                }
+            }
+        }
     }
 }
 

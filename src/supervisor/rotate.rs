@@ -71,10 +71,16 @@
 //! read of at most 16 MiB).
 //!
 //! **Trigger.** One task watches the logs directory with inotify (`IN_MODIFY`) through
-//! the runtime's reactor: no polling, no timer. After a wakeup it drains the whole queue
-//! and stats each touched log once, so a fast writer costs a bounded number of wakeups
-//! (the kernel merges identical queued events) and no work per byte. A policy change (a
-//! new `procs up`) and the end of a rotation re-check every known log.
+//! the runtime's reactor: no polling. After a wakeup it drains the whole queue and stats
+//! each touched log once, so a fast writer costs a bounded number of wakeups (the kernel
+//! merges identical queued events) and no work per byte. A policy change (a new `procs
+//! up`) and the end of a rotation re-check every known log. Time-driven work has one
+//! timer, set to the earliest of: the next `rotate_every` boundary of any log (an idle log
+//! is rotated then, without waiting for a write), and the moment the oldest copy of a log
+//! passes its `max_age` (its retention runs then; each retention returns the next such
+//! moment). The timer runs on the monotonic clock, aimed at wall-clock moments computed
+//! on each wakeup: a wall clock stepped meanwhile is caught up at the next wakeup.
+//! [`Tuning`] lets tests shorten the period and pause a compression; nothing else differs.
 //!
 //! **Time index.** The same look appends the log's length and mtime to its index
 //! (`logs/index.rs`, docs/architecture.md *Time index*), at most once per
@@ -86,16 +92,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read};
+use std::io::{self, Read, Write as _};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::sleep_until;
 
-use crate::config::{Config, LogPolicy};
+use crate::config::{Config, LogPolicy, RotateEvery};
+use crate::env_vars::{ENV_TEST_COMPRESS_PAUSE_MS, ENV_TEST_ROTATE_PERIOD_MS};
 use crate::logs::index::{self, GRANULARITY, Index, Tip, index_path, mtime_ms};
 use crate::logs::{compressed_path, rotated_path, rotation_temp_path};
 use crate::paths::Paths;
@@ -122,7 +129,7 @@ pub fn policies(config: &Config) -> Policies {
 
 /// How long a rotation waits for the readers of a log to let go of its lock before giving
 /// up (the log is checked again right after, so it retries).
-const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+const LOCK_PATIENCE: Duration = Duration::from_secs(2);
 
 /// What one rotation did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,6 +254,47 @@ fn shift(path: &Path, keep: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// What tests may change of the rotator's timing, read once from the environment when it
+/// starts (`env_vars::ENV_TEST_*`, documented as for tests only). Everything else runs as
+/// in production: a test with a short period goes through the same timer, checks and
+/// rotations.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tuning {
+    /// The length of every `rotate_every` period, in ms, instead of an hour or a day.
+    pub period_ms: Option<i64>,
+    /// A pause in the middle of each compression (after its first bytes reach the temp
+    /// file).
+    pub compress_pause: Option<Duration>,
+}
+
+impl Tuning {
+    /// The tuning the environment asks for (none, outside tests).
+    pub fn from_env() -> Self {
+        let ms = |name: &str| {
+            std::env::var(name)
+                .ok()?
+                .parse::<u64>()
+                .ok()
+                .filter(|&v| v > 0)
+        };
+        Self {
+            period_ms: ms(ENV_TEST_ROTATE_PERIOD_MS).and_then(|v| i64::try_from(v).ok()),
+            compress_pause: ms(ENV_TEST_COMPRESS_PAUSE_MS).map(Duration::from_millis),
+        }
+    }
+
+    /// The length of one `every` period, in ms.
+    pub fn period_ms(self, every: RotateEvery) -> i64 {
+        self.period_ms.unwrap_or_else(|| every.period_ms()).max(1)
+    }
+
+    /// The start of the `every` period holding `time` (Unix ms).
+    pub fn period_start(self, every: RotateEvery, time: i64) -> i64 {
+        let len = self.period_ms(every);
+        time.div_euclid(len) * len
+    }
+}
+
 /// `NAME.log.N.gz.tmp`: a compression in progress.
 fn compress_temp(path: &Path, n: u32) -> PathBuf {
     let mut name = compressed_path(path, n).into_os_string();
@@ -259,8 +307,10 @@ fn compress_temp(path: &Path, n: u32) -> PathBuf {
 /// copy's mtime (its age for `max_age`) and renamed; only then, under the log's lock (a
 /// reader never sees neither), the plain copy goes. A crash leaves the plain copy (and
 /// maybe a temp, overwritten next time) or both files with the same content (readers take
-/// the plain one; the next pass removes it). The index stays as it is.
-pub fn compress_copy(path: &Path, n: u32) -> io::Result<()> {
+/// the plain one; the next pass removes it). The index stays as it is. `pause` (tests
+/// only, [`Tuning`]) stops the compression for that long once its first bytes are in
+/// the temp file.
+pub fn compress_copy(path: &Path, n: u32, pause: Option<Duration>) -> io::Result<()> {
     let plain = rotated_path(path, n);
     let gz = compressed_path(path, n);
     if !gz.exists() {
@@ -274,6 +324,11 @@ pub fn compress_copy(path: &Path, n: u32) -> io::Result<()> {
             .mode(0o600)
             .open(&temp)?;
         let mut encoder = flate2::write::GzEncoder::new(out, flate2::Compression::default());
+        if let Some(pause) = pause {
+            io::copy(&mut Read::take(&input, 64 * 1024), &mut encoder)?;
+            encoder.flush()?;
+            std::thread::sleep(pause);
+        }
         io::copy(&mut input, &mut encoder)?;
         let out = encoder.finish()?;
         out.sync_all()?;
@@ -285,18 +340,21 @@ pub fn compress_copy(path: &Path, n: u32) -> io::Result<()> {
 }
 
 /// When copy `n` was last written (its mtime, which compression keeps).
-fn copy_mtime(path: &Path, n: u32) -> Option<std::time::SystemTime> {
+fn copy_mtime(path: &Path, n: u32) -> Option<SystemTime> {
     fs::metadata(rotated_path(path, n))
         .or_else(|_| fs::metadata(compressed_path(path, n)))
         .and_then(|m| m.modified())
         .ok()
 }
 
-/// Retention after a rotation (and on the first look at a log): compress the plain copies
-/// (`compress`), delete the copies older than `max_age`, and finish what a killed
-/// supervisor left (a compression temp, a plain copy beside its `.gz`).
-pub fn retain(path: &Path, policy: &LogPolicy) -> io::Result<()> {
-    let now = std::time::SystemTime::now();
+/// Retention after a rotation, on the first look at a log, and when a copy reaches
+/// `max_age`: compress the plain copies (`compress`), delete the copies older than
+/// `max_age`, and finish what a killed supervisor left (a compression temp, a plain copy
+/// beside its `.gz`). Returns when the oldest copy kept will be over `max_age` (the
+/// watcher's next retention timer), if there is a `max_age` and a copy.
+pub fn retain(path: &Path, policy: &LogPolicy, tuning: Tuning) -> io::Result<Option<SystemTime>> {
+    let now = SystemTime::now();
+    let mut expiry: Option<SystemTime> = None;
     for n in 1..=policy.keep.max(1) {
         ignore_missing(fs::remove_file(compress_temp(path, n)))?;
         let Some(mtime) = copy_mtime(path, n) else {
@@ -309,19 +367,26 @@ pub fn retain(path: &Path, policy: &LogPolicy) -> io::Result<()> {
             remove_copy(path, n)?;
             continue;
         }
+        if let Some(at) = policy.max_age.and_then(|age| mtime.checked_add(age)) {
+            expiry = Some(expiry.map_or(at, |e| e.min(at)));
+        }
         let plain = rotated_path(path, n).exists();
         if plain && (policy.compress || compressed_path(path, n).exists()) {
-            compress_copy(path, n)?;
+            compress_copy(path, n, tuning.compress_pause)?;
         }
     }
-    Ok(())
+    Ok(expiry)
 }
+
+/// Shortest pause between two looks at the logs while writes keep coming.
+const CHECK_PAUSE: Duration = Duration::from_millis(20);
+
+/// How long after a period boundary or a copy's expiry its timer fires: the timer runs on
+/// the monotonic clock, the boundary is wall-clock time, and the two may drift a little.
+const TIMER_SLACK: Duration = Duration::from_millis(10);
 
 /// Start the rotation task for the logs of `paths`, with the process policies that
 /// `policies` publishes (the orchestrator sends a new map on each `procs up`).
-/// Shortest pause between two looks at the logs while writes keep coming.
-const CHECK_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
-
 pub fn start(paths: &Paths, policies: watch::Receiver<Policies>) -> io::Result<()> {
     let events = DirEvents::new(&paths.logs_dir)?;
     let supervisor_log = paths
@@ -339,10 +404,16 @@ pub fn start(paths: &Paths, policies: watch::Receiver<Policies>) -> io::Result<(
         pending: BTreeSet::new(),
         retained: BTreeSet::new(),
         periods: BTreeMap::new(),
+        expiries: BTreeMap::new(),
+        tuning: Tuning::from_env(),
     };
     tokio::spawn(rotator.run(events));
     Ok(())
 }
+
+/// What a job of the blocking pool did: its rotation (none: `moved` 0), and when its
+/// retention must run again (see [`retain`]).
+type Job = (Rotation, Option<SystemTime>);
 
 struct Rotator {
     dir: PathBuf,
@@ -351,17 +422,21 @@ struct Rotator {
     policies: watch::Receiver<Policies>,
     /// Logs with a rotation in flight (checked again when it ends).
     busy: BTreeSet<OsString>,
-    jobs: JoinSet<(OsString, io::Result<Rotation>)>,
+    jobs: JoinSet<(OsString, io::Result<Job>)>,
     /// Each process log's index as last written, and when (forgotten after a rotation,
     /// which rewrites the index).
     tips: BTreeMap<OsString, (Tip, Instant)>,
     /// Logs that grew within [`GRANULARITY`] of their last record: recorded when it ends.
     pending: BTreeSet<OsString>,
-    /// Logs whose retention ran since startup (it runs on the first look, then after each
-    /// rotation).
+    /// Logs whose retention ran since startup (it runs on the first look, after each
+    /// rotation, and when a copy reaches `max_age`).
     retained: BTreeSet<OsString>,
     /// The last period each log was rotated for by `rotate_every`.
     periods: BTreeMap<OsString, i64>,
+    /// When the oldest copy of each log will be over its `max_age` (from its last
+    /// retention): its retention runs again then.
+    expiries: BTreeMap<OsString, SystemTime>,
+    tuning: Tuning,
 }
 
 impl Rotator {
@@ -379,9 +454,18 @@ impl Rotator {
                 tokio::time::sleep(CHECK_PAUSE).await;
             }
             let due = self.next_due();
+            let timer = self.next_timer();
             tokio::select! {
                 () = sleep_until(due), if !self.pending.is_empty() => {
                     touched = std::mem::take(&mut self.pending);
+                }
+                // A period boundary (`rotate_every`) or a copy reaching `max_age`: look at
+                // every log; those with nothing due cost a stat.
+                () = sleep_until(timer.unwrap_or(due)), if timer.is_some() => {
+                    touched = self.known_logs();
+                    // Only logs still configured have timers (each look below either
+                    // runs a due retention or drops its timer).
+                    self.expiries.retain(|file, _| touched.contains(file));
                 }
                 found = events.next() => match found {
                     Ok(found) if found.overflow => touched = self.known_logs(),
@@ -402,7 +486,13 @@ impl Rotator {
                     self.busy.remove(&name);
                     // The rotation rewrote the index: read its tip again.
                     self.tips.remove(&name);
-                    match result {
+                    // A failed retention sets no timer: it runs again after the next
+                    // rotation (or start), never in a loop.
+                    match result.as_ref().ok().and_then(|(_, expiry)| *expiry) {
+                        Some(expiry) => self.expiries.insert(name.clone(), expiry),
+                        None => self.expiries.remove(&name),
+                    };
+                    match result.map(|(rotation, _)| rotation) {
                         Ok(Rotation { moved: 0, .. }) => {}
                         Ok(Rotation { moved, collapsed }) => tracing::info!(
                             "rotated {} ({}): {moved} bytes moved to the first copy",
@@ -449,6 +539,29 @@ impl Rotator {
             .min()
             .unwrap_or_else(Instant::now);
         (first + GRANULARITY).into()
+    }
+
+    /// The earliest of the next `rotate_every` boundary of any log and the next expiry of a
+    /// copy (`max_age`), as a deadline of the runtime's clock (a moment after it, see
+    /// [`TIMER_SLACK`]). A wall clock stepped meanwhile is noticed at the next wakeup.
+    fn next_timer(&self) -> Option<tokio::time::Instant> {
+        let now = SystemTime::now();
+        let now_ms = index::millis(now);
+        let boundary = self
+            .policies
+            .borrow()
+            .values()
+            .filter_map(|p| p.rotate_every)
+            .map(|every| self.tuning.period_start(every, now_ms) + self.tuning.period_ms(every))
+            .min()
+            .map(index::system_time);
+        let expiry = self.expiries.values().min().copied();
+        let at = match (boundary, expiry) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
+        let wait = at.duration_since(now).unwrap_or(Duration::ZERO) + TIMER_SLACK;
+        Some((Instant::now() + wait).into())
     }
 
     /// Record the length of the process log `file` in its index (see the module docs).
@@ -503,6 +616,8 @@ impl Rotator {
         }
         let path = self.dir.join(&file);
         let Ok(meta) = fs::metadata(&path) else {
+            // No log: its copies wait for the next start (or the log's return).
+            self.expiries.remove(&file);
             return;
         };
         if file != self.supervisor_log {
@@ -510,14 +625,21 @@ impl Rotator {
         }
         let scheduled = self.scheduled(&file, &policy, &meta);
         let first_look = self.retained.insert(file.clone());
+        let expired = self
+            .expiries
+            .get(&file)
+            .is_some_and(|at| *at <= SystemTime::now());
         let rotate = meta.len() > policy.max_size || scheduled.is_some();
-        if !rotate && !first_look {
+        if !rotate && !first_look && !expired {
             return;
         }
         if let Some(period) = scheduled {
             self.periods.insert(file.clone(), period);
         }
         self.busy.insert(file.clone());
+        // The job's retention sets the next one (no timer fires while it runs).
+        self.expiries.remove(&file);
+        let tuning = self.tuning;
         self.jobs.spawn_blocking(move || {
             let rotation = if rotate {
                 rotate_once(&path, policy.keep)
@@ -527,7 +649,7 @@ impl Rotator {
                     collapsed: false,
                 })
             };
-            let result = rotation.and_then(|r| retain(&path, &policy).map(|()| r));
+            let result = rotation.and_then(|r| retain(&path, &policy, tuning).map(|e| (r, e)));
             (file, result)
         });
     }
@@ -537,7 +659,9 @@ impl Rotator {
     fn scheduled(&self, file: &OsString, policy: &LogPolicy, meta: &fs::Metadata) -> Option<i64> {
         let every = policy.rotate_every?;
         let (tip, _) = self.tips.get(file)?;
-        let period = every.period_start(index::millis(std::time::SystemTime::now()));
+        let period = self
+            .tuning
+            .period_start(every, index::millis(SystemTime::now()));
         (meta.len() > 0 && tip.first < period && self.periods.get(file) != Some(&period))
             .then_some(period)
     }
@@ -938,6 +1062,67 @@ mod tests {
         assert!(
             on_disk.last().is_some_and(|last| *last < written),
             "lines on disk, none past the last one written"
+        );
+    }
+
+    #[test]
+    fn a_test_period_replaces_both_schedules_and_keeps_epoch_aligned_starts() {
+        let real = Tuning::default();
+        assert_eq!(real.period_ms(RotateEvery::Hourly), 3_600_000);
+        assert_eq!(
+            real.period_start(RotateEvery::Daily, 86_400_123),
+            86_400_000
+        );
+        let short = Tuning {
+            period_ms: Some(2_000),
+            ..Tuning::default()
+        };
+        assert_eq!(short.period_ms(RotateEvery::Daily), 2_000);
+        assert_eq!(short.period_start(RotateEvery::Hourly, 5_999), 4_000);
+        assert_eq!(short.period_start(RotateEvery::Hourly, -1), -2_000);
+    }
+
+    #[test]
+    fn retention_deletes_expired_copies_and_tells_when_the_next_one_expires() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("web.log");
+        write(&log, "live\n");
+        let now = SystemTime::now();
+        let aged = |n: u32, age: u64| {
+            let copy = rotated_path(&log, n);
+            write(&copy, &format!("copy {n}\n"));
+            File::options()
+                .write(true)
+                .open(&copy)
+                .and_then(|f| f.set_modified(now - Duration::from_secs(age)))
+                .expect("set mtime");
+        };
+        aged(1, 10);
+        aged(2, 30);
+        aged(3, 100);
+        let policy = LogPolicy {
+            keep: 3,
+            max_age: Some(Duration::from_mins(1)),
+            ..LogPolicy::DEFAULT
+        };
+        let next = retain(&log, &policy, Tuning::default())
+            .expect("retain")
+            .expect("copies are left, so an expiry");
+        assert!(!rotated_path(&log, 3).exists(), "over max_age: deleted");
+        assert!(rotated_path(&log, 1).exists() && rotated_path(&log, 2).exists());
+        // Copy 2 (30 s old) is the first to reach 60 s: in about 30 s.
+        let left = next.duration_since(now).expect("in the future");
+        assert!(
+            left > Duration::from_secs(29) && left <= Duration::from_secs(30),
+            "{left:?}"
+        );
+        let no_age = LogPolicy {
+            max_age: None,
+            ..policy
+        };
+        assert_eq!(
+            retain(&log, &no_age, Tuning::default()).expect("retain"),
+            None
         );
     }
 

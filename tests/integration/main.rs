@@ -14,6 +14,7 @@ mod health;
 mod lifecycle;
 mod log_times;
 mod logs;
+mod logs_retention;
 mod mcp;
 mod oneshots;
 mod operations;

@@ -358,3 +358,30 @@ processes:
     p.procs(["down"]).success();
     p.assert_no_survivors();
 }
+
+/// A `log` check waits on the log's writes (inotify), not on a timer: with a one-hour
+/// interval, a ready line printed after the first look still makes the process healthy
+/// (a check that only looked again at its interval would wait an hour).
+#[test]
+fn a_log_check_sees_a_ready_line_when_it_is_written_not_at_its_interval() {
+    let mut p = Project::new().config(
+        r#"
+processes:
+  late:
+    command: 'echo starting up; while [ ! -f go ]; do sleep 0.02; done; echo now ready; exec sleep 600'
+    healthcheck: { log: "now ready", interval: 1h }
+"#,
+    );
+    p.procs(["up", "--no-wait"]).success();
+    // Its check has looked (and not found the line) once it says what it waits for.
+    wait_until("the first look of `late`'s check", WAIT, || {
+        let s = proc_status(&p, "late");
+        s["state"] == "starting" && p.read_log("late").contains("starting up")
+    });
+    std::fs::write(p.path().join("go"), "").expect("write go");
+    wait_until("`late` to be healthy", WAIT, || {
+        proc_status(&p, "late")["state"] == "healthy"
+    });
+    p.procs(["down"]).success();
+    p.assert_no_survivors();
+}
