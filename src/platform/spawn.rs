@@ -361,7 +361,81 @@ impl Drop for BlockedSignals {
 
 #[cfg(test)]
 mod tests {
-    use super::announce_line;
+    use std::collections::BTreeMap;
+    use std::ffi::OsStr;
+    use std::os::fd::AsFd as _;
+    use std::path::Path;
+
+    use super::{Announce, ChildSpec, announce_line, spawn_child};
+
+    fn run(argv: &[&str], cwd: &Path, log: &Path) -> std::io::Result<i32> {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
+        let env = BTreeMap::from([("PATH".to_owned(), "/usr/bin:/bin".to_owned())]);
+        let announce = Announce {
+            prefix: "[procs] started pid ".to_owned(),
+            suffix: "\n".to_owned(),
+        };
+        let pid = spawn_child(&ChildSpec {
+            program: Path::new(argv[0]),
+            argv: argv.iter().map(OsStr::new).collect(),
+            env: &env,
+            cwd,
+            stdout: out.as_fd(),
+            stderr: out.as_fd(),
+            cgroup_procs: None,
+            announce: Some(&announce),
+        })?;
+        nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).expect("our child");
+        Ok(pid)
+    }
+
+    #[test]
+    fn the_child_announces_itself_first_leads_its_group_and_starts_with_clean_signals() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("out.log");
+        // The test process ignores SIGPIPE (std) and the spawning thread blocks every signal
+        // across the clone: the program must see neither.
+        let pid = run(&["/bin/cat", "/proc/self/status"], dir.path(), &log).unwrap();
+        let text = std::fs::read_to_string(&log).unwrap();
+        let mut lines = text.lines();
+        assert_eq!(
+            lines.next(),
+            Some(format!("[procs] started pid {pid}").as_str())
+        );
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(str::trim)
+                .unwrap_or_else(|| panic!("{name} in {text}"))
+                .to_owned()
+        };
+        assert_eq!(field("SigBlk:"), "0000000000000000");
+        let ignored = u64::from_str_radix(&field("SigIgn:"), 16).unwrap();
+        assert_eq!(ignored & (1 << (13 - 1)), 0, "SIGPIPE ignored: {ignored:x}");
+        assert_eq!(field("NSpgid:"), pid.to_string(), "its own process group");
+    }
+
+    #[test]
+    fn a_failure_before_exec_is_the_spawns_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("out.log");
+        let gone = dir.path().join("no-such-dir");
+        let err = run(&["/bin/true"], &gone, &log).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
+        // The child failed before it could announce itself.
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "");
+        let err = run(&["/nonexistent/program"], dir.path(), &log).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
+        let err = run(&["true"], dir.path(), &log).unwrap_err();
+        assert_eq!(
+            err.kind(),
+            std::io::ErrorKind::NotFound,
+            "a bare name: {err}"
+        );
+    }
 
     #[test]
     fn the_announce_line_holds_the_pid_and_is_cut_at_the_buffer() {
