@@ -353,18 +353,18 @@ async fn serve(
         task.abort();
     }
     signals.abort();
+    // Orphans of the stack that exited during the last stop are our children (subreaper):
+    // reap them now, or they would linger as zombies under whatever inherits them (and
+    // keep the cgroup populated).
+    let _ = platform::reap_any();
+    for err in membership.remove_cgroups() {
+        tracing::warn!("{}", err.one_line());
+    }
     if let Ok(mut record) = orch.supervisor.lock() {
         *record = None;
     }
+    // Written after the removal: the registry names the cgroup only if it is still there.
     orch.save_now();
-    // Orphans of the stack that exited during the last stop are our children (subreaper):
-    // reap them now, or they would linger as zombies under whatever inherits them.
-    let _ = platform::reap_any();
-    if let Some(project) = membership.project_cgroup() {
-        for (path, err) in platform::cgroup::remove_project(project) {
-            tracing::warn!("cannot remove the cgroup {}: {err}", path.display());
-        }
-    }
     let _ = fs::remove_file(&paths.socket);
     tracing::info!("supervisor stopped");
     Ok(())
