@@ -22,6 +22,8 @@ pub struct Paths {
     pub state_dir: PathBuf,
     pub logs_dir: PathBuf,
     pub pids_dir: PathBuf,
+    /// Oneshot run records (`registry::runs`).
+    pub runs_dir: PathBuf,
     pub state_file: PathBuf,
     pub supervisor_lock: PathBuf,
     pub socket: PathBuf,
@@ -52,6 +54,7 @@ impl Paths {
             project_dir: project_dir.to_path_buf(),
             logs_dir: state_dir.join("logs"),
             pids_dir: state_dir.join("pids"),
+            runs_dir: state_dir.join("runs"),
             state_file: state_dir.join("state.json"),
             supervisor_lock: state_dir.join("supervisor.lock"),
             supervisor_log: state_dir.join("logs").join("procs.log"),
@@ -72,7 +75,12 @@ impl Paths {
         self.pids_dir.join(format!("{name}.pid"))
     }
 
-    /// Create `.procs/` (0700, with a `.gitignore` holding `*`), `logs/` and `pids/`.
+    /// The run record of oneshot `name`.
+    pub fn run_file(&self, name: &str) -> PathBuf {
+        self.runs_dir.join(format!("{name}.json"))
+    }
+
+    /// Create `.procs/` (0700, with a `.gitignore` holding `*`), `logs/`, `pids/` and `runs/`.
     pub fn ensure_dirs(&self) -> io::Result<()> {
         create_private_dir(&self.state_dir)?;
         let gitignore = self.state_dir.join(".gitignore");
@@ -81,6 +89,7 @@ impl Paths {
         }
         create_private_dir(&self.logs_dir)?;
         create_private_dir(&self.pids_dir)?;
+        create_private_dir(&self.runs_dir)?;
         if let Some(parent) = self.socket.parent() {
             create_private_dir(parent)?;
         }

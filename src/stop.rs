@@ -331,9 +331,11 @@ fn still_alive(pids: BTreeSet<i32>, target: &Target<'_>) -> BTreeSet<i32> {
 }
 
 /// Stop one process that is not part of a procs tree (a foreign port holder, with the user's
-/// consent) and its descendants: SIGTERM to each (the holder through its pidfd, so a reused
-/// pid is never hit), wait up to `grace` on the pidfd; then SIGKILL the same way and wait
-/// [`KILL_GRACE`]. Returns the pid in `survivors` if it is still alive. Never signals the
+/// consent) and its descendants: SIGTERM to each, wait up to `grace` until all of them are
+/// gone; then SIGKILL to those left and wait [`KILL_GRACE`]. Every process is signalled
+/// through a pidfd (a descendant's verified against the start time the scan saw), so a reused
+/// pid is never hit, and a descendant keeps being followed after the holder's exit has
+/// reparented it. Returns in `survivors` the pids still alive at the end. Never signals the
 /// calling process, pid 1, or the holder's process group as a whole.
 pub async fn stop_process(pid: i32, grace: Duration) -> Report {
     let mut report = Report::default();
@@ -345,33 +347,68 @@ pub async fn stop_process(pid: i32, grace: Duration) -> Report {
         report.survivors.push(pid);
         return report;
     }
-    // The holder and what descends from it at each step (never its whole process group:
-    // that may hold unrelated jobs of the same shell).
-    let tree = || {
-        let mut pids = vec![pid];
-        pids.extend(platform::descendants(&[pid]));
-        pids.retain(|p| *p != me && *p > 1);
-        pids
-    };
-    let fd = PidFd::open(pid).ok().flatten();
-    let send = |sig: Signal| {
-        for p in tree() {
-            let _ = match (&fd, p == pid) {
-                (Some(fd), true) => fd.send_signal(sig),
-                _ => platform::kill(p, sig),
-            };
+    let holder = PidFd::open(pid).ok().flatten();
+    // What descends from the holder now (never its whole process group: that may hold
+    // unrelated jobs of the same shell), listed before the holder is signalled: once it exits
+    // they are reparented and no longer found below it.
+    let mut members: Vec<PidFd> = Vec::new();
+    let enlist = |members: &mut Vec<PidFd>| {
+        let tree = platform::trees(&[pid])
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        for s in tree
+            .iter()
+            .filter(|s| s.pid != pid && s.pid != me && s.pid > 1)
+        {
+            if members.iter().any(|m| m.pid() == s.pid) {
+                continue;
+            }
+            if let Ok(Some(fd)) = PidFd::open_verified(s.pid, s.start_time) {
+                members.push(fd);
+            }
         }
     };
-    send(Signal::TERM);
-    if gone(pid, fd.as_ref(), Instant::now() + grace).await {
+    let send = |members: &[PidFd], sig: Signal| {
+        let _ = match &holder {
+            Some(fd) => fd.send_signal(sig),
+            None => platform::kill(pid, sig),
+        };
+        for member in members {
+            let _ = member.send_signal(sig);
+        }
+    };
+    enlist(&mut members);
+    send(&members, Signal::TERM);
+    if all_gone(pid, holder.as_ref(), &members, Instant::now() + grace).await {
         return report;
     }
     report.killed = true;
-    send(Signal::KILL);
-    if !gone(pid, fd.as_ref(), Instant::now() + KILL_GRACE).await {
-        report.survivors.push(pid);
+    enlist(&mut members);
+    send(&members, Signal::KILL);
+    if !all_gone(pid, holder.as_ref(), &members, Instant::now() + KILL_GRACE).await {
+        // Only reported, never signalled again: the pids are read from /proc.
+        let alive = |p: i32| platform::stat(p).is_some_and(|s| s.state != 'Z');
+        report.survivors.extend(
+            std::iter::once(pid)
+                .chain(members.iter().map(PidFd::pid))
+                .filter(|p| alive(*p)),
+        );
     }
     report
+}
+
+/// Wait until the holder and every member have exited, or `deadline`; true if all are gone.
+async fn all_gone(pid: i32, holder: Option<&PidFd>, members: &[PidFd], deadline: Instant) -> bool {
+    if !gone(pid, holder, deadline).await {
+        return false;
+    }
+    for member in members {
+        if timeout_at(deadline, member.exited()).await.is_err() {
+            return false;
+        }
+    }
+    true
 }
 
 /// Wait until `pid` has exited (through its pidfd) or `deadline`; true if it is gone.

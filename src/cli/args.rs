@@ -72,6 +72,9 @@ pub enum Command {
     /// Serve a local web page and an HTTP API (`/api/v1`) for every project `procs ls`
     /// knows; prints the URL (with this run's token) to open.
     Dashboard(DashboardArgs),
+    /// Serve the Model Context Protocol over stdio for this project (tools: status, logs,
+    /// start, stop, restart, up, down; resources: the config and each log), for AI agents.
+    Mcp,
     /// Print the JSON Schema of procs.yaml.
     Schema,
     /// Print shell completions.

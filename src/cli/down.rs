@@ -296,6 +296,14 @@ fn without_supervisor(
         rec.updated_at = Some(registry::now_rfc3339());
     }
     registry::save(&paths.state_file, reg).context("cannot write the registry")?;
+    // What was brought down runs its oneshots again at the next `up`.
+    if names.is_empty() {
+        registry::runs::clear(&paths.runs_dir);
+    } else {
+        for name in &wanted {
+            registry::runs::remove(&paths.run_file(name));
+        }
+    }
     if !survivors.is_empty() {
         return Err(Error::Survivors {
             survivors: survivors.into_iter().collect(),

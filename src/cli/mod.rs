@@ -12,6 +12,7 @@ mod down;
 mod launch;
 mod logs;
 mod ls;
+mod mcp;
 mod ops;
 mod out;
 mod ports;
@@ -89,6 +90,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Ls(args) => Ok(ls::ls(&out, args.all)),
         Command::Ports => ports::ports(global, &out),
         Command::Dashboard(args) => dashboard::dashboard(&out, &args),
+        Command::Mcp => mcp::mcp(global),
         Command::Schema => config_cmd::schema(),
         Command::Completions(args) => Ok(config_cmd::completions(args.shell)),
         Command::Man => config_cmd::man(),

@@ -309,6 +309,113 @@ pub fn log_lines(
     Ok(lines.iter().map(|l| LogLine::new(name, l)).collect())
 }
 
+/// The last lines of every process's log, merged by time (`n` counts matching lines of
+/// the merge). Processes whose log is missing contribute nothing.
+pub fn log_lines_all(project: &ProjectInfo, query: &LogQuery) -> anyhow::Result<Vec<LogLine>> {
+    let mut all: Vec<(i64, LogLine)> = Vec::new();
+    for name in names(project)? {
+        let path = project.paths.log_file(&name);
+        let keep = |l: &str| query.keeps(l);
+        let q = logs::Query {
+            lines: query.n.unwrap_or(100),
+            since: query
+                .since
+                .map(|d| logs::millis(std::time::SystemTime::now() - d)),
+            until: None,
+            keep: &keep,
+            end: None,
+        };
+        for line in logs::tail(&path, &q).unwrap_or_default() {
+            all.push((line.time, LogLine::new(&name, &line)));
+        }
+    }
+    Ok(merge_tail(all, query.n.unwrap_or(100)))
+}
+
+/// Order lines by time (stable: one log's own order is kept) and keep the last `n`.
+fn merge_tail(mut all: Vec<(i64, LogLine)>, n: usize) -> Vec<LogLine> {
+    all.sort_by_key(|(time, _)| *time);
+    let skip = all.len().saturating_sub(n);
+    all.into_iter().skip(skip).map(|(_, l)| l).collect()
+}
+
+/// The dependency graph of a project's configuration.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct GraphJson {
+    /// Processes that can start in parallel: layer `k` holds those whose longest chain of
+    /// dependencies has length `k` (start order is layer by layer).
+    pub layers: Vec<Vec<String>>,
+    /// Each process's direct dependencies, with the condition it waits for.
+    pub dependencies: std::collections::BTreeMap<String, Vec<DependencyJson>>,
+}
+
+/// One edge of [`GraphJson`].
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DependencyJson {
+    pub name: String,
+    /// `started`, `healthy`, `completed` or `completed_successfully`.
+    pub condition: &'static str,
+}
+
+/// The project's dependency graph, from its configuration.
+pub fn graph(project: &ProjectInfo) -> anyhow::Result<GraphJson> {
+    let config = load_config(project)?;
+    Ok(graph_of(&config)?)
+}
+
+fn graph_of(config: &config::Config) -> Result<GraphJson, config::graph::CycleError> {
+    let graph = config::graph::Graph::new(config)?;
+    let dependencies = config
+        .processes
+        .keys()
+        .map(|name| {
+            let deps = graph
+                .dependencies(name)
+                .into_iter()
+                .map(|(name, c)| DependencyJson {
+                    name,
+                    condition: config::graph::condition_name(c),
+                })
+                .collect();
+            (name.clone(), deps)
+        })
+        .collect();
+    Ok(GraphJson {
+        layers: graph.layers(),
+        dependencies,
+    })
+}
+
+/// The project's configuration file and its text.
+pub fn config_text(project: &ProjectInfo) -> anyhow::Result<(PathBuf, String)> {
+    let file = config_file(project).ok_or_else(|| Error::NoConfig {
+        dir: project.paths.project_dir.clone(),
+    })?;
+    let text = std::fs::read_to_string(&file)
+        .map_err(|e| anyhow::Error::from(e).context(format!("cannot read {}", file.display())))?;
+    Ok((file, text))
+}
+
+/// The project of the current directory (or `-f`), as [`projects`] lists them.
+pub fn current(global: &super::args::Global) -> anyhow::Result<ProjectInfo> {
+    let located = project::locate(global)?;
+    let dir = located.paths.project_dir.clone();
+    let name = project::load_file(&located).map_or_else(
+        |_| {
+            dir.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        },
+        |config| config.name,
+    );
+    Ok(ProjectInfo {
+        id: located.paths.project_id.clone(),
+        name,
+        dir: dir.display().to_string(),
+        paths: located.paths,
+    })
+}
+
 /// An error as the API answers it: the one grammar's parts, and an HTTP-ish class.
 #[derive(Debug, Clone, Serialize)]
 pub struct ErrorJson {
@@ -367,6 +474,56 @@ mod tests {
         let q = LogQuery::parse(Some(3), Some("^ab"), Some("90")).expect("good");
         assert_eq!(q.since, Some(Duration::from_secs(90)));
         assert!(q.keeps("abc") && !q.keeps("cab"));
+    }
+
+    #[test]
+    fn merged_tail_orders_by_time_keeps_each_logs_order_and_the_last_n() {
+        let line = |p: &str, t: &str| LogLine {
+            time: String::new(),
+            process: p.into(),
+            line: t.into(),
+        };
+        let merged = merge_tail(
+            vec![
+                (5, line("a", "a1")),
+                (7, line("a", "a2")),
+                (1, line("b", "b1")),
+                (7, line("b", "b2")),
+            ],
+            3,
+        );
+        let texts: Vec<&str> = merged.iter().map(|l| l.line.as_str()).collect();
+        assert_eq!(texts, ["a1", "a2", "b2"]);
+    }
+
+    #[test]
+    fn graph_lists_layers_and_conditions() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("procs.yaml");
+        std::fs::write(
+            &file,
+            "processes:\n  db:\n    command: x\n  web:\n    command: x\n    depends_on:\n      db: healthy\n",
+        )
+        .expect("write");
+        let config = config::load(&config::LoadOptions {
+            file: Some(file),
+            cwd: dir.path().to_owned(),
+            env: std::collections::BTreeMap::new(),
+        })
+        .expect("config loads");
+        let g = graph_of(&config).expect("acyclic");
+        assert_eq!(
+            g.layers,
+            vec![vec!["db".to_owned()], vec!["web".to_owned()]]
+        );
+        assert_eq!(
+            g.dependencies["web"],
+            vec![DependencyJson {
+                name: "db".into(),
+                condition: "healthy"
+            }]
+        );
+        assert!(g.dependencies["db"].is_empty());
     }
 
     #[test]

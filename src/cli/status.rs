@@ -83,6 +83,35 @@ pub(super) fn effective(
     (rec.state, rec.reason.clone(), verified)
 }
 
+/// State, reason, exit code and signal learned from a run record.
+type Learned = (ProcState, Option<String>, Option<i32>, Option<i32>);
+
+/// How a oneshot's run ended while no supervisor watched, as its waiting parent recorded it
+/// (`registry::runs`): the state, reason, code and signal to show instead of a guess.
+fn learned_end(paths: &Paths, name: &str, rec: &ProcessRecord) -> Option<Learned> {
+    let run = crate::registry::runs::read(&paths.run_file(name))?;
+    let exit = run.exit()?;
+    if rec.pid.is_some() && run.pid != rec.pid {
+        return None;
+    }
+    let success_codes: Vec<i32> = rec
+        .spec
+        .as_ref()
+        .and_then(crate::registry::StoredSpec::value)
+        .and_then(|v| serde_json::from_value(v["success_exit_codes"].clone()).ok())
+        .unwrap_or_else(|| vec![0]);
+    let state = match exit {
+        platform::ExitInfo::Code(code) if success_codes.contains(&code) => ProcState::Completed,
+        _ => ProcState::Failed,
+    };
+    Some((
+        state,
+        Some(format!("{exit} while no supervisor was running")),
+        run.code,
+        run.signal,
+    ))
+}
+
 /// Records for the live processes tagged with this project's id, one per process name:
 /// its main pid is the tagged one whose parent is not tagged with the same name.
 fn found_by_tags(paths: &Paths) -> std::collections::BTreeMap<String, ProcessRecord> {
@@ -241,7 +270,16 @@ pub(super) fn collect(paths: &Paths, registry: &Registry, names: &[String]) -> S
                     memory_bytes: sum.memory_bytes + u.memory_bytes,
                 })
         });
-        let (state, reason, pid) = effective(rec, verified, supervised);
+        let (mut state, mut reason, pid) = effective(rec, verified, supervised);
+        let (mut exit_code, mut signal) = (rec.exit_code, rec.signal);
+        if rec.oneshot
+            && !supervised
+            && registry.supervisor.is_some()
+            && pid.is_none()
+            && let Some(learned) = learned_end(paths, name, rec)
+        {
+            (state, reason, exit_code, signal) = learned;
+        }
         rows.push(ProcessJson {
             name: name.clone(),
             state,
@@ -251,8 +289,8 @@ pub(super) fn collect(paths: &Paths, registry: &Registry, names: &[String]) -> S
             supervised: supervised && pid.is_some(),
             started_at: pid.and(rec.started_at.clone()),
             restarts: rec.restarts,
-            exit_code: rec.exit_code,
-            signal: rec.signal,
+            exit_code,
+            signal,
             ports: rec.ports.clone(),
             cpu_percent: usage
                 .as_ref()

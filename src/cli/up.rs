@@ -38,6 +38,9 @@ pub fn up(global: &Global, out: &Out, args: &UpArgs) -> anyhow::Result<i32> {
         &config.name,
         args.timeout.saturating_add(render::VERDICT_GRACE),
     )?;
+    // `--attach` shows every line from the first: each log is followed from where it ends
+    // now, before anything starts (a rotation or a new file meanwhile is followed too).
+    let followed = args.attach.then(|| attach_from_now(&paths, &config));
     let request = Request::Up(UpRequest {
         config: config.clone(),
         env: project::invoking_env(),
@@ -49,8 +52,10 @@ pub fn up(global: &Global, out: &Out, args: &UpArgs) -> anyhow::Result<i32> {
     });
     let response = render::request_until(&paths, request, out, deadline)?;
     let code = render::report(&response, out, "up", args.timeout)?;
-    if args.attach && code == exit::OK {
-        return attach(&paths, &config, out);
+    if let Some(files) = followed
+        && code == exit::OK
+    {
+        return attach(&paths, &config, files, out);
     }
     Ok(code)
 }
@@ -148,15 +153,26 @@ fn dry_run(
     Ok(exit::OK)
 }
 
-/// `up --attach`: stream prefixed logs until Ctrl-C or SIGTERM, then bring the stack down.
-fn attach(paths: &Paths, config: &Config, out: &Out) -> anyhow::Result<i32> {
+/// Every process's log, followed from its end as it is now.
+fn attach_from_now(paths: &Paths, config: &Config) -> Vec<crate::logs::Followed> {
+    config
+        .processes
+        .keys()
+        .map(|n| crate::logs::Followed::at_end(n, paths.log_file(n)))
+        .collect()
+}
+
+/// `up --attach`: stream prefixed logs (`files`, positioned before the stack was started)
+/// until Ctrl-C or SIGTERM, then bring the stack down.
+fn attach(
+    paths: &Paths,
+    config: &Config,
+    files: Vec<crate::logs::Followed>,
+    out: &Out,
+) -> anyhow::Result<i32> {
     let stop = platform::stop_flag()?;
     let names: Vec<String> = config.processes.keys().cloned().collect();
     let printer = logs::Printer::plain(&names, out);
-    let files = names
-        .iter()
-        .map(|n| crate::logs::Followed::at_end(n, paths.log_file(n)))
-        .collect();
     logs::follow(paths, files, &printer, true, &|| {
         stop.load(std::sync::atomic::Ordering::SeqCst)
     })?;

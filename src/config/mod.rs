@@ -32,6 +32,7 @@ mod error;
 pub mod graph;
 mod load;
 pub mod model;
+mod probe_url;
 pub mod raw;
 mod resolved;
 mod site;
@@ -49,6 +50,7 @@ pub use model::{
     Backoff, Command, Condition, Config, Dependency, HealthCheck, LogPolicy, Port, Probe, Process,
     RestartPolicy, RotateEvery, Signal,
 };
+pub use probe_url::HttpTarget;
 pub use raw::json_schema;
 pub use resolved::Resolved;
 

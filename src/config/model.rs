@@ -116,8 +116,12 @@ pub enum Probe {
     Exec(String),
     /// Connect to `host:port`.
     Tcp { host: String, port: u16 },
-    /// GET the URL; healthy on 2xx/3xx, or exactly `status` when set.
-    Http { url: String, status: Option<u16> },
+    /// GET the URL (parsed when the config was loaded); healthy on 2xx/3xx, or exactly
+    /// `status` when set.
+    Http {
+        url: super::probe_url::HttpTarget,
+        status: Option<u16>,
+    },
     /// Healthy once a new output line matches the regular expression.
     Log(String),
 }

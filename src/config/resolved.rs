@@ -152,7 +152,7 @@ fn health(h: &HealthCheck) -> ResolvedHealth {
         }
         Probe::Tcp { host, port } => out.tcp = Some(format!("{}:{port}", lit(host))),
         Probe::Http { url, status } => {
-            out.http = Some(lit(url));
+            out.http = Some(lit(url.as_str()));
             out.status = *status;
         }
         Probe::Log(re) => out.log = Some(lit(re)),

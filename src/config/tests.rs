@@ -699,7 +699,7 @@ processes:
     assert_eq!(
         h("c").probe,
         Probe::Http {
-            url: "http://127.0.0.1:8001/health".into(),
+            url: crate::config::HttpTarget::parse("http://127.0.0.1:8001/health").unwrap(),
             status: Some(204)
         }
     );

@@ -30,6 +30,8 @@
 //! - `cgroup` (used as `platform::cgroup::…`): the project's cgroup v2 — detection, one leaf per
 //!   process, placement before exec, members, `cgroup.kill`, removal;
 //! - `fds`: inherited descriptors made close-on-exec ([`cloexec_inherited`]);
+//! - `waiting`: the signal setup of a oneshot's waiting parent ([`outlast_signals`],
+//!   [`end_like`]);
 //! - `announce`: the child's own `[procs] … started pid N` line, written before `exec`
 //!   ([`announce_before_exec`]).
 //!
@@ -64,6 +66,7 @@ mod tags;
 #[cfg(test)]
 mod test_support;
 mod usage;
+mod waiting;
 
 pub use announce::*;
 pub use fds::*;
@@ -78,6 +81,7 @@ pub use singleton::*;
 pub use sockets::*;
 pub use tags::*;
 pub use usage::*;
+pub use waiting::*;
 
 /// The tag names, kept reachable as `platform::ENV_*` (their home is [`crate::env_vars`]).
 pub use crate::env_vars::{ENV_PROCESS, ENV_PROJECT, ENV_PROJECT_ID};

@@ -10,6 +10,7 @@
 //! process has the recorded kernel start time and boot id (see [`ProcessRecord::verified`]).
 
 pub mod atomic;
+pub mod runs;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -14,6 +14,12 @@
 //!    one name (a `setsid` grandchild leads its own group too), else the oldest wins.
 //!    Their config is unknown, so the first `up` replaces them (verified tree stop, then a
 //!    fresh start from the current file): never a duplicate, never a stale config.
+//! 4. A oneshot's run record (`registry::runs`, written before it was spawned and by its
+//!    waiting parent) is the truth about that oneshot, above the registry (whose coalesced
+//!    writes may lag): a live waiting parent is adopted, a recorded exit is learned (the
+//!    real code or signal, never guessed), a `starting` record whose waiting parent is found
+//!    by its tags is adopted, and one with nothing behind it was never spawned. Run records
+//!    count only while the stack is up: after a clean shutdown they are removed.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -21,6 +27,8 @@ use std::path::Path;
 use crate::config::Process;
 use crate::paths::Paths;
 use crate::platform;
+use crate::platform::ExitInfo;
+use crate::registry::runs::{self, RunRecord, RunState};
 use crate::registry::{self, Loaded, ProcState, ProcessRecord};
 
 /// A process to adopt (or a completed oneshot to carry over).
@@ -37,6 +45,20 @@ pub struct Adoptable {
     pub old_hash: String,
     /// What to keep showing in `state.json` until the next `up` reconciles it.
     pub record: ProcessRecord,
+    /// It was ready (healthy, or running) when the previous supervisor died.
+    pub ready: bool,
+    /// A oneshot whose run ended while no supervisor watched: how (`None`: its waiting
+    /// parent was killed before it could record).
+    pub ended: Option<Ended>,
+    /// Found through its run record: `old_hash` is what it runs, even without `old_spec`.
+    pub from_run: bool,
+}
+
+/// How a oneshot's run ended while no supervisor watched.
+#[derive(Debug, Clone, Copy)]
+pub struct Ended {
+    /// As its waiting parent recorded it; `None` if that parent was killed first.
+    pub exit: Option<ExitInfo>,
 }
 
 /// What the previous run left: adoptables, the project name if known, and notes for the log.
@@ -77,8 +99,14 @@ pub fn find(paths: &Paths) -> Found {
                     ));
                 }
             }
+            let tagged = from_tags(paths);
+            if crashed {
+                merge_runs(paths, &mut adoptable, &tagged);
+            } else {
+                runs::clear(&paths.runs_dir);
+            }
             // Processes of ours the registry did not know (spawned just before a crash).
-            for (name, a) in from_tags(paths) {
+            for (name, a) in tagged {
                 adoptable.entry(name).or_insert(a);
             }
             Found {
@@ -93,21 +121,129 @@ pub fn find(paths: &Paths) -> Found {
                 kept.display()
             ));
             Found {
-                adoptable: from_tags(paths),
+                adoptable: from_runs_and_tags(paths),
                 project: None,
                 notes,
             }
         }
         Loaded::Missing => Found {
-            adoptable: from_tags(paths),
+            adoptable: from_runs_and_tags(paths),
             project: None,
             notes,
         },
     }
 }
 
+/// Without a registry: the run records (whatever the registry would have said about
+/// oneshots), then the tagged processes.
+fn from_runs_and_tags(paths: &Paths) -> BTreeMap<String, Adoptable> {
+    let tagged = from_tags(paths);
+    let mut adoptable = BTreeMap::new();
+    merge_runs(paths, &mut adoptable, &tagged);
+    for (name, a) in tagged {
+        adoptable.entry(name).or_insert(a);
+    }
+    adoptable
+}
+
+/// Apply rule 4: each oneshot's run record replaces what the registry said about it.
+fn merge_runs(
+    paths: &Paths,
+    adoptable: &mut BTreeMap<String, Adoptable>,
+    tagged: &BTreeMap<String, Adoptable>,
+) {
+    for (name, run) in runs::read_all(&paths.runs_dir) {
+        let known = adoptable.remove(&name);
+        if let Some(a) = from_run(paths, &name, &run, known.as_ref(), tagged.get(&name)) {
+            adoptable.insert(name, a);
+        } else if let Some(known) = known {
+            adoptable.insert(name, known);
+        }
+    }
+}
+
+/// What the run record `run` of oneshot `name` says to adopt (`None`: nothing ran).
+fn from_run(
+    paths: &Paths,
+    name: &str,
+    run: &RunRecord,
+    known: Option<&Adoptable>,
+    tagged: Option<&Adoptable>,
+) -> Option<Adoptable> {
+    // The registry's record of the same run gives the config it ran with.
+    let same = known.filter(|k| k.old_hash == run.hash);
+    let mut rec = same.map_or_else(
+        || ProcessRecord::new(ProcState::Running, paths.log_file(name)),
+        |k| k.record.clone(),
+    );
+    rec.oneshot = true;
+    rec.config_hash.clone_from(&run.hash);
+    let mut a = Adoptable {
+        pid: None,
+        start_time: 0,
+        started_at: run.started_at.clone(),
+        restarts: same.map_or(0, |k| k.restarts),
+        old_spec: same.and_then(|k| k.old_spec.clone()),
+        old_hash: run.hash.clone(),
+        record: rec,
+        ready: false,
+        ended: None,
+        from_run: true,
+    };
+    match run.state {
+        RunState::Exited => {
+            let exit = run.exit();
+            a.ended = Some(Ended { exit });
+            a.record.state = if exit == Some(ExitInfo::Code(0)) {
+                ProcState::Completed
+            } else {
+                ProcState::Failed
+            };
+            a.record.exit_code = run.code;
+            a.record.signal = run.signal;
+            a.record.pid = None;
+            a.record.reason = exit.map(|e| e.to_string());
+        }
+        RunState::Running if run.parent_alive() => {
+            a.pid = run.pid;
+            a.start_time = run.start_time.unwrap_or(0);
+            a.record.state = ProcState::Running;
+            a.record.pid = run.pid;
+            a.record.pgid = run.pid;
+            a.record.start_time = run.start_time;
+            a.record.boot_id.clone_from(&run.boot_id);
+        }
+        RunState::Running => {
+            a.ended = Some(Ended { exit: None });
+            a.record.state = ProcState::Failed;
+            a.record.pid = None;
+            a.record.reason = Some("status unknown: its waiting parent was killed".to_owned());
+        }
+        // The supervisor died between this record and the waiting parent's first write:
+        // the waiting parent, if it was spawned, is found by its tags.
+        RunState::Starting => {
+            let t = tagged?;
+            a.pid = t.pid;
+            a.start_time = t.start_time;
+            a.started_at.clone_from(&t.started_at);
+            a.record.state = ProcState::Running;
+            a.record.pid = t.pid;
+            a.record.pgid = t.pid;
+            a.record.start_time = Some(t.start_time);
+            a.record.boot_id = Some(platform::boot_id().to_owned());
+        }
+    }
+    Some(a)
+}
+
 fn from_record(rec: ProcessRecord, pid: Option<i32>) -> Adoptable {
     Adoptable {
+        ready: matches!(
+            rec.state,
+            ProcState::Healthy | ProcState::Running | ProcState::Unhealthy
+        ),
+        ended: None,
+        from_run: false,
         pid,
         start_time: rec.start_time.unwrap_or(0),
         started_at: rec.started_at.clone(),
@@ -162,6 +298,9 @@ fn from_tags(paths: &Paths) -> BTreeMap<String, Adoptable> {
                 old_spec: None,
                 old_hash: String::new(),
                 record: rec,
+                ready: false,
+                ended: None,
+                from_run: false,
             };
             (name, a)
         })

@@ -6,6 +6,7 @@
 //! Readiness cadence: until the first pass, probes run at most every 100 ms (exec: 250
 //! ms) so `up` notices readiness quickly; after that, every `interval`.
 
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +18,7 @@ use tokio::time::timeout;
 
 use super::reaper::Reaper;
 use super::spawn::{self, Context};
-use crate::config::{Probe, Process};
+use crate::config::{HttpTarget, Probe, Process};
 use crate::logs::Followed;
 use crate::platform::{self, ExitInfo};
 
@@ -40,6 +41,9 @@ pub struct ProbeTask {
     pub pid: i32,
     /// Who the process's members are (a daemon's listener is its own too).
     pub scanner: Arc<crate::stop::Scanner>,
+    /// The check already passed for this run (an adopted healthy process): a `log` check
+    /// is not looked for again, and probes run at `interval`.
+    pub passed: bool,
 }
 
 /// What a process is checked with, if anything.
@@ -78,9 +82,9 @@ pub async fn run(task: ProbeTask, tx: mpsc::Sender<Verdict>) {
     let mut log_state = LogState {
         follow: Followed::at_offset("", task.log.clone(), task.log_offset),
         regex: None,
-        matched: false,
+        matched: task.passed,
     };
-    let mut passed = false;
+    let mut passed = task.passed;
     loop {
         let verdict = probe_once(&task, probe_timeout, &mut log_state).await;
         passed |= verdict == Verdict::Pass;
@@ -109,19 +113,19 @@ async fn probe_once(task: &ProbeTask, limit: Duration, log: &mut LogState) -> Ve
         Probe::Exec(script) => exec_probe(task, script, limit).await,
         Probe::Tcp { host, port } => {
             match timeout(limit, TcpStream::connect((host.as_str(), *port))).await {
-                Ok(Ok(_)) => own_listener(task, *port),
+                Ok(Ok(stream)) => own_listener(task, *port, stream.peer_addr().ok()),
                 Ok(Err(err)) => Verdict::Fail(format!("tcp {host}:{port}: {err}")),
                 Err(_) => Verdict::Fail(format!("tcp {host}:{port}: no answer within {limit:?}")),
             }
         }
         Probe::Http { url, status } => match timeout(limit, http_get(url)).await {
-            Ok(Ok(code)) => {
+            Ok(Ok((code, peer))) => {
                 let ok = match status {
                     Some(want) => code == *want,
                     None => (200..400).contains(&code),
                 };
                 if ok {
-                    url_port(url).map_or(Verdict::Pass, |port| own_listener(task, port))
+                    own_listener(task, url.port(), peer)
                 } else {
                     Verdict::Fail(format!("GET {url}: status {code}"))
                 }
@@ -145,17 +149,27 @@ fn members_hold(task: &ProbeTask, port: u16) -> bool {
     platform::pid_set_holds_port(&pids, port)
 }
 
-/// A check on one of the process's declared ports passes only if the listener belongs to the
-/// process's own tree: an impostor holding the port never makes the process healthy.
-fn own_listener(task: &ProbeTask, port: u16) -> Verdict {
+/// A check on a declared port, or on a port of this machine (the probe connected to a
+/// local address: loopback, unspecified or one of the machine's own), passes only if the
+/// listener belongs to the process's members: a stranger holding the port never makes the
+/// process healthy (SPEC §8). A check on another machine's port is not judged.
+fn own_listener(task: &ProbeTask, port: u16, peer: Option<SocketAddr>) -> Verdict {
     let declared = task.spec.ports.iter().any(|p| p.port == port);
-    if !declared || platform::tree_holds_port(task.pid, port) || members_hold(task, port) {
+    let local = peer.is_some_and(|addr| is_local(addr.ip()));
+    if !(declared || local) || platform::tree_holds_port(task.pid, port) || members_hold(task, port)
+    {
         Verdict::Pass
     } else {
         Verdict::Fail(format!(
             "port {port} accepts connections, but not from this process's tree"
         ))
     }
+}
+
+/// Is `ip` an address of this machine? Loopback and unspecified addresses are; any other
+/// is exactly when a socket can be bound to it.
+fn is_local(ip: IpAddr) -> bool {
+    ip.is_loopback() || ip.is_unspecified() || std::net::UdpSocket::bind((ip, 0)).is_ok()
 }
 
 async fn ports_probe(task: &ProbeTask, limit: Duration) -> Verdict {
@@ -173,7 +187,7 @@ async fn ports_probe(task: &ProbeTask, limit: Duration) -> Verdict {
                 return Verdict::Fail(format!("port {}: no answer within {limit:?}", port.port));
             }
         }
-        if let Verdict::Fail(why) = own_listener(task, port.port) {
+        if let Verdict::Fail(why) = own_listener(task, port.port, None) {
             return Verdict::Fail(why);
         }
     }
@@ -181,7 +195,8 @@ async fn ports_probe(task: &ProbeTask, limit: Duration) -> Verdict {
 }
 
 async fn exec_probe(task: &ProbeTask, script: &str, limit: Duration) -> Verdict {
-    let child = match spawn::spawn_helper(&task.spec, script, &task.ctx, None, &task.reaper) {
+    let command = crate::config::Command::Shell(script.to_owned());
+    let child = match spawn::spawn_helper(&task.spec, &command, &task.ctx, None, &task.reaper) {
         Ok(child) => child,
         Err(err) => return Verdict::Fail(format!("cannot run `{script}`: {err}")),
     };
@@ -230,40 +245,17 @@ fn log_probe(task: &ProbeTask, pattern: &str, state: &mut LogState) -> Verdict {
     Verdict::Fail(format!("no output line matched /{pattern}/ yet"))
 }
 
-/// The port of an `http://` URL (80 when none is given).
-fn url_port(url: &str) -> Option<u16> {
-    let rest = url.strip_prefix("http://")?;
-    let authority = rest.split('/').next()?;
-    if authority.ends_with(']') {
-        return Some(80);
-    }
-    match authority.rsplit_once(':') {
-        Some((_, port)) => port.parse().ok(),
-        None => Some(80),
-    }
-}
-
-/// A minimal HTTP/1.1 GET: returns the status code. Only `http://` URLs (local daemons).
-async fn http_get(url: &str) -> Result<u16, String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or("only http:// URLs are supported")?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
-            h.trim_matches(|c| c == '[' || c == ']'),
-            p.parse::<u16>().map_err(|e| e.to_string())?,
-        ),
-        _ => (authority, 80),
-    };
-    let mut stream = TcpStream::connect((host, port))
+/// A minimal HTTP/1.1 GET: the status code, and the address that answered. Only
+/// `http://` URLs (local daemons); the URL was parsed when the config was loaded.
+async fn http_get(url: &HttpTarget) -> Result<(u16, Option<SocketAddr>), String> {
+    let mut stream = TcpStream::connect((url.host(), url.port()))
         .await
         .map_err(|e| e.to_string())?;
+    let peer = stream.peer_addr().ok();
     let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: procs\r\nConnection: close\r\n\r\n"
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: procs\r\nConnection: close\r\n\r\n",
+        url.target(),
+        url.authority()
     );
     stream
         .write_all(request.as_bytes())
@@ -284,19 +276,23 @@ async fn http_get(url: &str) -> Result<u16, String> {
         .nth(1)
         .and_then(|c| c.parse::<u16>().ok())
         .ok_or_else(|| "not an HTTP response".to_owned())?;
-    Ok(code)
+    Ok((code, peer))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::url_port;
+    use std::net::IpAddr;
+
+    use super::is_local;
 
     #[test]
-    fn url_ports() {
-        assert_eq!(url_port("http://127.0.0.1:8080/health"), Some(8080));
-        assert_eq!(url_port("http://localhost/health"), Some(80));
-        assert_eq!(url_port("http://[::1]:9000/"), Some(9000));
-        assert_eq!(url_port("http://[::1]/"), Some(80));
-        assert_eq!(url_port("https://x/"), None);
+    fn loopback_and_unspecified_addresses_are_local_and_documentation_ones_are_not() {
+        for ip in ["127.0.0.1", "127.0.0.2", "::1", "0.0.0.0", "::"] {
+            assert!(is_local(ip.parse::<IpAddr>().unwrap()), "{ip}");
+        }
+        // TEST-NET-3 and the IPv6 documentation prefix are never assigned to a machine.
+        for ip in ["203.0.113.7", "2001:db8::7"] {
+            assert!(!is_local(ip.parse::<IpAddr>().unwrap()), "{ip}");
+        }
     }
 }

@@ -196,6 +196,9 @@ pub enum Input {
     Exited(ExitFacts),
     /// The backoff delay passed.
     BackoffOver,
+    /// A process found running after a supervisor restart (SIGKILL) is taken over: `ready`
+    /// if the registry says it was ready (healthy, or running) when the old supervisor died.
+    Adopted { pid: i32, ready: bool },
     /// An explicit stop.
     Stop,
     /// The stop finished: how (`stopped (exited with code 0)`), and the pids still alive.
@@ -405,6 +408,33 @@ pub fn transition(
             },
             vec![Effect::Log(format!("not started: {reason}"))],
         ),
+        // Adoption takes over what runs as it was: a process that was healthy stays healthy
+        // (its `log` check's line is older than the new supervisor: it is not looked for
+        // again), one that was not ready yet goes on starting (its checks and its
+        // `start_timeout` start again), a oneshot runs until its exit is learned.
+        (S::Stopped { .. }, I::Adopted { pid, ready }) => {
+            let state = if spec.oneshot {
+                S::Running { pid }
+            } else if has_health(spec) && ready {
+                S::Healthy {
+                    pid,
+                    fails_in_row: 0,
+                }
+            } else if (has_health(spec) || settles(spec)) && !ready {
+                S::Starting {
+                    pid,
+                    last_check: None,
+                }
+            } else {
+                S::Running { pid }
+            };
+            (
+                state,
+                vec![Effect::Log(format!(
+                    "adopted pid {pid} after a supervisor restart"
+                ))],
+            )
+        }
         (S::Starting { pid, .. }, I::StayedUp) if !has_health(spec) => (S::Running { pid }, vec![]),
         (S::Starting { pid, .. }, I::ProbePass) => (
             S::Healthy {
@@ -954,6 +984,120 @@ mod tests {
         );
         assert_eq!(s.reason(), Some("survived the stop: pids 8, 9"));
         assert_eq!(e, vec![Effect::Log("survived the stop: pids 8, 9".into())]);
+    }
+
+    #[test]
+    fn adoption_keeps_what_was_ready_ready_and_restarts_the_wait_for_the_rest() {
+        let stopped = State::Stopped { reason: None };
+        // Healthy before the supervisor died: healthy now, no check to pass again.
+        let (s, e) = step(
+            &checked(),
+            stopped.clone(),
+            Input::Adopted {
+                pid: 5,
+                ready: true,
+            },
+        );
+        assert_eq!(
+            s,
+            State::Healthy {
+                pid: 5,
+                fails_in_row: 0
+            }
+        );
+        assert_eq!(
+            e,
+            vec![Effect::Log(
+                "adopted pid 5 after a supervisor restart".into()
+            )]
+        );
+        // Not healthy yet: starting, its check decides.
+        let (s, _) = step(
+            &checked(),
+            stopped.clone(),
+            Input::Adopted {
+                pid: 5,
+                ready: false,
+            },
+        );
+        assert_eq!(
+            s,
+            State::Starting {
+                pid: 5,
+                last_check: None
+            }
+        );
+        // Without a check: running if it was, else it must stay up `ready_after` again.
+        let (s, _) = step(
+            &spec(),
+            stopped.clone(),
+            Input::Adopted {
+                pid: 5,
+                ready: true,
+            },
+        );
+        assert_eq!(s, State::Running { pid: 5 });
+        let (s, _) = step(
+            &spec(),
+            stopped.clone(),
+            Input::Adopted {
+                pid: 5,
+                ready: false,
+            },
+        );
+        assert_eq!(s.proc_state(), ProcState::Starting);
+        // Adoption means nothing to a process that is already supervised.
+        let live = State::Running { pid: 3 };
+        assert_eq!(
+            step(
+                &spec(),
+                live.clone(),
+                Input::Adopted {
+                    pid: 5,
+                    ready: true
+                }
+            ),
+            (live, vec![])
+        );
+    }
+
+    #[test]
+    fn an_adopted_oneshot_runs_until_its_learned_exit_completes_or_fails_it() {
+        let mut one = spec();
+        one.oneshot = true;
+        one.restart = RestartPolicy::No;
+        let adopted = || {
+            step(
+                &one,
+                State::Stopped { reason: None },
+                Input::Adopted {
+                    pid: 8,
+                    ready: false,
+                },
+            )
+            .0
+        };
+        assert_eq!(adopted(), State::Running { pid: 8 });
+        // The exit its waiting parent recorded, learned by the new supervisor.
+        assert_eq!(step(&one, adopted(), exit(0, 0)).0, State::Completed);
+        let (s, e) = step(&one, adopted(), exit(3, 0));
+        assert_eq!(s.reason(), Some("exited with code 3"));
+        assert_eq!(s.proc_state(), ProcState::Failed);
+        assert_eq!(e, vec![Effect::Log("exited with code 3".into())]);
+    }
+
+    #[test]
+    fn an_adopted_healthy_process_is_never_failed_by_a_start_timeout() {
+        let (s, _) = step(
+            &checked(),
+            State::Stopped { reason: None },
+            Input::Adopted {
+                pid: 5,
+                ready: true,
+            },
+        );
+        let (after, e) = step(&checked(), s.clone(), Input::StartTimeout);
+        assert_eq!((after, e), (s, vec![]));
     }
 
     #[test]

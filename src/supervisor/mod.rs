@@ -20,6 +20,7 @@ mod rotate;
 mod server;
 mod service;
 mod spawn;
+mod waiter;
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -40,6 +41,7 @@ use crate::registry::{self, SupervisorRecord};
 use crate::stop::Scanner;
 
 pub use spawn::{ENV_PROCESS, ENV_PROJECT, ENV_PROJECT_ID};
+pub use waiter::{ROLE as ONESHOT_ROLE, run as wait_oneshot};
 
 /// What the launcher passes on the hidden command line.
 #[derive(Debug, Clone)]
@@ -365,6 +367,8 @@ async fn serve(
     }
     // Written after the removal: the registry names the cgroup only if it is still there.
     orch.save_now();
+    // The stack is down: the next `up` runs its oneshots again.
+    registry::runs::clear(&paths.runs_dir);
     let _ = fs::remove_file(&paths.socket);
     tracing::info!("supervisor stopped");
     Ok(())

@@ -25,6 +25,9 @@ use crate::control::protocol::{ErrorBody, Outcome, ProcessOutcome, Response, Sna
 use crate::error::exit;
 use crate::registry::{self, ProcState, ProcessRecord, Registry, SupervisorRecord};
 
+/// Longest wait, after `up` saw a failure, for the dependents that fail with it to say so.
+const CONSEQUENCES: Duration = Duration::from_secs(2);
+
 /// Shortest pause between two background registry writes.
 const WRITE_INTERVAL: Duration = Duration::from_millis(50);
 
@@ -336,6 +339,28 @@ impl Orchestrator {
                 }
             }
         }
+        if req.wait && !timed_out {
+            // A failure's consequences (dependents failing with it) are part of the verdict:
+            // never report a dependent as pending that is about to fail.
+            let until = Instant::now() + CONSEQUENCES;
+            while self.propagating(&wanted) {
+                tokio::select! {
+                    ev = events.recv() => match ev {
+                        Ok(ev) => if selection.contains(&ev.name) {
+                            let _ = out.send(Response::Event(ev)).await;
+                        },
+                        Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(broadcast::error::RecvError::Closed) => break,
+                    },
+                    () = tokio::time::sleep_until(until) => break,
+                }
+            }
+            while let Ok(ev) = events.try_recv() {
+                if selection.contains(&ev.name) {
+                    let _ = out.send(Response::Event(ev)).await;
+                }
+            }
+        }
         // `--no-wait`: accepted and not already failed is success.
         let wait = req.wait;
         let mut outcome = self.outcome(&wanted, |spec, s| {
@@ -422,6 +447,25 @@ impl Orchestrator {
             .collect()
     }
 
+    /// Is a process of `wanted` still pending on a dependency that already failed (its
+    /// actor is about to mark it failed)?
+    fn propagating(&self, wanted: &[String]) -> bool {
+        let Ok(services) = self.services.lock() else {
+            return false;
+        };
+        wanted.iter().filter_map(|n| services.get(n)).any(|h| {
+            h.status.borrow().state == ProcState::Pending
+                && h.spec.depends_on.iter().any(|d| {
+                    services.get(&d.name).is_some_and(|dh| {
+                        matches!(
+                            super::machine::condition(&d.name, d.condition, &dh.status.borrow()),
+                            super::machine::DepState::Failed(_)
+                        )
+                    })
+                })
+        })
+    }
+
     fn settled(&self, wanted: &[String], ready: &dyn Fn(&Process, &Status) -> bool) -> bool {
         let Ok(services) = self.services.lock() else {
             return true;
@@ -498,6 +542,7 @@ impl Orchestrator {
                 match config.processes.get(name) {
                     None => {
                         notes.push(format!("{name}: stopped (removed from the config)"));
+                        registry::runs::remove(&self.shared.paths.run_file(name));
                         retire.push(name.clone());
                     }
                     Some(spec) if config_hash(spec) != handle.hash => {
@@ -617,6 +662,7 @@ impl Orchestrator {
         let mut notes = Vec::new();
         for (name, a) in found {
             let Some(spec) = config.processes.get(&name) else {
+                registry::runs::remove(&self.shared.paths.run_file(&name));
                 if let Some(pid) = a.pid {
                     self.stop_unknown(&name, pid, a.old_spec.as_ref()).await;
                     notes.push(format!("{name}: stopped (removed from the config)"));
@@ -636,6 +682,9 @@ impl Orchestrator {
             }
             let (actor_spec, hash) = match a.old_spec.clone() {
                 Some(old) if !a.old_hash.is_empty() => (old, a.old_hash.clone()),
+                // A run record names the hash it ran with: a changed config is then seen as
+                // drift (and the oneshot run again), an unchanged one is kept.
+                None if a.from_run => (spec.clone(), a.old_hash.clone()),
                 _ => (spec.clone(), config_hash(spec)),
             };
             let mut actor_ctx = Arc::clone(ctx);
@@ -651,9 +700,17 @@ impl Orchestrator {
             }
             let (status, adoption) = if let Some(pid) = a.pid {
                 notes.push(format!("{name}: adopted pid {pid}"));
-                let adoption = Adopt {
+                let adoption = Adopt::Running {
                     pid,
                     start_time: a.start_time,
+                    started_at: a.started_at.clone(),
+                    restarts: a.restarts,
+                    ready: a.ready,
+                };
+                (Status::new(ProcState::Stopped), Some(adoption))
+            } else if let Some(ended) = a.ended {
+                let adoption = Adopt::Ended {
+                    exit: ended.exit,
                     started_at: a.started_at.clone(),
                     restarts: a.restarts,
                 };

@@ -255,7 +255,15 @@ pub fn explain_early_exit(
     log_tail: &str,
 ) -> Option<(String, bool)> {
     let declared: Vec<u16> = spec.ports.iter().map(|p| p.port).collect();
-    let mut candidates = ports::ports_in_use_from_log(log_tail, &declared)?;
+    // The port a `tcp`/`http` check probes is where the process is meant to listen, declared
+    // or not.
+    let mut expected = declared.clone();
+    if let Some(port) = probe_port(spec)
+        && !expected.contains(&port)
+    {
+        expected.push(port);
+    }
+    let mut candidates = ports::ports_in_use_from_log(log_tail, &expected)?;
     if candidates.is_empty() {
         let command = match &spec.command {
             crate::config::Command::Shell(script) => script.clone(),
@@ -293,4 +301,13 @@ pub fn explain_early_exit(
         ),
         false,
     ))
+}
+
+/// The port a `tcp` or `http` health check connects to.
+fn probe_port(spec: &Process) -> Option<u16> {
+    match &spec.healthcheck.as_ref()?.probe {
+        crate::config::Probe::Tcp { port, .. } => Some(*port),
+        crate::config::Probe::Http { url, .. } => Some(url.port()),
+        _ => None,
+    }
 }

@@ -104,13 +104,24 @@ pub struct Handle {
     pub task: JoinHandle<()>,
 }
 
-/// A live process found in the registry to adopt instead of starting anew.
+/// What a previous supervisor left, to take over instead of starting anew.
 #[derive(Debug, Clone)]
-pub struct Adopt {
-    pub pid: i32,
-    pub start_time: u64,
-    pub started_at: Option<String>,
-    pub restarts: u32,
+pub enum Adopt {
+    /// A live process (verified pid): `ready` if it was ready when that supervisor died.
+    Running {
+        pid: i32,
+        start_time: u64,
+        started_at: Option<String>,
+        restarts: u32,
+        ready: bool,
+    },
+    /// A oneshot whose run ended while no supervisor watched: how it ended, as its waiting
+    /// parent recorded it (`None`: the waiting parent was killed before it could record).
+    Ended {
+        exit: Option<ExitInfo>,
+        started_at: Option<String>,
+        restarts: u32,
+    },
 }
 
 use super::machine::{self, DepState, human};
@@ -146,8 +157,9 @@ pub fn spawn_actor(
     let (tx, rx) = mpsc::unbounded_channel();
     let (status_tx, status_rx) = watch::channel(initial);
     let log = shared.paths.log_file(&spec.name);
-    let actor = Actor {
+    let mut actor = Actor {
         spec: Arc::clone(&spec),
+        hash: hash.clone(),
         ctx,
         shared,
         log,
@@ -156,7 +168,8 @@ pub fn spawn_actor(
         quick_failures: 0,
         kill_port_owners: false,
     };
-    let task = tokio::spawn(actor.run(adopt));
+    let mode = actor.first_mode(adopt);
+    let task = tokio::spawn(actor.run(mode));
     Handle {
         stored: crate::registry::StoredSpec::new(&*spec),
         spec,
@@ -199,6 +212,8 @@ enum Mode {
 
 struct Actor {
     spec: Arc<Process>,
+    /// The config hash of `spec` (a oneshot's run record carries it).
+    hash: String,
     ctx: Arc<Context>,
     shared: Arc<Shared>,
     log: PathBuf,
@@ -262,6 +277,27 @@ fn read_after(log: &std::path::Path, offset: u64) -> String {
     String::from_utf8_lossy(&buf).into_owned()
 }
 
+/// Where the run of `pid` starts in `log`: the offset of its `[procs] … started pid N` line
+/// (the last one, in the last MiB), if it is there.
+fn run_start_offset(log: &std::path::Path, pid: i32) -> Option<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(log).ok()?;
+    let len = file.metadata().ok()?.len();
+    let from = len.saturating_sub(1024 * 1024);
+    file.seek(SeekFrom::Start(from)).ok()?;
+    let mut buf = Vec::new();
+    file.read_to_end(&mut buf).ok()?;
+    let needle = format!(" started pid {pid}\n");
+    let at = buf
+        .windows(needle.len())
+        .rposition(|w| w == needle.as_bytes())?;
+    let line = buf[..at]
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i + 1);
+    Some(from + line as u64)
+}
+
 impl Actor {
     fn set(&self, change: impl FnOnce(&mut Status)) {
         let mut changed = false;
@@ -323,11 +359,28 @@ impl Actor {
             .any(|line| !line.starts_with("[procs] ") && regex.is_match(line))
     }
 
-    async fn run(mut self, adopt: Option<Adopt>) {
-        let mut mode = match adopt {
-            Some(adopt) => self.adopt(&adopt),
+    /// The first mode: idle, or what adoption found (decided before the actor task runs, so
+    /// the status the orchestrator reads right after is already the adopted one).
+    fn first_mode(&mut self, adopt: Option<Adopt>) -> Mode {
+        match adopt {
+            Some(Adopt::Running {
+                pid,
+                start_time,
+                started_at,
+                restarts,
+                ready,
+            }) => self.adopt(pid, start_time, started_at, restarts, ready),
+            Some(Adopt::Ended {
+                exit,
+                started_at,
+                restarts,
+            }) => self.adopted_end(exit, started_at, restarts),
             None => Mode::Idle,
-        };
+        }
+    }
+
+    async fn run(mut self, mode: Mode) {
+        let mut mode = mode;
         loop {
             mode = match mode {
                 Mode::Exit => return,
@@ -534,8 +587,29 @@ impl Actor {
                 Arc::clone(&self.shared.reaper),
             );
             let leaf = self.shared.scanner.membership().leaf(&spec.name);
+            let record = spec
+                .oneshot
+                .then(|| (self.shared.paths.run_file(&spec.name), self.hash.clone()));
             tokio::task::spawn_blocking(move || {
-                spawn::spawn(&spec, &spec.command, &ctx, &log, &reaper, leaf.as_deref())
+                // A oneshot's run is on disk (fsync) before it is spawned, and runs under a
+                // waiting parent that records its exit: a supervisor SIGKILL at any moment
+                // neither runs it twice nor loses how it ended (`registry::runs`).
+                let waiter = match &record {
+                    Some((path, hash)) => {
+                        registry::runs::write(path, &registry::runs::RunRecord::starting(hash))?;
+                        Some(spawn::Waiter { record: path, hash })
+                    }
+                    None => None,
+                };
+                spawn::spawn(
+                    &spec,
+                    &spec.command,
+                    &ctx,
+                    &log,
+                    &reaper,
+                    leaf.as_deref(),
+                    waiter.as_ref(),
+                )
             })
             .await
             .unwrap_or_else(|err| Err(std::io::Error::other(err)))
@@ -600,7 +674,7 @@ impl Actor {
                 None
             };
         });
-        let mut run = self.watch_running(pid, Exit::Child(child.exit), log_offset);
+        let mut run = self.watch_running(pid, Exit::Child(child.exit), log_offset, false);
         if settling {
             run.ready_at = Some(run.started + spec.ready_after);
         } else if !checked {
@@ -609,7 +683,7 @@ impl Actor {
         Mode::Running(run)
     }
 
-    fn watch_running(&self, pid: i32, exit: Exit, log_offset: u64) -> Running {
+    fn watch_running(&self, pid: i32, exit: Exit, log_offset: u64, passed: bool) -> Running {
         let spec = &self.spec;
         let (probes, start_deadline) = if has_health(spec) {
             let (tx, rx) = mpsc::channel(4);
@@ -621,6 +695,7 @@ impl Actor {
                 log_offset,
                 pid,
                 scanner: Arc::clone(&self.shared.scanner),
+                passed,
             };
             let join = tokio::spawn(health::run(task, tx));
             let limit = spec
@@ -647,38 +722,127 @@ impl Actor {
         }
     }
 
-    fn adopt(&mut self, adopt: &Adopt) -> Mode {
-        let Ok(Some(fd)) = PidFd::open(adopt.pid) else {
+    /// Take over a live process the previous supervisor started (its verified pid), in the
+    /// state the machine gives it (`Input::Adopted`).
+    fn adopt(
+        &mut self,
+        pid: i32,
+        start_time: u64,
+        started_at: Option<String>,
+        restarts: u32,
+        ready: bool,
+    ) -> Mode {
+        let Ok(Some(fd)) = PidFd::open(pid) else {
             return Mode::Idle;
         };
-        self.event(&format!(
-            "adopted pid {} after a supervisor restart",
-            adopt.pid
-        ));
-        let checked = has_health(&self.spec);
+        let (next, effects) = machine::transition(
+            &self.spec,
+            &mut self.counters(),
+            machine::State::Stopped { reason: None },
+            machine::Input::Adopted { pid, ready },
+        );
+        self.log_effects(&effects);
+        let state = next.proc_state();
+        let now_ready = matches!(state, ProcState::Running | ProcState::Healthy);
+        let spec = Arc::clone(&self.spec);
         self.set(|s| {
-            s.state = if checked {
-                ProcState::Starting
-            } else {
-                ProcState::Running
-            };
-            s.pid = Some(adopt.pid);
-            s.pgid = Some(adopt.pid);
-            s.start_time = Some(adopt.start_time);
-            s.started_at.clone_from(&adopt.started_at);
-            s.restarts = adopt.restarts;
+            s.state = state;
+            s.pid = Some(pid);
+            s.pgid = Some(pid);
+            s.start_time = Some(start_time);
+            s.started_at = started_at;
+            s.restarts = restarts;
             s.started_once = true;
-            s.ready_once = !checked;
-            s.waiting_for = if checked {
-                health::describe(&self.spec)
+            s.ready_once = now_ready && !spec.oneshot;
+            s.waiting_for = if state == ProcState::Starting {
+                health::describe(&spec)
+                    .or_else(|| Some(format!("it to stay up {}", human(spec.ready_after))))
             } else {
                 None
             };
         });
-        let log_offset = std::fs::metadata(&self.log).map_or(0, |m| m.len());
-        let mut run = self.watch_running(adopt.pid, Exit::Adopted(fd), log_offset);
-        run.healthy_once = !checked;
+        // A check that has not passed yet reads this run's output from its first line (a
+        // ready line printed while no supervisor watched counts); one that passed is not
+        // looked for again.
+        let log_offset = if state == ProcState::Starting {
+            run_start_offset(&self.log, pid)
+        } else {
+            None
+        }
+        .unwrap_or_else(|| std::fs::metadata(&self.log).map_or(0, |m| m.len()));
+        let passed = state == ProcState::Healthy;
+        let mut run = self.watch_running(pid, Exit::Adopted(fd), log_offset, passed);
+        if passed {
+            run.start_deadline = None;
+        }
+        run.healthy_once = now_ready;
+        if state == ProcState::Starting && !has_health(&spec) {
+            run.ready_at = Some(run.started + spec.ready_after);
+        }
         Mode::Running(run)
+    }
+
+    /// A oneshot that ended while no supervisor watched: adopted, then its learned exit goes
+    /// through the machine like any exit.
+    fn adopted_end(
+        &mut self,
+        exit: Option<ExitInfo>,
+        started_at: Option<String>,
+        restarts: u32,
+    ) -> Mode {
+        let mut counters = self.counters();
+        counters.restarts = restarts;
+        let (adopted, effects) = machine::transition(
+            &self.spec,
+            &mut counters,
+            machine::State::Stopped { reason: None },
+            machine::Input::Adopted {
+                pid: 0,
+                ready: false,
+            },
+        );
+        drop(effects);
+        let reason = exit.map_or_else(
+            || "exited (status unknown: its waiting parent was killed)".to_owned(),
+            exit_reason,
+        );
+        let success = matches!(exit, Some(ExitInfo::Code(code)) if self.spec.success_exit_codes.contains(&code));
+        let facts = machine::ExitFacts {
+            reason: format!("{reason} while no supervisor was running"),
+            success,
+            uptime: Duration::ZERO,
+            port_in_use: None,
+            seed: backoff::seed(),
+        };
+        let (next, effects) = machine::transition(
+            &self.spec,
+            &mut counters,
+            adopted,
+            machine::Input::Exited(facts),
+        );
+        self.quick_failures = counters.quick_failures;
+        self.log_effects(&effects);
+        let (code, signal) = match exit {
+            Some(ExitInfo::Code(c)) => (Some(c), None),
+            Some(ExitInfo::Signal(s)) => (None, Some(s)),
+            None => (None, None),
+        };
+        let state = next.proc_state();
+        let reason = next.reason().map(str::to_owned);
+        self.set(|s| {
+            s.state = state;
+            s.reason = reason;
+            s.started_at = started_at;
+            s.restarts = restarts;
+            s.started_once = true;
+            s.exited_once = true;
+            s.exit_code = code;
+            s.signal = signal;
+        });
+        match next {
+            machine::State::Backoff { delay, .. } => Mode::Backoff(Instant::now() + delay),
+            _ => Mode::Idle,
+        }
     }
 
     async fn running(&mut self, mut run: Running) -> Mode {
@@ -836,6 +1000,17 @@ impl Actor {
     }
 
     async fn on_exit(&mut self, mut run: Running, info: Option<ExitInfo>) -> Mode {
+        // A oneshot's waiting parent recorded the program's real exit: it is the truth (an
+        // adopted one's exit is known only from there).
+        let info = if self.spec.oneshot {
+            let start_time = self.status.borrow().start_time.unwrap_or(0);
+            registry::runs::read(&self.shared.paths.run_file(&self.spec.name))
+                .filter(|rec| rec.is_run_of(run.pid, start_time))
+                .and_then(|rec| rec.exit())
+                .or(info)
+        } else {
+            info
+        };
         if self.spec.daemon && !run.daemonized && matches!(info, Some(ExitInfo::Code(0))) {
             let main_start = self.status.borrow().start_time.unwrap_or(0);
             if let Some((pid, start_time)) = self.find_daemon(main_start).await
@@ -1151,14 +1326,10 @@ impl Actor {
         });
         let signal = match &spec.stop_command {
             Some(command) => {
-                let script = match command {
-                    crate::config::Command::Shell(s) => s.clone(),
-                    crate::config::Command::Argv(argv) => argv.join(" "),
-                };
-                self.event(&format!("stopping with `{script}`"));
+                self.event(&format!("stopping with {}", spawn::describe(command)));
                 if let Err(err) = spawn::spawn_helper(
                     &spec,
-                    &script,
+                    command,
                     &self.ctx,
                     Some(&self.log),
                     &self.shared.reaper,

@@ -156,9 +156,17 @@ pub fn environment(spec: &Process, ctx: &Context) -> BTreeMap<String, String> {
     env
 }
 
+/// A oneshot's run: the program runs under a waiting parent (`procs __oneshot`, see
+/// `waiter.rs`) that records its real exit status in `record`.
+pub struct Waiter<'a> {
+    pub record: &'a Path,
+    pub hash: &'a str,
+}
+
 /// Spawn `command` for `spec` in its own process group with output appended to `log`,
 /// and register it with the reaper before anything else can run. With `cgroup` (the
-/// process's leaf), the child moves itself into it before it runs the program.
+/// process's leaf), the child moves itself into it before it runs the program. With
+/// `waiter`, the child is the waiting parent, which runs the program as its own child.
 pub fn spawn(
     spec: &Process,
     command: &Command,
@@ -166,6 +174,7 @@ pub fn spawn(
     log: &Path,
     reaper: &Reaper,
     cgroup: Option<&Path>,
+    waiter: Option<&Waiter<'_>>,
 ) -> io::Result<Child> {
     let placement = cgroup
         .map(|leaf| {
@@ -186,6 +195,9 @@ pub fn spawn(
     let err = out.try_clone()?;
     let env = environment(spec, ctx);
     let mut cmd = base_command(command, &env, &spec.cwd)?;
+    if let Some(waiter) = waiter {
+        cmd = under_waiter(&cmd, waiter, &spec.cwd)?;
+    }
     cmd.env_clear()
         .envs(env)
         .current_dir(&spec.cwd)
@@ -217,11 +229,38 @@ pub fn spawn(
     })
 }
 
+/// `cmd` run by a waiting parent: `procs __oneshot RECORD HASH PROGRAM ARG…`. A program that
+/// does not exist fails here, as a direct spawn would (not as an exit of the waiting parent).
+fn under_waiter(
+    cmd: &std::process::Command,
+    waiter: &Waiter<'_>,
+    cwd: &Path,
+) -> io::Result<std::process::Command> {
+    let program = Path::new(cmd.get_program());
+    if !platform::is_executable_file(&cwd.join(program)) {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{}: no such executable file", program.display()),
+        ));
+    }
+    // The running executable, even if its file was replaced or deleted since.
+    let mut wrapped = std::process::Command::new("/proc/self/exe");
+    wrapped
+        .arg0("procs")
+        .arg(super::waiter::ROLE)
+        .arg(waiter.record)
+        .arg(waiter.hash)
+        .arg(program)
+        .args(cmd.get_args());
+    Ok(wrapped)
+}
+
 /// Spawn a helper command (a `stop_command` or an `exec` probe) in the process's
-/// environment and cwd, in its own group, output discarded or sent to `log`.
+/// environment and cwd, in its own group, output discarded or sent to `log`. A shell
+/// string runs through `/bin/sh -c`; an argv list runs as it is, no shell.
 pub fn spawn_helper(
     spec: &Process,
-    script: &str,
+    command: &Command,
     ctx: &Context,
     log: Option<&Path>,
     reaper: &Reaper,
@@ -233,10 +272,22 @@ pub fn spawn_helper(
         }
         None => (Stdio::null(), Stdio::null()),
     };
-    let mut cmd = std::process::Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg(script)
-        .env_clear()
+    let mut cmd = match command {
+        Command::Shell(script) => {
+            let mut cmd = std::process::Command::new("/bin/sh");
+            cmd.arg("-c").arg(script);
+            cmd
+        }
+        Command::Argv(argv) => {
+            let (program, rest) = argv.split_first().ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, "an empty argument list")
+            })?;
+            let mut cmd = std::process::Command::new(program);
+            cmd.args(rest);
+            cmd
+        }
+    };
+    cmd.env_clear()
         .envs(environment(spec, ctx))
         .current_dir(&spec.cwd)
         .stdin(Stdio::null())
@@ -256,9 +307,28 @@ pub fn spawn_helper(
     })
 }
 
+/// A command as an event line shows it: a shell string in backticks, an argv list as a
+/// JSON array (so an argument's spaces and quotes stay visible).
+pub fn describe(command: &Command) -> String {
+    match command {
+        Command::Shell(script) => format!("`{script}`"),
+        Command::Argv(argv) => serde_json::to_string(argv).unwrap_or_default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::simple_command;
+    use super::{Command, describe, simple_command};
+
+    #[test]
+    fn an_argv_command_is_described_with_its_arguments_intact() {
+        let argv = Command::Argv(vec!["kill".into(), "a b $X".into()]);
+        assert_eq!(describe(&argv), r#"["kill","a b $X"]"#);
+        assert_eq!(
+            describe(&Command::Shell("pg_ctl stop".into())),
+            "`pg_ctl stop`"
+        );
+    }
 
     #[test]
     fn only_one_plain_command_is_exec_directly() {

@@ -15,14 +15,14 @@ use crate::lifecycle::pid_of;
 const WAIT: Duration = Duration::from_secs(30);
 
 /// A running `procs dashboard`, stopped (and waited for) on drop.
-struct Dashboard {
+pub struct Dashboard {
     child: Child,
-    addr: String,
-    token: String,
+    pub addr: String,
+    pub token: String,
 }
 
 impl Dashboard {
-    fn start(p: &Project) -> Self {
+    pub fn start(p: &Project) -> Self {
         let mut child = p
             .command(p.procs_path())
             .args(["--json", "dashboard"])
@@ -87,8 +87,13 @@ impl Dashboard {
         (status, head.to_owned(), body.to_owned())
     }
 
+    /// The link `procs dashboard` prints.
+    pub fn link(&self) -> String {
+        format!("http://{}/?token={}", self.addr, self.token)
+    }
+
     #[track_caller]
-    fn json(&self, method: &str, path: &str) -> Value {
+    pub fn json(&self, method: &str, path: &str) -> Value {
         let (status, head, body) = self.raw(method, path, &self.bearer());
         assert_eq!(status, 200, "{method} {path}: {head}\n{body}");
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {body}"))

@@ -111,6 +111,46 @@ fn kill_port_owners_stops_the_foreign_holder_and_the_stack_comes_up() {
 }
 
 #[test]
+fn kill_port_owners_also_stops_what_the_holder_spawned_even_after_the_holder_exits() {
+    let port = free_port();
+    let mut p = Project::new().config(&web(port));
+    // The holder exits at SIGTERM; its grandchild, in a session of its own, ignores SIGTERM:
+    // it must be followed after the holder's exit reparents it, and get SIGKILL.
+    let mut foreign = p.spawn_testd(
+        "foreign",
+        &[
+            "--listen",
+            &port.to_string(),
+            "--setsid-grandchild",
+            "--grandchild-ignore-sigterm",
+            "--print-pids",
+        ],
+    );
+    wait_until("the foreign listener to print its grandchild", WAIT, || {
+        p.testd_output("foreign").contains("grandchild ")
+    });
+    let grandchild: i32 = p
+        .testd_output("foreign")
+        .lines()
+        .find_map(|l| l.split("grandchild ").nth(1))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("the grandchild's pid");
+    assert!(pid_alive(grandchild));
+    p.procs(["up", "--kill-port-owners"])
+        .success()
+        .stdout_contains("stopping it (--kill-port-owners)");
+    let _ = foreign.wait();
+    wait_until(
+        &format!("the holder's grandchild {grandchild} to be gone"),
+        WAIT,
+        || !pid_alive(grandchild),
+    );
+    assert_eq!(proc_status(&p, "web")["state"], "healthy");
+    p.procs(["down"]).success();
+    p.assert_no_survivors();
+}
+
+#[test]
 fn after_a_supervisor_sigkill_and_a_deleted_state_dir_the_old_instance_is_cleared() {
     let port = free_port();
     let mut p = Project::new().config(&web(port));

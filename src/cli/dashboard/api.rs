@@ -29,7 +29,10 @@ use crate::platform;
 
 /// The `OpenAPI` document, checked in and served as is.
 pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
-const PAGE: &str = include_str!("page.html");
+/// The page: plain HTML, CSS and JavaScript, embedded (no build step, no CDN).
+const PAGE_HTML: &str = include_str!("page/index.html");
+const PAGE_CSS: &str = include_str!("page/app.css");
+const PAGE_JS: &str = include_str!("page/app.js");
 
 /// Every route: method and path (`OpenAPI` syntax, which is also axum's).
 pub const ROUTES: &[(&str, &str)] = &[
@@ -41,12 +44,22 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/projects/{id}/{action}"),
     ("get", "/api/v1/projects/{id}/processes/{name}/logs"),
     ("get", "/api/v1/events"),
+    ("get", "/api/v1/projects/{id}/logs"),
+    ("get", "/api/v1/projects/{id}/graph"),
 ];
 
 /// The whole app: the page, the API, behind the guard.
 pub fn router(guard: Arc<Guard>) -> Router {
     Router::new()
-        .route("/", get(|| async { Html(PAGE) }))
+        .route("/", get(|| async { Html(PAGE_HTML) }))
+        .route(
+            "/app.css",
+            get(|| async { asset("text/css; charset=utf-8", PAGE_CSS) }),
+        )
+        .route(
+            "/app.js",
+            get(|| async { asset("text/javascript; charset=utf-8", PAGE_JS) }),
+        )
         .route(ROUTES[0].1, get(openapi))
         .route(ROUTES[1].1, get(projects))
         .route(ROUTES[2].1, get(processes))
@@ -55,6 +68,8 @@ pub fn router(guard: Arc<Guard>) -> Router {
         .route(ROUTES[5].1, post(project_action))
         .route(ROUTES[6].1, get(logs))
         .route(ROUTES[7].1, get(events))
+        .route(ROUTES[8].1, get(project_logs))
+        .route(ROUTES[9].1, get(graph))
         .layer(axum::middleware::from_fn_with_state(guard, auth::guard))
 }
 
@@ -98,6 +113,10 @@ async fn blocking<T: Send + 'static>(
 
 async fn project(id: String) -> ApiResult<ProjectInfo> {
     blocking(move || Ok(ops::find(&id)?)).await
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, content_type)], body)
 }
 
 async fn openapi() -> impl IntoResponse {
@@ -179,23 +198,49 @@ async fn logs(
 ) -> ApiResult<Response> {
     let query = LogQuery::parse(params.n, params.grep.as_deref(), params.since.as_deref())?;
     let p = project(id).await?;
-    if !params.follow {
-        let lines = blocking(move || ops::log_lines(&p, &name, &query)).await?;
-        return Ok(Json(serde_json::json!({ "lines": lines })).into_response());
-    }
-    let (tx, rx) = mpsc::channel(256);
     let first = {
         let (p, name, query) = (p.clone(), name.clone(), query.clone());
         blocking(move || ops::log_lines(&p, &name, &query)).await?
     };
-    std::thread::spawn(move || follow_log(&p, &name, &query, &first, &tx));
-    Ok(sse_from(rx).into_response())
+    Ok(answer_logs(p, vec![name], query, first, params.follow))
 }
 
-/// Send `first`, then every new line, until the client goes away.
-fn follow_log(
+/// Every process's log, merged by time.
+async fn project_logs(
+    Path(id): Path<String>,
+    Query(params): Query<LogParams>,
+) -> ApiResult<Response> {
+    let query = LogQuery::parse(params.n, params.grep.as_deref(), params.since.as_deref())?;
+    let p = project(id).await?;
+    let (first, names) = {
+        let (p, query) = (p.clone(), query.clone());
+        blocking(move || Ok((ops::log_lines_all(&p, &query)?, ops::names(&p)?))).await?
+    };
+    Ok(answer_logs(p, names, query, first, params.follow))
+}
+
+/// The lines as JSON, or (with `follow`) as a stream: `first`, then every new line.
+fn answer_logs(
+    p: ProjectInfo,
+    names: Vec<String>,
+    query: LogQuery,
+    first: Vec<LogLine>,
+    follow: bool,
+) -> Response {
+    if !follow {
+        return Json(serde_json::json!({ "lines": first })).into_response();
+    }
+    let (tx, rx) = mpsc::channel(256);
+    std::thread::spawn(move || follow_logs(&p, &names, &query, &first, &tx));
+    sse_from(rx).into_response()
+}
+
+/// Send `first`, then every new line of the `names`' logs, until the client goes away.
+/// The followers start at the logs' ends after `first` was read: a line written in
+/// between may be missed, none is sent twice.
+fn follow_logs(
     p: &ProjectInfo,
-    name: &str,
+    names: &[String],
     query: &LogQuery,
     first: &[LogLine],
     tx: &mpsc::Sender<SseEvent>,
@@ -203,26 +248,36 @@ fn follow_log(
     let Ok(watch) = platform::DirWatch::new(&p.paths.logs_dir) else {
         return;
     };
-    let mut file = Followed::at_end(name, p.paths.log_file(name));
+    let mut files: Vec<(String, Followed)> = names
+        .iter()
+        .map(|name| (name.clone(), Followed::at_end(name, p.paths.log_file(name))))
+        .collect();
     for line in first {
         if tx.blocking_send(json_event("log", line)).is_err() {
             return;
         }
     }
     loop {
-        for line in file.read_new_timed() {
-            if query.keeps(&line.text)
-                && tx
-                    .blocking_send(json_event("log", &LogLine::new(name, &line)))
-                    .is_err()
-            {
-                return;
+        for (name, file) in &mut files {
+            for line in file.read_new_timed() {
+                if query.keeps(&line.text)
+                    && tx
+                        .blocking_send(json_event("log", &LogLine::new(name, &line)))
+                        .is_err()
+                {
+                    return;
+                }
             }
         }
         if tx.is_closed() || watch.wait(Some(Duration::from_millis(250))).is_err() {
             return;
         }
     }
+}
+
+async fn graph(Path(id): Path<String>) -> ApiResult<Json<ops::GraphJson>> {
+    let p = project(id).await?;
+    Ok(Json(blocking(move || ops::graph(&p)).await?))
 }
 
 async fn events() -> ApiResult<Response> {
@@ -232,6 +287,9 @@ async fn events() -> ApiResult<Response> {
         let tx = tx.clone();
         tokio::spawn(async move { relay(p, tx).await });
     }
+    // The stream stays open (with keep-alives) after every relay ended, until the client
+    // goes: a client that reconnects to learn of new supervisors does so when it chooses.
+    tokio::spawn(async move { tx.closed().await });
     Ok(sse_from(rx).into_response())
 }
 

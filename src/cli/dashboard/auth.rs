@@ -201,6 +201,11 @@ pub async fn guard(State(guard): State<Arc<Guard>>, req: Request, next: Next) ->
                 HeaderValue::from_static("nosniff"),
             );
             h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+            // The page loads only its own files and talks only to this server.
+            h.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'"),
+            );
             resp
         }
     }

@@ -1,7 +1,7 @@
 //! Health checks: the raw `healthcheck:` mapping → a typed [`HealthCheck`].
 //!
 //! Owns: "exactly one probe", `status` only with `http`, the probe forms (`tcp` as `PORT`
-//! or `HOST:PORT`, `http` plain `http://` only, `log` a valid regular expression) and the
+//! or `HOST:PORT`, `http` a plain `http://` URL parsed here, once, `log` a valid regular expression) and the
 //! timing defaults.
 //! Must not: run a probe, or know the rest of the process.
 //! Invariants: returns a `HealthCheck` only when it recorded no problem.
@@ -9,6 +9,7 @@
 use super::collect::Found;
 use super::scalars::port_number;
 use crate::config::model::{HealthCheck, Probe, defaults};
+use crate::config::probe_url::HttpTarget;
 use crate::config::raw::{RawHealthcheck, RawPortValue};
 use crate::config::site::Locator;
 
@@ -72,22 +73,15 @@ pub(crate) fn healthcheck(
         }
         Probe::Tcp { host, port }
     } else if let Some(url) = &h.http {
-        if url.starts_with("https://") {
-            found.push((
-                at.value(&["healthcheck", "http"]),
-                format!(
-                    "the `http` probe speaks plain HTTP; for `{url}` use `exec: curl -fsS {url}`"
-                ),
-            ));
-        } else if !url.starts_with("http://") {
-            found.push((
-                at.value(&["healthcheck", "http"]),
-                format!("`http` must be an `http://` URL, found `{url}`"),
-            ));
-        }
-        Probe::Http {
-            url: url.clone(),
-            status: h.status,
+        match HttpTarget::parse(url) {
+            Ok(url) => Probe::Http {
+                url,
+                status: h.status,
+            },
+            Err(why) => {
+                found.push((at.value(&["healthcheck", "http"]), why));
+                return None;
+            }
         }
     } else if let Some(re) = &h.log {
         if let Err(err) = regex::Regex::new(re) {

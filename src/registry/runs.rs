@@ -1,0 +1,187 @@
+//! Oneshot run records: `.procs/runs/NAME.json`, the durable truth about a oneshot's run.
+//!
+//! Owns: the format of a run record and its atomic, fsynced writes. Three writers, in order,
+//! for one run: the supervisor writes `starting` (with the config hash) before it spawns;
+//! the oneshot's waiting parent (`procs __oneshot`, see `supervisor/waiter.rs`) writes
+//! `running` (its own pid and kernel start time) before it starts the program, and `exited`
+//! (the program's real exit code or signal) once it reaped it. Each write replaces the file
+//! atomically, so a reader sees one of those states, never a mix, and a supervisor SIGKILL at
+//! any instruction loses nothing: the waiting parent outlives it.
+//! Invariants: a record exists only while the stack is up — a clean shutdown removes every
+//! record ([`clear`]); a record is trusted only together with its waiting parent's identity
+//! (pid, start time, boot id), like a registry record.
+
+use std::io;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::atomic;
+use crate::platform::{self, ExitInfo};
+
+/// Where a run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    /// The supervisor is about to spawn the waiting parent.
+    Starting,
+    /// The waiting parent runs (and is about to start, or waits for, the program).
+    Running,
+    /// The program exited; `code` or `signal` says how.
+    Exited,
+}
+
+/// One oneshot run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub state: RunState,
+    /// The config hash the run was started with.
+    pub hash: String,
+    /// The waiting parent (the process procs supervises for this oneshot).
+    #[serde(default)]
+    pub pid: Option<i32>,
+    #[serde(default)]
+    pub start_time: Option<u64>,
+    #[serde(default)]
+    pub boot_id: Option<String>,
+    #[serde(default)]
+    pub code: Option<i32>,
+    #[serde(default)]
+    pub signal: Option<i32>,
+    /// RFC 3339.
+    #[serde(default)]
+    pub started_at: Option<String>,
+    #[serde(default)]
+    pub ended_at: Option<String>,
+}
+
+impl RunRecord {
+    /// The record the supervisor writes just before it spawns the waiting parent.
+    pub fn starting(hash: &str) -> Self {
+        Self {
+            state: RunState::Starting,
+            hash: hash.to_owned(),
+            pid: None,
+            start_time: None,
+            boot_id: None,
+            code: None,
+            signal: None,
+            started_at: None,
+            ended_at: None,
+        }
+    }
+
+    /// How the program ended, once `exited`.
+    pub fn exit(&self) -> Option<ExitInfo> {
+        if self.state != RunState::Exited {
+            return None;
+        }
+        match (self.code, self.signal) {
+            (Some(code), _) => Some(ExitInfo::Code(code)),
+            (None, Some(sig)) => Some(ExitInfo::Signal(sig)),
+            (None, None) => None,
+        }
+    }
+
+    /// Is the waiting parent this record names alive (same pid, start time and boot)?
+    pub fn parent_alive(&self) -> bool {
+        match (self.pid, self.start_time, self.boot_id.as_deref()) {
+            (Some(pid), Some(start), Some(boot)) => platform::is_alive_same(pid, start, boot),
+            _ => false,
+        }
+    }
+
+    /// Does this record describe the run of the waiting parent `pid` started at `start_time`?
+    pub fn is_run_of(&self, pid: i32, start_time: u64) -> bool {
+        self.pid == Some(pid) && (start_time == 0 || self.start_time == Some(start_time))
+    }
+}
+
+/// Replace the record at `path` (temp file, fsync, rename, fsync of the directory).
+pub fn write(path: &Path, record: &RunRecord) -> io::Result<()> {
+    let mut bytes = serde_json::to_vec(record).map_err(io::Error::other)?;
+    bytes.push(b'\n');
+    atomic::write(path, &bytes, true)
+}
+
+/// The record at `path`, if there is a readable one.
+pub fn read(path: &Path) -> Option<RunRecord> {
+    let bytes = std::fs::read(path).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Every record in `dir`, by process name.
+pub fn read_all(dir: &Path) -> std::collections::BTreeMap<String, RunRecord> {
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str().and_then(|n| n.strip_suffix(".json")) else {
+            continue;
+        };
+        if name.starts_with('.') {
+            continue;
+        }
+        if let Some(record) = read(&entry.path()) {
+            out.insert(name.to_owned(), record);
+        }
+    }
+    out
+}
+
+/// Remove every record in `dir` (the stack was brought down: the next `up` runs its
+/// oneshots again).
+pub fn clear(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let _ = std::fs::remove_file(entry.path());
+    }
+}
+
+/// Remove the record of one process (it left the config).
+pub fn remove(path: &Path) {
+    let _ = std::fs::remove_file(path);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_and_say_how_the_program_ended() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("seed.json");
+        let mut rec = RunRecord::starting("abc");
+        write(&path, &rec).expect("write");
+        assert_eq!(read(&path), Some(rec.clone()));
+        assert_eq!(rec.exit(), None);
+        rec.state = RunState::Exited;
+        rec.code = Some(3);
+        rec.pid = Some(42);
+        rec.start_time = Some(7);
+        write(&path, &rec).expect("write");
+        let back = read(&path).expect("a record");
+        assert_eq!(back.exit(), Some(ExitInfo::Code(3)));
+        assert!(back.is_run_of(42, 7) && !back.is_run_of(42, 8) && !back.is_run_of(41, 7));
+        rec.code = None;
+        rec.signal = Some(9);
+        assert_eq!(rec.exit(), Some(ExitInfo::Signal(9)));
+        assert_eq!(read_all(dir.path()).keys().collect::<Vec<_>>(), ["seed"]);
+        clear(dir.path());
+        assert!(read_all(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn a_dead_or_unnamed_parent_is_not_alive() {
+        let mut rec = RunRecord::starting("h");
+        assert!(!rec.parent_alive());
+        rec.pid = Some(i32::MAX - 1);
+        rec.start_time = Some(1);
+        rec.boot_id = Some(platform::boot_id().to_owned());
+        assert!(!rec.parent_alive());
+    }
+}

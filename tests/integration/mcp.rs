@@ -1,0 +1,183 @@
+//! `procs mcp` with a real MCP client: the `mcp` package from the Python package index, in the virtualenv
+//! `.ci/run` makes at `target/mcp-venv`, runs `tests/mcp/mcp_client.py`, which initializes,
+//! lists the tools, calls `status` and `restart` (the pid changes) and reads a resource.
+//! A raw JSON-RPC exchange checks what the SDK hides (errors, notifications).
+//! The venv is required in CI; elsewhere a missing one skips the client test with a note.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::harness::{Project, free_port, run};
+use crate::lifecycle::pid_of;
+
+const WAIT: Duration = Duration::from_mins(2);
+
+fn venv_python() -> Option<PathBuf> {
+    let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/mcp-venv/bin/python");
+    let found = python.is_file();
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{} is missing: CI must make the venv with the `mcp` package (.ci/run)",
+            python.display()
+        );
+        eprintln!(
+            "note: no {}; skipping the MCP client test outside CI",
+            python.display()
+        );
+    }
+    found.then_some(python)
+}
+
+fn config(port: u16) -> String {
+    format!(
+        r#"
+processes:
+  web:
+    command: ["{{testd}}", "--listen", "{port}"]
+    ports: [{port}]
+  worker:
+    command: "{{testd}} --print worker-up"
+    depends_on: [web]
+"#
+    )
+}
+
+#[test]
+fn a_real_mcp_client_lists_tools_reads_status_and_restarts_a_process() {
+    let Some(python) = venv_python() else { return };
+    let mut p = Project::new().config(&config(free_port()));
+    p.procs(["up"]).success();
+    let old_pid = pid_of(&p, "worker");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/mcp_client.py");
+    let mut cmd = p.command(&python);
+    cmd.arg(&script)
+        .arg(p.procs_path())
+        .arg(p.path())
+        .arg("worker");
+    let out = run(&mut cmd, WAIT).success();
+    let seen: Value = serde_json::from_str(out.stdout.trim())
+        .unwrap_or_else(|e| panic!("the client prints JSON ({e}): {}", out.stdout));
+
+    assert_eq!(seen["server"], "procs");
+    let version = seen["protocol_version"].as_str().unwrap_or_default();
+    assert!(
+        ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"].contains(&version),
+        "negotiated {version}"
+    );
+    assert_eq!(
+        seen["tools"],
+        json!(["status", "logs", "start", "stop", "restart", "up", "down"])
+    );
+    assert_eq!(seen["status_is_error"], false);
+    assert_eq!(seen["pid_before"], old_pid);
+    assert_eq!(seen["state_before"], "running");
+    assert_eq!(seen["restart_is_error"], false, "{seen:#}");
+    let new_pid = pid_of(&p, "worker");
+    assert_ne!(new_pid, old_pid, "restart gives a new pid");
+    assert_eq!(seen["pid_after"], new_pid, "{seen:#}");
+    assert_eq!(seen["state_after"], "running");
+    assert!(
+        seen["restart_text"]
+            .as_str()
+            .is_some_and(|t| t.contains(&format!("worker: running (pid {new_pid})"))),
+        "{seen:#}"
+    );
+    assert!(
+        seen["logs_text"]
+            .as_str()
+            .is_some_and(|t| t.contains("worker-up")),
+        "{seen:#}"
+    );
+    // A tool failure is a result the model reads, in procs' words.
+    assert_eq!(seen["wrong_is_error"], true);
+    assert!(
+        seen["wrong_text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("error: no process named `no-such-process`")),
+        "{seen:#}"
+    );
+    assert_eq!(
+        seen["resources"],
+        json!(["procs://config", "procs://logs/web", "procs://logs/worker"])
+    );
+    assert!(
+        seen["config_text"]
+            .as_str()
+            .is_some_and(|t| t.contains("--print worker-up")),
+        "{seen:#}"
+    );
+    p.procs(["down"]).success();
+    p.assert_no_survivors();
+}
+
+#[test]
+fn the_server_answers_json_rpc_errors_and_never_answers_notifications() {
+    let p = Project::new().config("processes:\n  a:\n    command: \"{testd}\"\n");
+    let mut child = p
+        .command(p.procs_path())
+        .arg("mcp")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn procs mcp");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let lines = [
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+               "params": {"protocolVersion": "2024-11-05", "capabilities": {},
+                          "clientInfo": {"name": "test", "version": "0"}}})
+        .to_string(),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string(),
+        "{not json".to_owned(),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "prompts/list"}).to_string(),
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+               "params": {"name": "reboot", "arguments": {}}})
+        .to_string(),
+        json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call",
+               "params": {"name": "status", "arguments": {}}})
+        .to_string(),
+        json!({"jsonrpc": "2.0", "id": 5, "method": "resources/read",
+               "params": {"uri": "procs://logs/nope"}})
+        .to_string(),
+    ];
+    for line in &lines {
+        writeln!(stdin, "{line}").expect("write a request");
+    }
+    drop(stdin); // EOF ends the server.
+    let answers: Vec<Value> = BufReader::new(child.stdout.take().expect("stdout"))
+        .lines()
+        .map(|l| serde_json::from_str(&l.expect("read")).expect("each line is JSON"))
+        .collect();
+    let status = child.wait().expect("wait for procs mcp");
+    assert!(status.success(), "ends cleanly on EOF: {status}");
+    // Six answers for six requests and one bad line; none for the notification.
+    let ids: Vec<Value> = answers.iter().map(|a| a["id"].clone()).collect();
+    assert_eq!(
+        ids,
+        [
+            json!(1),
+            Value::Null,
+            json!(2),
+            json!(3),
+            json!(4),
+            json!(5)
+        ]
+    );
+    assert_eq!(answers[0]["result"]["protocolVersion"], "2024-11-05");
+    assert_eq!(answers[1]["error"]["code"], -32700);
+    assert_eq!(answers[2]["error"]["code"], -32601);
+    assert_eq!(answers[3]["error"]["code"], -32602);
+    // Nothing runs yet: status answers all the same, without structuredContent (2024-11-05).
+    let status = &answers[4]["result"];
+    assert_eq!(status["isError"], false, "{status}");
+    assert!(status.get("structuredContent").is_none(), "{status}");
+    let text: Value = serde_json::from_str(status["content"][0]["text"].as_str().expect("text"))
+        .expect("status text is JSON");
+    assert_eq!(text["supervisor"]["running"], false);
+    assert_eq!(answers[5]["error"]["code"], -32002);
+}

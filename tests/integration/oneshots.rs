@@ -1,0 +1,254 @@
+//! Crash safety of oneshots and of adopted processes (issue 13, "crash safety"): a oneshot
+//! running at a supervisor SIGKILL is adopted and its real exit status learned; one that
+//! ended while no supervisor ran is told as it ended; no oneshot runs twice for one `up`;
+//! an adopted process that was healthy stays healthy.
+
+use std::time::Duration;
+
+use crate::harness::{Project, pid_alive, pid_cmdline, wait_until};
+use crate::lifecycle::proc_status;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+fn kill9(pid: i32) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("SIGKILL");
+}
+
+fn kill_supervisor(p: &Project) {
+    let state = p.state_json();
+    let pid = state["supervisor"]["pid"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no supervisor recorded: {state}")) as i32;
+    kill9(pid);
+    wait_until("the supervisor to die", WAIT, || !pid_alive(pid));
+}
+
+fn lines(p: &Project, file: &str) -> usize {
+    std::fs::read_to_string(p.path().join(file))
+        .unwrap_or_default()
+        .lines()
+        .count()
+}
+
+/// `seed` runs once (a line in runs.txt), then waits for `go` and exits with the code in it;
+/// `app` needs it to have completed successfully.
+const WAITING_SEED: &str = r#"
+processes:
+  seed:
+    command: 'echo ran >> runs.txt; while [ ! -f go ]; do sleep 0.02; done; exit $(cat go)'
+    oneshot: true
+  app:
+    command: ["{testd}"]
+    depends_on: { seed: completed_successfully }
+    ready_after: 0s
+"#;
+
+/// Start the stack without waiting, and return the pid procs supervises for `seed` once it runs.
+fn seed_running(p: &Project) -> i32 {
+    p.procs(["up", "--no-wait"]).success();
+    wait_until("`seed` to run", WAIT, || {
+        proc_status(p, "seed")["state"] == "running" && lines(p, "runs.txt") == 1
+    });
+    proc_status(p, "seed")["pid"].as_i64().expect("a pid") as i32
+}
+
+#[test]
+fn a_oneshot_running_at_a_supervisor_sigkill_is_adopted_and_its_real_exit_learned() {
+    for code in [0, 3] {
+        let mut p = Project::new().config(WAITING_SEED);
+        let seed = seed_running(&p);
+        kill_supervisor(&p);
+        assert!(pid_alive(seed), "the oneshot outlives the supervisor");
+        p.procs(["up", "--no-wait"])
+            .success()
+            .stdout_contains(&format!("seed: adopted pid {seed}"));
+        std::fs::write(p.path().join("go"), format!("{code}\n")).expect("write go");
+        let want = if code == 0 { "completed" } else { "failed" };
+        wait_until(&format!("`seed` to be {want}"), WAIT, || {
+            proc_status(&p, "seed")["state"] == want
+        });
+        let seed_status = proc_status(&p, "seed");
+        assert_eq!(seed_status["exit_code"], code, "{seed_status}");
+        if code == 0 {
+            wait_until("`app` to run after it", WAIT, || {
+                proc_status(&p, "app")["state"] == "running"
+            });
+        } else {
+            assert_eq!(
+                seed_status["reason"], "exited with code 3",
+                "the real exit, never `status unknown`: {seed_status}"
+            );
+            wait_until("`app` to fail with its dependency", WAIT, || {
+                proc_status(&p, "app")["reason"] == "dependency `seed` failed"
+            });
+        }
+        assert_eq!(lines(&p, "runs.txt"), 1, "the oneshot ran once");
+        p.procs(["down"]).success();
+        p.assert_no_survivors();
+    }
+}
+
+#[test]
+fn a_oneshot_that_ended_while_no_supervisor_ran_is_told_as_it_ended() {
+    for code in [0, 3] {
+        let mut p = Project::new().config(WAITING_SEED);
+        let seed = seed_running(&p);
+        kill_supervisor(&p);
+        std::fs::write(p.path().join("go"), format!("{code}\n")).expect("write go");
+        wait_until("the oneshot to end", WAIT, || !pid_alive(seed));
+        // No supervisor: `status` reads what the oneshot's waiting parent recorded.
+        let seed_status = proc_status(&p, "seed");
+        let want = if code == 0 { "completed" } else { "failed" };
+        assert_eq!(seed_status["state"], want, "{seed_status}");
+        assert_eq!(seed_status["exit_code"], code, "{seed_status}");
+        assert_eq!(
+            seed_status["reason"],
+            format!("exited with code {code} while no supervisor was running"),
+            "{seed_status}"
+        );
+        if code == 0 {
+            // Its dependents proceed, and it is not run again.
+            p.procs(["up"]).success();
+            assert_eq!(proc_status(&p, "seed")["state"], "completed");
+            assert_eq!(proc_status(&p, "app")["state"], "running");
+            assert_eq!(
+                lines(&p, "runs.txt"),
+                1,
+                "a completed oneshot is not run again"
+            );
+        } else {
+            // A failed oneshot is run again by the next `up` (as without a crash), and the
+            // failure that `up` reports is that run's real one.
+            p.procs(["up"])
+                .failure()
+                .stderr_contains("`seed` is failed: exited with code 3");
+            assert_eq!(lines(&p, "runs.txt"), 2);
+        }
+        p.procs(["down"]).success();
+        p.assert_no_survivors();
+    }
+}
+
+/// SIGKILL the supervisor at varied moments of an `up`, 10 rounds; the `up` run after it
+/// must never start the oneshot again: it ran exactly once per round (`down` between rounds,
+/// after which the next `up` runs it again).
+#[test]
+fn killing_the_supervisor_during_up_never_runs_a_oneshot_twice() {
+    let mut p = Project::new().config(
+        r#"
+processes:
+  seed:
+    command: 'echo ran >> runs.txt'
+    oneshot: true
+  app:
+    command: ["{testd}"]
+    depends_on: { seed: completed_successfully }
+    ready_after: 0s
+"#,
+    );
+    let run_record = p.state_dir().join("runs").join("seed.json");
+    for round in 0..10 {
+        let before = lines(&p, "runs.txt");
+        let mut up = p
+            .command(crate::harness::procs_bin())
+            .arg("up")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn procs up");
+        let supervisor = || -> Option<i32> {
+            let text = std::fs::read_to_string(p.state_dir().join("state.json")).ok()?;
+            let state: serde_json::Value = serde_json::from_str(&text).ok()?;
+            let pid = state["supervisor"]["pid"].as_i64()? as i32;
+            pid_cmdline(pid).contains("__supervise").then_some(pid)
+        };
+        let record = || std::fs::read_to_string(&run_record).unwrap_or_default();
+        // The moment to strike, one of five, before or during the oneshot's run.
+        let moment = round % 5;
+        wait_until(&format!("round {round}: moment {moment}"), WAIT, || {
+            let finished = matches!(up.try_wait(), Ok(Some(_)));
+            finished
+                || supervisor().is_some()
+                    && match moment {
+                        0 => true,
+                        1 => record().contains("\"starting\""),
+                        2 => record().contains("\"running\""),
+                        3 => lines(&p, "runs.txt") > before,
+                        _ => record().contains("\"exited\""),
+                    }
+        });
+        if let Some(pid) = supervisor() {
+            kill9(pid);
+            wait_until("the supervisor to die", WAIT, || !pid_alive(pid));
+        }
+        let _ = up.wait();
+        p.procs(["up"]).success();
+        assert_eq!(
+            lines(&p, "runs.txt"),
+            before + 1,
+            "round {round} (moment {moment}): the oneshot ran once"
+        );
+        p.procs(["down"]).success();
+    }
+    p.assert_no_survivors();
+}
+
+/// A process with a `log` check that was healthy stays healthy after a supervisor SIGKILL:
+/// adopted, not restarted, its dependents untouched, never failed by `start_timeout`; one
+/// whose ready line was printed while no supervisor ran becomes healthy once adopted.
+#[test]
+fn an_adopted_process_with_a_log_check_that_was_healthy_stays_healthy() {
+    let mut p = Project::new().config(
+        r#"
+processes:
+  web:
+    command: ["{testd}", "--print", "listening now"]
+    healthcheck: { log: "listening now", start_timeout: 2s }
+  app:
+    command: ["{testd}"]
+    depends_on: { web: healthy }
+    ready_after: 0s
+  late:
+    command: 'while [ ! -f go ]; do sleep 0.02; done; echo late and ready; exec sleep 600'
+    healthcheck: { log: "late and ready", start_timeout: 30s }
+  canary:
+    command: ["{testd}"]
+    healthcheck: { log: "never printed", start_timeout: 2s }
+    restart: "no"
+    disabled: true
+"#,
+    );
+    p.procs(["up", "web", "app"]).success();
+    p.procs(["up", "--no-wait", "late"]).success();
+    let web = proc_status(&p, "web")["pid"].as_i64().expect("web pid");
+    let app = proc_status(&p, "app")["pid"].as_i64().expect("app pid");
+    kill_supervisor(&p);
+    // `late` prints its ready line while no supervisor watches.
+    std::fs::write(p.path().join("go"), "").expect("write go");
+    wait_until("`late` to print its ready line", WAIT, || {
+        p.read_log("late").contains("late and ready")
+    });
+    p.procs(["up", "web", "app", "late"])
+        .success()
+        .stdout_contains(&format!("web: adopted pid {web}"));
+    // A fresh process with the same 2s start timeout, started after the adoption: once it
+    // has failed by its timeout, web's (if one had been armed at adoption) is past too.
+    p.procs(["start", "canary"])
+        .failure()
+        .stderr_contains("not healthy within 2s");
+    let web_status = proc_status(&p, "web");
+    assert_eq!(web_status["state"], "healthy", "{web_status}");
+    assert_eq!(web_status["pid"], web, "not restarted");
+    assert_eq!(web_status["restarts"], 0, "{web_status}");
+    let app_status = proc_status(&p, "app");
+    assert_eq!(app_status["state"], "running", "{app_status}");
+    assert_eq!(app_status["pid"], app, "its dependent is untouched");
+    assert_eq!(proc_status(&p, "late")["state"], "healthy");
+    p.procs(["down"]).success();
+    p.assert_no_survivors();
+}
