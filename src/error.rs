@@ -173,6 +173,85 @@ pub enum Error {
     /// An API request with a bad parameter.
     #[error("{message}")]
     BadRequest { message: String },
+
+    /// No usable cgroup: membership comes from ancestry and tags (`procs doctor`'s line).
+    #[error(
+        "no writable cgroup ({why}): tracking by ancestry and tags; a process that clears its \
+         environment after the supervisor dies cannot be found"
+    )]
+    NoCgroup {
+        /// A [`crate::platform::cgroup::Unusable`] as worded here, or what the registry says.
+        why: String,
+    },
+
+    /// The registry names a project cgroup that no longer exists (removed, or a reboot).
+    #[error("the registry names the cgroup {}, which no longer exists", path.display())]
+    CgroupGone { path: PathBuf },
+
+    /// The registry names, as this project's cgroup, a path that is not one
+    /// (`procs-<id>` under a cgroup v2 mount): it is never read, signalled or removed.
+    #[error("the registry names {} as this project's cgroup, which it is not: ignored", path.display())]
+    CgroupNotOurs { path: PathBuf, project_id: String },
+
+    /// A project cgroup (or one of its leaves) could not be removed after its processes
+    /// were stopped.
+    #[error("cannot remove the cgroup {}", path.display())]
+    CgroupNotRemoved {
+        path: PathBuf,
+        /// The kernel's answer to `rmdir` (empty when it was not tried).
+        error: String,
+        /// Processes in it that procs did not put there (never signalled): pid, command.
+        strangers: Vec<(i32, String)>,
+    },
+
+    /// `procs doctor`: a project cgroup with no supervisor to use it.
+    #[error("the cgroup {} of {} is left behind (no supervisor runs for it)", path.display(), owner_of(project_dir.as_deref(), *dir_gone))]
+    CgroupLeftBehind {
+        path: PathBuf,
+        /// The project's directory, as the project index knows it.
+        project_dir: Option<PathBuf>,
+        dir_gone: bool,
+        /// Whether it is this project's cgroup (`doctor --fix` cleans only those).
+        ours: bool,
+        /// The processes still in it: pid, command.
+        holds: Vec<(i32, String)>,
+    },
+}
+
+fn owner_of(dir: Option<&std::path::Path>, gone: bool) -> String {
+    match (dir, gone) {
+        (Some(dir), false) => format!("the project in {}", dir.display()),
+        (Some(dir), true) => format!("the project in {} (directory gone)", dir.display()),
+        (None, _) => "a project procs no longer knows".to_owned(),
+    }
+}
+
+fn pid_list(pids: &[(i32, String)]) -> String {
+    let list: Vec<String> = pids.iter().map(|(p, c)| format!("{p} ({c})")).collect();
+    list.join(", ")
+}
+
+impl std::fmt::Display for crate::platform::cgroup::Unusable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::platform::cgroup::{NO_CGROUP_ENV, Unusable};
+        match self {
+            Unusable::Disabled => write!(f, "{NO_CGROUP_ENV} is set"),
+            Unusable::NoHierarchy => write!(f, "no cgroup v2 hierarchy is mounted"),
+            Unusable::NotInOne => write!(f, "this process is in no cgroup v2"),
+            Unusable::OwnRemoved => write!(f, "this process's cgroup was removed"),
+            Unusable::ReadOnly { mount } => {
+                write!(f, "the cgroup v2 mount {} is read-only", mount.display())
+            }
+            Unusable::NotWritable { path } => write!(
+                f,
+                "the cgroup {} is not writable (not root, no delegated subtree)",
+                path.display()
+            ),
+            Unusable::CannotCreate { path, error } => {
+                write!(f, "cannot create the cgroup {}: {error}", path.display())
+            }
+        }
+    }
 }
 
 fn names(bad: &[NotWhere]) -> String {
@@ -212,7 +291,12 @@ impl Error {
             | Self::NotReady { .. }
             | Self::NotStopped { .. }
             | Self::Survivors { .. }
-            | Self::DashboardBind { .. } => exit::FAILED,
+            | Self::DashboardBind { .. }
+            | Self::NoCgroup { .. }
+            | Self::CgroupGone { .. }
+            | Self::CgroupNotOurs { .. }
+            | Self::CgroupNotRemoved { .. }
+            | Self::CgroupLeftBehind { .. } => exit::FAILED,
         }
     }
 
@@ -240,6 +324,28 @@ impl Error {
             | Self::NotReady { bad, .. }
             | Self::NotStopped { bad, .. } => not_where(bad),
             Self::DashboardBind { addr, error } => vec![format!("{addr}: {error}")],
+            Self::CgroupNotOurs { project_id, .. } => vec![format!(
+                "this project's cgroup is `{}{project_id}` under a cgroup v2 mount",
+                crate::platform::cgroup::PROJECT_PREFIX
+            )],
+            Self::CgroupNotRemoved {
+                error, strangers, ..
+            } => {
+                let mut causes: Vec<String> = std::iter::once(error.clone())
+                    .filter(|e| !e.is_empty())
+                    .collect();
+                if !strangers.is_empty() {
+                    causes.push(format!(
+                        "it holds {}, which procs did not put there",
+                        pid_list(strangers)
+                    ));
+                }
+                causes
+            }
+            Self::CgroupLeftBehind { holds, .. } if holds.is_empty() => {
+                vec!["it is empty".to_owned()]
+            }
+            Self::CgroupLeftBehind { holds, .. } => vec![format!("it holds {}", pid_list(holds))],
             Self::Survivors { survivors } => {
                 let list: Vec<String> = survivors
                     .iter()
@@ -304,6 +410,41 @@ impl Error {
             Self::TimedOut { .. } => Some(
                 "raise it with `--timeout`, or check the health check with `procs logs`".to_owned(),
             ),
+            Self::CgroupGone { .. } => Some(
+                "finding this project's processes by ancestry and tags instead; `procs doctor` \
+                 lists what it finds"
+                    .to_owned(),
+            ),
+            Self::CgroupNotOurs { .. } => Some(
+                "finding this project's processes by ancestry and tags instead; `procs down` \
+                 writes a clean registry"
+                    .to_owned(),
+            ),
+            Self::CgroupNotRemoved { strangers, path, .. } if !strangers.is_empty() => Some(format!(
+                "procs never signals a process it did not start: stop it, or move it out \
+                 (write its pid to another cgroup's `cgroup.procs`), then run `procs doctor \
+                 --fix` to remove {}",
+                path.display()
+            )),
+            Self::CgroupNotRemoved { .. } => {
+                Some("`procs doctor` shows what holds it".to_owned())
+            }
+            Self::CgroupLeftBehind { ours: true, .. } => {
+                Some("`procs doctor --fix` stops what is in it and removes it".to_owned())
+            }
+            Self::CgroupLeftBehind {
+                project_dir: Some(dir),
+                dir_gone: false,
+                ..
+            } => Some(format!(
+                "run `procs doctor --fix` in {} (it cleans only its own project's cgroups)",
+                dir.display()
+            )),
+            Self::CgroupLeftBehind { path, .. } => Some(format!(
+                "no project directory can clean it up: stop what is in it and remove it yourself \
+                 (`echo 1 > {p}/cgroup.kill`, then `rmdir` its directories, deepest first)",
+                p = path.display()
+            )),
             Self::NotATerminal { .. } => Some(
                 "run it in a terminal; scripts can use `procs status --json` and `procs logs -f`"
                     .to_owned(),
@@ -325,6 +466,32 @@ impl Error {
             _ => None,
         }
     }
+}
+
+impl Error {
+    /// The situation on one line: the message and its causes (a `doctor` finding, a log line).
+    pub fn one_line(&self) -> String {
+        let mut line = self.to_string();
+        for cause in self.causes() {
+            line.push_str(": ");
+            line.push_str(&cause);
+        }
+        line
+    }
+}
+
+/// Render a situation that does not stop the command, in the same grammar: `warning: …`,
+/// `caused by: …`, `hint: …`.
+pub fn render_warning(err: &Error) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "warning: {err}");
+    for cause in err.causes() {
+        let _ = writeln!(out, "caused by: {cause}");
+    }
+    if let Some(hint) = err.hint() {
+        let _ = writeln!(out, "hint: {hint}");
+    }
+    out
 }
 
 /// Render an error chain in the one grammar and pick its exit code.

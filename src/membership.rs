@@ -27,6 +27,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::Error;
 use crate::platform::{self, ProcStat, Tagged, cgroup};
 
 /// How membership is established for this project.
@@ -47,7 +48,8 @@ impl Mechanism {
                 project.display()
             ),
             Self::Lineage { why } => format!(
-                "membership: no writable cgroup ({why}): tracking by ancestry and tags; a process that clears its environment after the supervisor dies cannot be found"
+                "membership: {}",
+                crate::error::Error::NoCgroup { why: why.clone() }
             ),
         }
     }
@@ -104,11 +106,17 @@ impl Membership {
                 match cgroup::create_project(&project) {
                     Ok(()) => Mechanism::Cgroup { project },
                     Err(err) => Mechanism::Lineage {
-                        why: format!("cannot create the cgroup {}: {err}", project.display()),
+                        why: cgroup::Unusable::CannotCreate {
+                            path: project,
+                            error: err.to_string(),
+                        }
+                        .to_string(),
                     },
                 }
             }
-            cgroup::Detected::Unusable { why } => Mechanism::Lineage { why },
+            cgroup::Detected::Unusable { why } => Mechanism::Lineage {
+                why: why.to_string(),
+            },
         };
         Self::new(
             mechanism,
@@ -117,25 +125,37 @@ impl Membership {
         )
     }
 
-    /// The membership a CLI command sees: the cgroup the registry names (or the one this
-    /// project would have under the caller's cgroup), the recorded lineage and the
-    /// recorded supervisor. Returns warnings to print (a recorded cgroup that is gone).
+    /// The membership a CLI command sees: the cgroup the registry names (`recorded_cgroup`,
+    /// used only if it is this project's `procs-<id>` and exists), or the one this project
+    /// would have under the caller's cgroup; without either, lineage, with the reason the
+    /// supervisor recorded (`recorded_why`) or the caller's own. Returns the situations to
+    /// report (a recorded cgroup that is gone, or that is not this project's).
     pub fn for_cli(
         project_id: &str,
         recorded_cgroup: Option<&Path>,
+        recorded_why: Option<&str>,
         supervisor: Option<i32>,
         lineage: Lineage,
-    ) -> (Self, Vec<String>) {
+    ) -> (Self, Vec<Error>) {
         let mut warnings = Vec::new();
         let mut found = None;
+        let mut lost = None;
         if let Some(path) = recorded_cgroup {
-            if cgroup::exists(path) {
+            if !cgroup::is_project_cgroup(path, project_id) {
+                let err = Error::CgroupNotOurs {
+                    path: path.to_path_buf(),
+                    project_id: project_id.to_owned(),
+                };
+                lost = Some(err.to_string());
+                warnings.push(err);
+            } else if cgroup::exists(path) {
                 found = Some(path.to_path_buf());
             } else {
-                warnings.push(format!(
-                    "the registry names the cgroup {}, which no longer exists: finding members by ancestry and tags",
-                    path.display()
-                ));
+                let err = Error::CgroupGone {
+                    path: path.to_path_buf(),
+                };
+                lost = Some(err.to_string());
+                warnings.push(err);
             }
         }
         let detected = cgroup::detect();
@@ -147,17 +167,57 @@ impl Membership {
                 found = Some(path);
             }
         }
-        let mechanism = match (found, detected) {
-            (Some(project), _) => Mechanism::Cgroup { project },
-            (None, cgroup::Detected::Usable { parent }) => Mechanism::Cgroup {
+        let why = lost.or_else(|| recorded_why.map(str::to_owned));
+        let mechanism = match (found, why, detected) {
+            (Some(project), _, _) => Mechanism::Cgroup { project },
+            (None, Some(why), _) => Mechanism::Lineage { why },
+            (None, None, cgroup::Detected::Usable { parent }) => Mechanism::Cgroup {
                 project: cgroup::project_path(&parent, project_id),
             },
-            (None, cgroup::Detected::Unusable { why }) => Mechanism::Lineage { why },
+            (None, None, cgroup::Detected::Unusable { why }) => Mechanism::Lineage {
+                why: why.to_string(),
+            },
         };
         (
             Self::new(mechanism, supervisor, Self::verified(lineage)),
             warnings,
         )
+    }
+
+    /// Why the lineage mechanism is in use, for the registry (`None` with a cgroup).
+    pub fn no_cgroup_reason(&self) -> Option<&str> {
+        match &self.mechanism {
+            Mechanism::Cgroup { .. } => None,
+            Mechanism::Lineage { why } => Some(why),
+        }
+    }
+
+    /// The project cgroup, if it is in use and still exists (for the registry).
+    pub fn existing_cgroup(&self) -> Option<PathBuf> {
+        self.project_cgroup()
+            .filter(|p| cgroup::exists(p))
+            .map(Path::to_path_buf)
+    }
+
+    /// Remove the project's emptied cgroups (its leaves, then itself). Returns what could
+    /// not be removed, naming the processes that hold it which procs did not put there (a
+    /// process in the project cgroup itself, where procs never places one): those are never
+    /// signalled.
+    pub fn remove_cgroups(&self) -> Vec<Error> {
+        let Some(project) = self.project_cgroup() else {
+            return Vec::new();
+        };
+        cgroup::remove_project(project)
+            .into_iter()
+            .map(|(path, err)| Error::CgroupNotRemoved {
+                strangers: cgroup::own_procs(project)
+                    .into_iter()
+                    .map(|pid| (pid, platform::cmdline(pid).unwrap_or_default()))
+                    .collect(),
+                path,
+                error: err.to_string(),
+            })
+            .collect()
     }
 
     fn verified(mut lineage: Lineage) -> Lineage {
@@ -363,6 +423,17 @@ impl Membership {
         *lineage != before
     }
 
+    /// Record `pid` (started at `start_time`) as a member of `name`: the daemon a `daemon:
+    /// true` process left when its main process exited, which is no descendant of a live main.
+    pub fn adopt(&self, name: &str, pid: i32, start_time: u64) {
+        if let Ok(mut lineage) = self.lineage.lock() {
+            lineage
+                .entry(name.to_owned())
+                .or_default()
+                .insert(Recorded { pid, start_time });
+        }
+    }
+
     /// Forget the recorded members of `name` (after a verified stop of its tree).
     pub fn forget(&self, name: &str) {
         if let Ok(mut lineage) = self.lineage.lock() {
@@ -472,6 +543,22 @@ mod tests {
         let table = [st(201, 1, 99)];
         assert!(m.members_of("web", None, &[], &table).is_empty());
         assert!(m.members_of("", None, &[], &table).is_empty());
+    }
+
+    #[test]
+    fn an_adopted_daemon_is_a_member_after_its_main_exited() {
+        // `daemon: true`: the main 200 exited 0; its daemon 300 (re-parented to the supervisor
+        // 100, its environment rewritten) holds the port. A probe still asks with the old main.
+        let m = lineage_only(100);
+        let table = [st(100, 1, 1), st(300, 100, 5), st(301, 300, 6)];
+        assert!(!m.members_of("db", Some(200), &[], &table).contains(&300));
+        m.adopt("db", 300, 5);
+        assert_eq!(
+            m.members_of("db", Some(200), &[], &table),
+            [300, 301].into_iter().collect()
+        );
+        // A stranger that reuses the pid later is not.
+        assert!(m.members_of("db", None, &[], &[st(300, 1, 9)]).is_empty());
     }
 
     #[test]

@@ -59,7 +59,7 @@ impl Paths {
             supervisor_lock: state_dir.join("supervisor.lock"),
             supervisor_log: state_dir.join("logs").join("procs.log"),
             socket,
-            singleton: format!("procs/{}/{project_id}", platform::current_uid()),
+            singleton: singleton_name(platform::current_uid(), &project_id),
             state_dir,
             project_id,
         }
@@ -111,6 +111,12 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
     hash
+}
+
+/// The abstract socket name the supervisor of project `project_id`, run by `uid`, holds
+/// for as long as it lives (whatever happened to its state directory).
+pub fn singleton_name(uid: u32, project_id: &str) -> String {
+    format!("procs/{uid}/{project_id}")
 }
 
 /// Stable 64-bit hash (16 hex digits) of the canonical project directory. (procs 0.1 used

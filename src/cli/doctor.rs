@@ -21,7 +21,7 @@ use super::args::Global;
 use super::out::Out;
 use super::{launch, project};
 use crate::config::model::defaults;
-use crate::error::exit;
+use crate::error::{Error, exit};
 use crate::membership::Membership;
 use crate::paths::Paths;
 use crate::platform;
@@ -30,7 +30,19 @@ use crate::stop::{self, Scanner};
 
 struct Finding {
     what: String,
+    hint: Option<String>,
     fixed: Option<String>,
+}
+
+impl Finding {
+    /// A situation of the catalogue, on one line, with its hint.
+    fn of(err: &Error) -> Self {
+        Self {
+            what: err.one_line(),
+            hint: err.hint(),
+            fixed: None,
+        }
+    }
 }
 
 pub fn doctor(global: &Global, out: &Out, fix_requested: bool) -> anyhow::Result<i32> {
@@ -51,6 +63,7 @@ pub fn doctor(global: &Global, out: &Out, fix_requested: bool) -> anyhow::Result
         Loaded::Missing => None,
         Loaded::Corrupt { error, .. } => {
             findings.push(Finding {
+                hint: None,
                 what: format!("the registry is corrupt: {error}"),
                 fixed: None,
             });
@@ -67,6 +80,7 @@ pub fn doctor(global: &Global, out: &Out, fix_requested: bool) -> anyhow::Result
             } else if rec.pid.is_some() {
                 stale.push(name.clone());
                 findings.push(Finding {
+                    hint: None,
                     what: format!(
                         "stale record: `{name}` says pid {:?} ({}), which is gone or reused",
                         rec.pid, rec.state
@@ -94,6 +108,7 @@ pub fn doctor(global: &Global, out: &Out, fix_requested: bool) -> anyhow::Result
             if pid.is_none() || pid != live {
                 stale_pid_files.push(entry.path());
                 findings.push(Finding {
+                    hint: None,
                     what: format!("stale pid file {} (pid {pid:?})", entry.path().display()),
                     fixed: None,
                 });
@@ -108,17 +123,15 @@ pub fn doctor(global: &Global, out: &Out, fix_requested: bool) -> anyhow::Result
     let (membership, warnings) = Membership::for_cli(
         &paths.project_id,
         registry.as_ref().and_then(|r| r.cgroup.as_deref()),
+        registry.as_ref().and_then(|r| r.no_cgroup.as_deref()),
         supervisor,
         registry
             .as_ref()
             .map(registry::Registry::current_lineage)
             .unwrap_or_default(),
     );
-    for warning in warnings {
-        findings.push(Finding {
-            what: warning,
-            fixed: None,
-        });
+    for warning in &warnings {
+        findings.push(Finding::of(warning));
     }
     // Members nobody supervises: tagged processes, cgroup members and recorded descendants
     // of process names with no verified record.
@@ -146,6 +159,7 @@ pub fn doctor(global: &Global, out: &Out, fix_requested: bool) -> anyhow::Result
             .map(|p| format!("{p} ({})", platform::cmdline(*p).unwrap_or_default()))
             .collect();
         findings.push(Finding {
+            hint: None,
             what: format!(
                 "processes of `{name}` that procs does not supervise: {}",
                 cmds.join(", ")
@@ -155,20 +169,37 @@ pub fn doctor(global: &Global, out: &Out, fix_requested: bool) -> anyhow::Result
     }
     let project_members = membership.members_of("", None, &tagged, &table);
     let membership = Arc::new(membership);
-    // A stale cgroup: this project's, empty, with no supervisor to use it. (Another project's
-    // empty cgroup may belong to a supervisor that has not started anything yet: left alone.)
+    // This project's cgroup with no supervisor to use it: empty (left behind), or holding
+    // processes procs never put there (in the project cgroup itself: never signalled).
     let mut stale_cgroups = Vec::new();
     if supervisor.is_none()
         && let Some(project) = membership.project_cgroup()
         && platform::cgroup::exists(project)
-        && !platform::cgroup::is_populated(project)
     {
-        findings.push(Finding {
-            what: format!("empty cgroup {} left behind", project.display()),
-            fixed: None,
-        });
-        stale_cgroups.push(project.to_path_buf());
+        let strangers = with_commands(platform::cgroup::own_procs(project));
+        if !strangers.is_empty() {
+            findings.push(Finding::of(&Error::CgroupNotRemoved {
+                path: project.to_path_buf(),
+                error: String::new(),
+                strangers,
+            }));
+        } else if !platform::cgroup::is_populated(project) {
+            findings.push(Finding::of(&Error::CgroupLeftBehind {
+                path: project.to_path_buf(),
+                project_dir: Some(paths.project_dir.clone()),
+                dir_gone: false,
+                ours: true,
+                holds: Vec::new(),
+            }));
+            stale_cgroups.push(project.to_path_buf());
+        }
     }
+    // Other projects' cgroups beside ours that no supervisor uses: named (a note), never
+    // touched — `--fix` cleans only this project's.
+    let notes: Vec<Finding> = left_behind_elsewhere(&paths.project_id)
+        .iter()
+        .map(Finding::of)
+        .collect();
     // Zombies whose parent is our supervisor.
     if let Some(sup) = registry.as_ref().and_then(|r| r.supervisor.as_ref())
         && platform::is_alive_same(sup.pid, sup.start_time, &sup.boot_id)
@@ -176,6 +207,7 @@ pub fn doctor(global: &Global, out: &Out, fix_requested: bool) -> anyhow::Result
         let zombies = platform::children_zombies(sup.pid);
         if !zombies.is_empty() {
             findings.push(Finding {
+                hint: None,
                 what: format!("zombie children of the supervisor (pid {}): {zombies:?}; it reaps them on the next SIGCHLD", sup.pid),
                 fixed: None,
             });
@@ -202,6 +234,7 @@ pub fn doctor(global: &Global, out: &Out, fix_requested: bool) -> anyhow::Result
                         },
                     );
                     findings.push(Finding {
+                        hint: None,
                         what: format!(
                             "port {} declared by `{}` is held by {who}",
                             port.port, spec.name
@@ -216,6 +249,7 @@ pub fn doctor(global: &Global, out: &Out, fix_requested: bool) -> anyhow::Result
     let stale_socket = !supervised && paths.socket.exists();
     if stale_socket {
         findings.push(Finding {
+            hint: None,
             what: format!(
                 "stale socket {} (no supervisor answers)",
                 paths.socket.display()
@@ -240,26 +274,18 @@ pub fn doctor(global: &Global, out: &Out, fix_requested: bool) -> anyhow::Result
         )?;
         // This project's cgroup, emptied by the fixes above, goes too (no supervisor uses it).
         if supervisor.is_none()
-            && let Some(project) = membership.project_cgroup()
-            && platform::cgroup::exists(project)
-            && !platform::cgroup::is_populated(project)
-            && !stale_cgroups.iter().any(|p| p.as_path() == project)
+            && membership
+                .project_cgroup()
+                .is_some_and(platform::cgroup::exists)
         {
-            let _ = platform::cgroup::remove_project(project);
-        }
-        for path in &stale_cgroups {
-            let failed = platform::cgroup::remove_project(path);
-            let done = match failed.first() {
-                None => "removed".to_owned(),
-                Some((p, err)) => format!("cannot remove {}: {err}", p.display()),
-            };
-            if failed.is_empty() {
-                mark_finding(&mut findings, &path.display().to_string(), &done);
-            } else {
-                findings.push(Finding {
-                    what: done,
-                    fixed: None,
-                });
+            let failed = membership.remove_cgroups();
+            for path in &stale_cgroups {
+                if failed.is_empty() {
+                    mark_finding(&mut findings, &path.display().to_string(), "removed");
+                }
+            }
+            for err in &failed {
+                findings.push(Finding::of(err));
             }
         }
     }
@@ -267,17 +293,23 @@ pub fn doctor(global: &Global, out: &Out, fix_requested: bool) -> anyhow::Result
     if out.json {
         let list: Vec<serde_json::Value> = findings
             .iter()
-            .map(|f| serde_json::json!({ "problem": f.what, "fixed": f.fixed }))
+            .map(|f| serde_json::json!({ "problem": f.what, "fixed": f.fixed, "hint": f.hint }))
+            .collect();
+        let notes: Vec<serde_json::Value> = notes
+            .iter()
+            .map(|f| serde_json::json!({ "note": f.what, "hint": f.hint }))
             .collect();
         println!(
             "{}",
-            serde_json::json!({ "membership": mechanism, "findings": list })
+            serde_json::json!({ "membership": mechanism, "findings": list, "notes": notes })
         );
     } else if findings.is_empty() {
         println!("{mechanism}");
+        print_notes(&notes);
         println!("no problems found");
     } else {
         println!("{mechanism}");
+        print_notes(&notes);
         if report_only {
             println!(
                 "note: a supervisor runs for this project, so `--fix` only reports (the \
@@ -286,8 +318,10 @@ pub fn doctor(global: &Global, out: &Out, fix_requested: bool) -> anyhow::Result
         }
         for f in &findings {
             println!("problem: {}", f.what);
-            if let Some(done) = &f.fixed {
-                println!("  fixed: {done}");
+            match (&f.fixed, &f.hint) {
+                (Some(done), _) => println!("  fixed: {done}"),
+                (None, Some(hint)) => println!("  hint: {hint}"),
+                (None, None) => {}
             }
         }
         if !fix_requested {
@@ -296,6 +330,64 @@ pub fn doctor(global: &Global, out: &Out, fix_requested: bool) -> anyhow::Result
     }
     let unfixed = findings.iter().any(|f| f.fixed.is_none());
     Ok(if unfixed { exit::FAILED } else { exit::OK })
+}
+
+fn print_notes(notes: &[Finding]) {
+    for note in notes {
+        println!("note: {}", note.what);
+        if let Some(hint) = &note.hint {
+            println!("  hint: {hint}");
+        }
+    }
+}
+
+fn with_commands(pids: Vec<i32>) -> Vec<(i32, String)> {
+    pids.into_iter()
+        .map(|pid| (pid, platform::cmdline(pid).unwrap_or_default()))
+        .collect()
+}
+
+/// The project cgroups beside this project's (under the caller's cgroup) that no supervisor
+/// uses: none answers on the abstract socket its owner's supervisor would hold, and the
+/// project index knows no live supervisor for it.
+fn left_behind_elsewhere(project_id: &str) -> Vec<Error> {
+    use std::os::unix::fs::MetadataExt as _;
+    let platform::cgroup::Detected::Usable { parent } = platform::cgroup::detect() else {
+        return Vec::new();
+    };
+    let index = crate::index::load();
+    let mut out = Vec::new();
+    for (id, path) in platform::cgroup::project_cgroups(&parent) {
+        if id == project_id {
+            continue;
+        }
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if platform::connect_abstract(&crate::paths::singleton_name(meta.uid(), &id)).is_ok() {
+            continue;
+        }
+        let known = index
+            .iter()
+            .find(|e| crate::paths::project_id(&e.project_dir) == id);
+        let live = known.is_some_and(|e| {
+            matches!(
+                registry::load(&e.state_dir.join("state.json"), false),
+                Ok(Loaded::Ok(reg)) if reg.supervisor.as_ref().is_some_and(|s| platform::is_alive_same(s.pid, s.start_time, &s.boot_id))
+            )
+        });
+        if live {
+            continue;
+        }
+        out.push(Error::CgroupLeftBehind {
+            holds: with_commands(platform::cgroup::members(&path)),
+            project_dir: known.map(|e| e.project_dir.clone()),
+            dir_gone: known.is_some_and(|e| !e.project_dir.exists()),
+            ours: false,
+            path,
+        });
+    }
+    out
 }
 
 fn mark_finding(findings: &mut [Finding], needle: &str, done: &str) {

@@ -17,7 +17,7 @@ use crate::config::graph::Graph;
 use crate::config::model::defaults;
 use crate::control::protocol::Request;
 use crate::error::{Error, exit};
-use crate::membership::Membership;
+use crate::membership::{Lineage, Membership};
 use crate::paths::Paths;
 use crate::platform;
 use crate::registry::{self, Loaded, ProcState, Registry};
@@ -57,6 +57,17 @@ pub fn down(
             // The supervisor answers, then exits: return only once it is gone (and its
             // lock released), so a following `procs up` never meets a dying supervisor.
             platform::wait_exit(supervisor, Duration::from_secs(15));
+            // It removed the project cgroup as it exited; one it could not remove is still
+            // named in the registry it wrote last: say so here, not only in its log.
+            if let Ok(Loaded::Ok(reg)) = registry::load(&paths.state_file, false)
+                && let Some(path) = reg.cgroup.as_deref()
+            {
+                let (membership, _) =
+                    Membership::for_cli(&paths.project_id, Some(path), None, None, Lineage::new());
+                for err in membership.remove_cgroups() {
+                    eprint!("{}", crate::error::render_warning(&err));
+                }
+            }
         }
         return code;
     }
@@ -144,14 +155,15 @@ fn without_supervisor(
     let (membership, warnings) = Membership::for_cli(
         &paths.project_id,
         registry.as_ref().and_then(|r| r.cgroup.as_deref()),
+        registry.as_ref().and_then(|r| r.no_cgroup.as_deref()),
         None,
         registry
             .as_ref()
             .map(Registry::current_lineage)
             .unwrap_or_default(),
     );
-    for warning in warnings {
-        eprintln!("warning: {warning}");
+    for warning in &warnings {
+        eprint!("{}", crate::error::render_warning(warning));
     }
     let tagged = platform::tagged_processes(Some(&paths.project_id));
     let mut all: BTreeSet<String> = tagged.iter().filter_map(|t| t.process.clone()).collect();
@@ -248,15 +260,9 @@ fn without_supervisor(
             }
         }
     });
-    if names.is_empty()
-        && survivors.is_empty()
-        && let Some(project) = membership.project_cgroup()
-    {
-        for (path, err) in platform::cgroup::remove_project(project) {
-            eprintln!(
-                "warning: cannot remove the cgroup {}: {err}",
-                path.display()
-            );
+    if names.is_empty() && survivors.is_empty() {
+        for err in membership.remove_cgroups() {
+            eprint!("{}", crate::error::render_warning(&err));
         }
     }
     let reg = registry.get_or_insert_with(|| {
@@ -264,9 +270,15 @@ fn without_supervisor(
         Registry::new(&project, &paths.project_dir, &paths.project_id)
     });
     reg.supervisor = None;
+    // A killed supervisor's socket file: no supervisor can hold it (we hold the lock, and
+    // none answers on the abstract socket either).
+    if platform::connect_abstract(&paths.singleton).is_err() {
+        let _ = std::fs::remove_file(&paths.socket);
+    }
     reg.lineage = membership.lineage();
     if names.is_empty() {
-        reg.cgroup = None;
+        // A cgroup that could not be removed stays named, so `doctor` finds it again.
+        reg.cgroup = membership.existing_cgroup();
         reg.lineage.clear();
     }
     for name in &wanted {

@@ -85,6 +85,7 @@ fn members(paths: &Paths, names: &[String]) -> Members {
     let (membership, _) = Membership::for_cli(
         &paths.project_id,
         reg.as_ref().and_then(|r| r.cgroup.as_deref()),
+        reg.as_ref().and_then(|r| r.no_cgroup.as_deref()),
         supervisor,
         reg.as_ref()
             .map(registry::Registry::current_lineage)

@@ -239,6 +239,7 @@ pub(super) fn collect(paths: &Paths, registry: &Registry, names: &[String]) -> S
     let (membership, _) = Membership::for_cli(
         &paths.project_id,
         registry.cgroup.as_deref(),
+        registry.no_cgroup.as_deref(),
         supervisor_pid,
         registry.current_lineage(),
     );

@@ -35,8 +35,27 @@ pub enum Detected {
         /// The cgroup the caller runs in (the parent of every project cgroup).
         parent: PathBuf,
     },
-    /// No usable cgroup, and why (for `procs doctor`).
-    Unusable { why: String },
+    /// No usable cgroup, and why (for `procs doctor`; `crate::error` words it).
+    Unusable { why: Unusable },
+}
+
+/// Why there is no usable cgroup (worded by `crate::error`, the catalogue).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unusable {
+    /// [`NO_CGROUP_ENV`] is set.
+    Disabled,
+    /// No cgroup2 filesystem is mounted.
+    NoHierarchy,
+    /// `/proc/self/cgroup` has no unified (`0::`) line.
+    NotInOne,
+    /// The calling process's own cgroup was removed.
+    OwnRemoved,
+    /// The cgroup2 mount is read-only (`mount -o ro`, a read-only bind mount).
+    ReadOnly { mount: PathBuf },
+    /// The caller may not write its cgroup (not root, no delegated subtree).
+    NotWritable { path: PathBuf },
+    /// The project cgroup could not be created.
+    CannotCreate { path: PathBuf, error: String },
 }
 
 /// The first cgroup2 mount in `/proc/self/mountinfo`.
@@ -81,46 +100,51 @@ fn own_cgroup(pid: &str) -> Option<String> {
 
 /// Find where this process may create the project cgroup. Honours [`NO_CGROUP_ENV`].
 pub fn detect() -> Detected {
+    let unusable = |why| Detected::Unusable { why };
     if std::env::var_os(NO_CGROUP_ENV).is_some_and(|v| !v.is_empty() && v != "0") {
-        return Detected::Unusable {
-            why: format!("{NO_CGROUP_ENV} is set"),
-        };
+        return unusable(Unusable::Disabled);
     }
     let Some(mount) = cgroup2_mount() else {
-        return Detected::Unusable {
-            why: "no cgroup v2 hierarchy is mounted".to_owned(),
-        };
+        return unusable(Unusable::NoHierarchy);
     };
     let Some(own) = own_cgroup("self") else {
-        return Detected::Unusable {
-            why: "this process is in no cgroup v2".to_owned(),
-        };
+        return unusable(Unusable::NotInOne);
     };
     let own = own.trim_start_matches('/');
     // Deleted cgroups show as `/path (deleted)`; a process in a removed cgroup cannot nest.
     if own.ends_with(" (deleted)") {
-        return Detected::Unusable {
-            why: "this process's cgroup was removed".to_owned(),
-        };
+        return unusable(Unusable::OwnRemoved);
     }
     let parent = if own.is_empty() {
         mount.clone()
     } else {
         mount.join(own)
     };
-    if !writable(&parent) || !writable(&parent.join("cgroup.procs")) {
-        return Detected::Unusable {
-            why: format!(
-                "the cgroup {} is not writable (not root, no delegated subtree)",
-                parent.display()
-            ),
-        };
+    for path in [parent.clone(), parent.join("cgroup.procs")] {
+        match rustix::fs::access(&path, rustix::fs::Access::WRITE_OK) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::ROFS) => return unusable(Unusable::ReadOnly { mount }),
+            Err(_) => return unusable(Unusable::NotWritable { path: parent }),
+        }
     }
     Detected::Usable { parent }
 }
 
-fn writable(path: &Path) -> bool {
-    rustix::fs::access(path, rustix::fs::Access::WRITE_OK).is_ok()
+/// Is `path` the cgroup `procs-<project_id>` directly under a cgroup2 mount's cgroup, that
+/// is a path this module may touch for that project? (A registry may name anything.)
+pub fn is_project_cgroup(path: &Path, project_id: &str) -> bool {
+    let named = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n == format!("{PROJECT_PREFIX}{project_id}"));
+    let clean = path.is_absolute()
+        && path.components().all(|c| {
+            matches!(
+                c,
+                std::path::Component::RootDir | std::path::Component::Normal(_)
+            )
+        });
+    named && clean && cgroup2_mount().is_some_and(|m| path.starts_with(&m) && path != m)
 }
 
 /// `parent/procs-<project_id>`.
@@ -156,7 +180,16 @@ impl Placement {
         if let Some(project) = leaf.parent() {
             create_project(project)?;
         }
-        match fs::create_dir(leaf) {
+        let mut made = fs::create_dir(leaf);
+        if let (Err(err), Some(project)) = (&made, leaf.parent())
+            && err.kind() == io::ErrorKind::NotFound
+        {
+            // Removed between the two `mkdir`s (the empty project cgroup of a `down` or
+            // `doctor --fix` that just finished): once more.
+            create_project(project)?;
+            made = fs::create_dir(leaf);
+        }
+        match made {
             Ok(()) => {}
             Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
             Err(err) => return Err(err),
@@ -176,11 +209,35 @@ impl Placement {
     }
 }
 
-/// The live pids in the cgroup at `path` (none when it does not exist).
+/// The live pids in the cgroup at `path` and in every cgroup below it (a program may divide
+/// its cgroup further); none when it does not exist.
 pub fn members(path: &Path) -> Vec<i32> {
+    let mut out = own_procs(path);
+    for child in children(path) {
+        out.extend(members(&child));
+    }
+    out
+}
+
+/// The pids in the cgroup at `path` itself, not in the cgroups below it.
+pub fn own_procs(path: &Path) -> Vec<i32> {
     fs::read_to_string(path.join("cgroup.procs"))
         .map(|text| text.lines().filter_map(|l| l.trim().parse().ok()).collect())
         .unwrap_or_default()
+}
+
+/// The cgroups directly below `path`.
+fn children(path: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(path) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    out
 }
 
 /// Does the cgroup (or a descendant of it) still hold a process? False when it is gone.
@@ -218,8 +275,12 @@ pub fn cpu_usec(path: &Path) -> Option<u64> {
         .find_map(|l| l.strip_prefix("usage_usec ")?.trim().parse().ok())
 }
 
-/// Remove an empty cgroup. Gone already is success; a populated one is `EBUSY`.
+/// Remove an empty cgroup and the empty cgroups below it (deepest first). Gone already is
+/// success; a populated one is `EBUSY`.
 pub fn remove(path: &Path) -> io::Result<()> {
+    for child in children(path) {
+        remove(&child)?;
+    }
     match fs::remove_dir(path) {
         Ok(()) => Ok(()),
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -314,5 +375,19 @@ mod tests {
         assert!(!is_populated(dir));
         assert!(kill(dir).is_ok());
         assert!(remove(dir).is_ok());
+    }
+
+    #[test]
+    fn only_a_procs_cgroup_of_this_project_is_one() {
+        let Some(mount) = cgroup2_mount() else {
+            return;
+        };
+        assert!(is_project_cgroup(&mount.join("procs-abc"), "abc"));
+        assert!(is_project_cgroup(&mount.join("x/procs-abc"), "abc"));
+        assert!(!is_project_cgroup(&mount.join("procs-abd"), "abc"));
+        assert!(!is_project_cgroup(&mount, "abc"));
+        assert!(!is_project_cgroup(&mount.join("x/../procs-abc"), "abc"));
+        assert!(!is_project_cgroup(Path::new("/tmp/procs-abc"), "abc"));
+        assert!(!is_project_cgroup(Path::new("procs-abc"), "abc"));
     }
 }

@@ -205,6 +205,9 @@ pub struct Registry {
     /// The project cgroup the supervisor placed its processes in (cgroup mechanism).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<PathBuf>,
+    /// Why the supervisor has no cgroup (lineage mechanism), as `procs doctor` says it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_cgroup: Option<String>,
     /// Descendants the supervisor saw (lineage mechanism), by process name (`""`: the
     /// project's, unattributed), each verified by its start time before use.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -235,6 +238,7 @@ impl Registry {
             cgroup: None,
             lineage: BTreeMap::new(),
             lineage_boot_id: None,
+            no_cgroup: None,
         }
     }
 }

@@ -352,18 +352,18 @@ async fn serve(
         task.abort();
     }
     signals.abort();
+    // Orphans of the stack that exited during the last stop are our children (subreaper):
+    // reap them now, or they would linger as zombies under whatever inherits them (and
+    // keep the cgroup populated).
+    let _ = platform::reap_any();
+    for err in membership.remove_cgroups() {
+        tracing::warn!("{}", err.one_line());
+    }
     orch.set_supervisor(None);
+    // Written after the removal: the registry names the cgroup only if it is still there.
     orch.save_now().await;
     // The stack is down: the next `up` runs its oneshots again.
     registry::runs::clear(&paths.runs_dir);
-    // Orphans of the stack that exited during the last stop are our children (subreaper):
-    // reap them now, or they would linger as zombies under whatever inherits them.
-    let _ = platform::reap_any();
-    if let Some(project) = membership.project_cgroup() {
-        for (path, err) in platform::cgroup::remove_project(project) {
-            tracing::warn!("cannot remove the cgroup {}: {err}", path.display());
-        }
-    }
     let _ = fs::remove_file(&paths.socket);
     tracing::info!("supervisor stopped");
     Ok(())

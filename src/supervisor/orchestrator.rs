@@ -259,9 +259,8 @@ impl Orchestrator {
         }
         drop(state);
         let membership = self.shared.scanner.membership();
-        reg.cgroup = membership
-            .project_cgroup()
-            .map(std::path::Path::to_path_buf);
+        reg.cgroup = membership.existing_cgroup();
+        reg.no_cgroup = membership.no_cgroup_reason().map(str::to_owned);
         reg.lineage = membership.lineage();
         if !reg.lineage.is_empty() {
             reg.lineage_boot_id = Some(self.shared.boot_id.clone());

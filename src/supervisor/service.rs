@@ -1045,6 +1045,12 @@ impl Actor {
                 self.event(&format!(
                     "the main process exited 0; its daemon runs as pid {pid}"
                 ));
+                // The daemon is a member of this process from now on, whatever the mechanism
+                // (the probes, started for the main process, ask the membership).
+                self.shared
+                    .scanner
+                    .membership()
+                    .adopt(&self.spec.name, pid, start_time);
                 let pgid = crate::platform::stat(pid).map(|st| st.pgid);
                 self.set(|s| {
                     s.pid = Some(pid);

@@ -17,7 +17,7 @@ const WAIT: Duration = Duration::from_secs(20);
 
 /// A program a test needs: in CI a missing one fails the test; elsewhere the test is skipped
 /// with a note.
-fn need(program: &str) -> Option<String> {
+pub(crate) fn need(program: &str) -> Option<String> {
     let found = ["/usr/sbin", "/usr/bin", "/bin", "/sbin"]
         .iter()
         .map(|d| Path::new(d).join(program))
@@ -41,7 +41,7 @@ fn need(program: &str) -> Option<String> {
 }
 
 /// Every live process whose command line contains `marker`, and their live descendants.
-fn tree_of(marker: &str) -> Vec<i32> {
+pub(crate) fn tree_of(marker: &str) -> Vec<i32> {
     let mut table: Vec<(i32, i32)> = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Some(pid) = entry
@@ -79,11 +79,32 @@ fn tree_of(marker: &str) -> Vec<i32> {
     found
 }
 
-/// SIGKILLs whatever of a marker's tree is left when the test ends, passed or not.
-struct Reap(String);
+/// SIGKILLs whatever of a marker's tree is left when the test ends, passed or not; a failed
+/// test first prints the project's logs (the supervisor's and each process's), which the
+/// temporary directory takes with it.
+pub(crate) struct Reap(String, std::path::PathBuf);
+
+impl Reap {
+    pub(crate) fn new(marker: &str, p: &Project) -> Self {
+        Self(marker.to_owned(), p.state_dir().join("logs"))
+    }
+}
 
 impl Drop for Reap {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            for entry in std::fs::read_dir(&self.1).into_iter().flatten().flatten() {
+                let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                eprintln!("--- {} ---\n{text}", entry.path().display());
+            }
+            eprintln!(
+                "--- left: {:?}",
+                tree_of(&self.0)
+                    .iter()
+                    .map(|p| format!("{p} {}", pid_cmdline(*p)))
+                    .collect::<Vec<_>>()
+            );
+        }
         for pid in tree_of(&self.0) {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
@@ -156,7 +177,7 @@ fn up_then_down(p: &mut Project, mech: Mechanism, marker: &str, kill_supervisor:
 }
 
 /// Is `pid` a recorded member (lineage) or a verified main pid in the registry text?
-fn is_known(state: &str, pid: i32) -> bool {
+pub(crate) fn is_known(state: &str, pid: i32) -> bool {
     let json: serde_json::Value = serde_json::from_str(state).unwrap_or_default();
     let in_lineage = json["lineage"].as_object().is_some_and(|l| {
         l.values()
@@ -201,7 +222,7 @@ fn nginx(mech: Mechanism, kill: bool) {
     p.write_config(&format!(
         "processes:\n  web:\n    command: {nginx} -p {dir} -c nginx.conf\n    daemon: true\n    pid_file: nginx.pid\n    ports: [{port}]\n"
     ));
-    let _reap = Reap(dir.clone());
+    let _reap = Reap::new(&dir, &p);
     let env = mech.env();
     if !kill {
         p.procs_env(["up"], &env).success();
@@ -254,7 +275,7 @@ fn redis(mech: Mechanism, kill: bool) {
         "processes:\n  cache:\n    command: {redis} --port {port} --bind 127.0.0.1 --daemonize yes --save '' --dir {dir}\n    oneshot: true\n"
     ));
     let marker = format!(":{port}");
-    let _reap = Reap(marker.clone());
+    let _reap = Reap::new(&marker, &p);
     up_then_down(&mut p, mech, &marker, kill);
 }
 
@@ -264,7 +285,7 @@ fn env_i_setsid(mech: Mechanism, kill: bool) {
     p.write_config(&format!(
         "processes:\n  app:\n    command: \"env -i setsid sh -c 'sleep {marker} & exit 0'; exec sleep 1{marker}\"\n"
     ));
-    let _reap = Reap(marker.clone());
+    let _reap = Reap::new(&marker, &p);
     up_then_down(&mut p, mech, &marker, kill);
 }
 
@@ -274,7 +295,7 @@ fn closes_every_fd(mech: Mechanism, kill: bool) {
     p.write_config(&format!(
         "processes:\n  quiet:\n    command: \"exec 0<&- 1>&- 2>&-; setsid sleep {marker} & exec sleep 1{marker}\"\n"
     ));
-    let _reap = Reap(marker.clone());
+    let _reap = Reap::new(&marker, &p);
     up_then_down(&mut p, mech, &marker, kill);
 }
 
@@ -325,7 +346,7 @@ fn postgres(mech: Mechanism, kill: bool) {
         "processes:\n  db:\n    command: [setpriv, --reuid=postgres, --regid=postgres, --clear-groups, {pg_ctl}, -D, {dir}/pg, -w, -o, \"-p {port} -k {dir}/pg -c listen_addresses=127.0.0.1\", start]\n    daemon: true\n    pid_file: pg/postmaster.pid\n    ports: [{port}]\n    stop_signal: SIGINT\n"
     ));
     let marker = format!("{dir}/pg");
-    let _reap = Reap(marker.clone());
+    let _reap = Reap::new(&marker, &p);
     up_then_down(&mut p, mech, &marker, kill);
 }
 

@@ -661,14 +661,9 @@ impl Project {
         else {
             return Vec::new();
         };
-        let leaves: Vec<PathBuf> = fs::read_dir(&cgroup)
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| e.path())
-                    .filter(|p| p.join("cgroup.procs").is_file())
-                    .collect()
-            })
-            .unwrap_or_default();
+        // Every cgroup below it, deepest first (a program may divide its leaf further).
+        let mut leaves = Vec::new();
+        below(&cgroup, &mut leaves);
         let mut survivors = Vec::new();
         for leaf in &leaves {
             let pids = fs::read_to_string(leaf.join("cgroup.procs")).unwrap_or_default();
@@ -688,6 +683,17 @@ impl Project {
         }
         let _ = fs::remove_dir(&cgroup);
         survivors
+    }
+}
+
+/// Every cgroup below `dir`, deepest first.
+fn below(dir: &Path, out: &mut Vec<PathBuf>) {
+    for child in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = child.path();
+        if path.join("cgroup.procs").is_file() {
+            below(&path, out);
+            out.push(path);
+        }
     }
 }
 
