@@ -13,6 +13,8 @@
 //! leaves the state whole). The registry writer is a task that alone owns what was written
 //! (the pid files), so writes never contend with requests.
 
+mod restart;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -66,6 +68,8 @@ pub struct Orchestrator {
     pub log_policies: watch::Sender<rotate::Policies>,
     /// Bumped whenever the set of actors changed (subscribers then get a new snapshot).
     members: watch::Sender<u64>,
+    /// `depends_on … restart: true`, and its pause during restart operations.
+    cascades: restart::Cascades,
 }
 
 /// The pid each `pids/NAME.pid` holds, as the registry writer last wrote it.
@@ -116,6 +120,7 @@ impl Orchestrator {
             shutdown: Arc::new(Notify::new()),
             log_policies: watch::Sender::new(rotate::Policies::new()),
             members: watch::Sender::new(0),
+            cascades: restart::Cascades::new(),
         });
         orch.start_registry_writer(requests);
         orch
@@ -274,6 +279,7 @@ impl Orchestrator {
 
     /// Handle `up`: reconcile, start the selection, stream progress, answer.
     pub async fn up(self: &Arc<Self>, req: UpRequest, out: mpsc::Sender<Response>) {
+        self.ensure_cascade();
         let graph = match Graph::new(&req.config) {
             Ok(graph) => graph,
             Err(err) => {
