@@ -91,6 +91,9 @@ type Learned = (ProcState, Option<String>, Option<i32>, Option<i32>);
 fn learned_end(paths: &Paths, name: &str, rec: &ProcessRecord) -> Option<Learned> {
     let run = crate::registry::runs::read(&paths.run_file(name))?;
     let exit = run.exit()?;
+    if run.stopped {
+        return None;
+    }
     if rec.pid.is_some() && run.pid != rec.pid {
         return None;
     }
@@ -106,7 +109,11 @@ fn learned_end(paths: &Paths, name: &str, rec: &ProcessRecord) -> Option<Learned
     };
     Some((
         state,
-        Some(format!("{exit} while no supervisor was running")),
+        Some(if run.seen {
+            exit.to_string()
+        } else {
+            format!("{exit} while no supervisor was running")
+        }),
         run.code,
         run.signal,
     ))

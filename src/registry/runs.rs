@@ -53,6 +53,12 @@ pub struct RunRecord {
     pub started_at: Option<String>,
     #[serde(default)]
     pub ended_at: Option<String>,
+    /// The supervisor saw this run end and handled it (it was not learned after a crash).
+    #[serde(default)]
+    pub seen: bool,
+    /// It ended by an explicit stop (`down`, `stop`, `restart`).
+    #[serde(default)]
+    pub stopped: bool,
 }
 
 impl RunRecord {
@@ -68,6 +74,8 @@ impl RunRecord {
             signal: None,
             started_at: None,
             ended_at: None,
+            seen: false,
+            stopped: false,
         }
     }
 
@@ -95,6 +103,28 @@ impl RunRecord {
     pub fn is_run_of(&self, pid: i32, start_time: u64) -> bool {
         self.pid == Some(pid) && (start_time == 0 || self.start_time == Some(start_time))
     }
+}
+
+/// The supervisor handled the end of the run of waiting parent `pid` (started at
+/// `start_time`): mark its record `seen` (and `stopped`), with `exit` if the waiting parent
+/// could not record one (it was killed by SIGKILL with its group). Other runs' records are
+/// left alone.
+pub fn mark_seen(path: &Path, pid: i32, start_time: u64, exit: Option<ExitInfo>, stopped: bool) {
+    let Some(mut record) = read(path).filter(|r| r.is_run_of(pid, start_time)) else {
+        return;
+    };
+    if record.state != RunState::Exited {
+        record.state = RunState::Exited;
+        (record.code, record.signal) = match exit {
+            Some(ExitInfo::Code(code)) => (Some(code), None),
+            Some(ExitInfo::Signal(sig)) => (None, Some(sig)),
+            None => (None, None),
+        };
+        record.ended_at = Some(super::now_rfc3339());
+    }
+    record.seen = true;
+    record.stopped = stopped;
+    let _ = write(path, &record);
 }
 
 /// Replace the record at `path` (temp file, fsync, rename, fsync of the directory).
@@ -173,6 +203,32 @@ mod tests {
         assert_eq!(read_all(dir.path()).keys().collect::<Vec<_>>(), ["seed"]);
         clear(dir.path());
         assert!(read_all(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn a_run_the_supervisor_saw_end_is_marked_seen_and_other_runs_are_left_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("seed.json");
+        let mut rec = RunRecord::starting("h");
+        rec.state = RunState::Running;
+        rec.pid = Some(10);
+        rec.start_time = Some(20);
+        write(&path, &rec).expect("write");
+        mark_seen(&path, 11, 20, Some(ExitInfo::Code(0)), false);
+        assert_eq!(read(&path), Some(rec.clone()), "another run: untouched");
+        // Killed with its group before it could record: the supervisor's exit is written.
+        mark_seen(&path, 10, 20, Some(ExitInfo::Signal(9)), true);
+        let back = read(&path).expect("a record");
+        assert!(back.seen && back.stopped);
+        assert_eq!(back.exit(), Some(ExitInfo::Signal(9)));
+        // A recorded exit is kept: the waiting parent's is the program's own.
+        rec.state = RunState::Exited;
+        rec.code = Some(3);
+        write(&path, &rec).expect("write");
+        mark_seen(&path, 10, 20, Some(ExitInfo::Code(0)), false);
+        let back = read(&path).expect("a record");
+        assert!(back.seen && !back.stopped);
+        assert_eq!(back.exit(), Some(ExitInfo::Code(3)));
     }
 
     #[test]

@@ -54,11 +54,15 @@ pub struct Adoptable {
     pub from_run: bool,
 }
 
-/// How a oneshot's run ended while no supervisor watched.
+/// How a oneshot's run ended, as its run record says.
 #[derive(Debug, Clone, Copy)]
 pub struct Ended {
     /// As its waiting parent recorded it; `None` if that parent was killed first.
     pub exit: Option<ExitInfo>,
+    /// The previous supervisor saw the end (only its registry write was lost).
+    pub seen: bool,
+    /// It ended by an explicit stop.
+    pub stopped: bool,
 }
 
 /// What the previous run left: adoptables, the project name if known, and notes for the log.
@@ -193,8 +197,14 @@ fn from_run(
     match run.state {
         RunState::Exited => {
             let exit = run.exit();
-            a.ended = Some(Ended { exit });
-            a.record.state = if exit == Some(ExitInfo::Code(0)) {
+            a.ended = Some(Ended {
+                exit,
+                seen: run.seen,
+                stopped: run.stopped,
+            });
+            a.record.state = if run.stopped {
+                ProcState::Stopped
+            } else if exit == Some(ExitInfo::Code(0)) {
                 ProcState::Completed
             } else {
                 ProcState::Failed
@@ -214,7 +224,11 @@ fn from_run(
             a.record.boot_id.clone_from(&run.boot_id);
         }
         RunState::Running => {
-            a.ended = Some(Ended { exit: None });
+            a.ended = Some(Ended {
+                exit: None,
+                seen: false,
+                stopped: false,
+            });
             a.record.state = ProcState::Failed;
             a.record.pid = None;
             a.record.reason = Some("status unknown: its waiting parent was killed".to_owned());
@@ -375,6 +389,19 @@ mod tests {
         let a = from_run(&p, "seed", &exited(0), Some(&other), None).expect("adoptable");
         assert_eq!(a.restarts, 0);
         assert_eq!(a.old_hash, "h1", "the run record says what ran");
+    }
+
+    #[test]
+    fn a_run_stopped_by_request_stays_stopped() {
+        let mut run = exited(0);
+        run.code = None;
+        run.signal = Some(15);
+        run.seen = true;
+        run.stopped = true;
+        let a = from_run(&paths(), "seed", &run, None, None).expect("adoptable");
+        assert_eq!(a.record.state, ProcState::Stopped);
+        let ended = a.ended.expect("ended");
+        assert!(ended.stopped && ended.seen);
     }
 
     #[test]

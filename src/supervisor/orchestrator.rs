@@ -753,6 +753,8 @@ impl Orchestrator {
             } else if let Some(ended) = a.ended {
                 let adoption = Adopt::Ended {
                     exit: ended.exit,
+                    seen: ended.seen,
+                    stopped: ended.stopped,
                     started_at: a.started_at.clone(),
                     restarts: a.restarts,
                 };

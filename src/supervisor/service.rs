@@ -119,6 +119,10 @@ pub enum Adopt {
     /// parent recorded it (`None`: the waiting parent was killed before it could record).
     Ended {
         exit: Option<ExitInfo>,
+        /// The previous supervisor saw the end (only its registry write was lost).
+        seen: bool,
+        /// It ended by an explicit stop.
+        stopped: bool,
         started_at: Option<String>,
         restarts: u32,
     },
@@ -372,9 +376,11 @@ impl Actor {
             }) => self.adopt(pid, start_time, started_at, restarts, ready),
             Some(Adopt::Ended {
                 exit,
+                seen,
+                stopped,
                 started_at,
                 restarts,
-            }) => self.adopted_end(exit, started_at, restarts),
+            }) => self.adopted_end(exit, seen, stopped, started_at, restarts),
             None => Mode::Idle,
         }
     }
@@ -788,9 +794,29 @@ impl Actor {
     fn adopted_end(
         &mut self,
         exit: Option<ExitInfo>,
+        seen: bool,
+        stopped: bool,
         started_at: Option<String>,
         restarts: u32,
     ) -> Mode {
+        let (code, signal) = match exit {
+            Some(ExitInfo::Code(c)) => (Some(c), None),
+            Some(ExitInfo::Signal(s)) => (None, Some(s)),
+            None => (None, None),
+        };
+        if stopped {
+            // Stopped by request before the supervisor died: still stopped.
+            self.set(|s| {
+                s.state = ProcState::Stopped;
+                s.started_at = started_at;
+                s.restarts = restarts;
+                s.started_once = true;
+                s.exited_once = true;
+                s.exit_code = code;
+                s.signal = signal;
+            });
+            return Mode::Idle;
+        }
         let mut counters = self.counters();
         counters.restarts = restarts;
         let (adopted, effects) = machine::transition(
@@ -809,7 +835,11 @@ impl Actor {
         );
         let success = matches!(exit, Some(ExitInfo::Code(code)) if self.spec.success_exit_codes.contains(&code));
         let facts = machine::ExitFacts {
-            reason: format!("{reason} while no supervisor was running"),
+            reason: if seen {
+                reason
+            } else {
+                format!("{reason} while no supervisor was running")
+            },
             success,
             uptime: Duration::ZERO,
             port_in_use: None,
@@ -823,11 +853,6 @@ impl Actor {
         );
         self.quick_failures = counters.quick_failures;
         self.log_effects(&effects);
-        let (code, signal) = match exit {
-            Some(ExitInfo::Code(c)) => (Some(c), None),
-            Some(ExitInfo::Signal(s)) => (None, Some(s)),
-            None => (None, None),
-        };
         let state = next.proc_state();
         let reason = next.reason().map(str::to_owned);
         self.set(|s| {
@@ -1036,6 +1061,9 @@ impl Actor {
         } else {
             info
         };
+        if self.spec.oneshot {
+            self.mark_run_seen(run.pid, info, false).await;
+        }
         if self.spec.daemon && !run.daemonized && matches!(info, Some(ExitInfo::Code(0))) {
             let main_start = self.status.borrow().start_time.unwrap_or(0);
             if let Some((pid, start_time)) = self.find_daemon(main_start).await
@@ -1251,6 +1279,17 @@ impl Actor {
         }
     }
 
+    /// A oneshot's run ended under this supervisor: say so in its run record (durably), so
+    /// that a supervisor started after a crash does not take it for an exit nobody saw.
+    async fn mark_run_seen(&self, pid: i32, exit: Option<ExitInfo>, stopped: bool) {
+        let path = self.shared.paths.run_file(&self.spec.name);
+        let start_time = self.status.borrow().start_time.unwrap_or(0);
+        let _ = tokio::task::spawn_blocking(move || {
+            registry::runs::mark_seen(&path, pid, start_time, exit, stopped);
+        })
+        .await;
+    }
+
     /// Stop what is left of a tree whose main process exited.
     async fn clear_leftovers(&mut self, pgid: i32) {
         let target = stop::Target {
@@ -1376,6 +1415,9 @@ impl Actor {
             Exit::Adopted(_) => stop::stop_tree(&target, None, &self.shared.scanner).await,
         };
         let _ = registry::write_pid_file(&self.shared.paths.pid_file(&spec.name), None);
+        if spec.oneshot {
+            self.mark_run_seen(run.pid, report.exit, true).await;
+        }
         let killed_after = report.killed.then_some(target.timeout);
         let mut message = match report.exit {
             Some(info) => format!("stopped ({})", exit_reason(info)),

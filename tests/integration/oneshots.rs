@@ -272,3 +272,22 @@ fn a_running_oneshot_stops_gracefully_with_its_waiting_parent() {
     assert!(!pid_alive(seed));
     p.assert_no_survivors();
 }
+
+/// A oneshot stopped by request before a supervisor SIGKILL is still `stopped` for the next
+/// supervisor (not an exit "while no supervisor was running").
+#[test]
+fn a_oneshot_stopped_before_a_supervisor_sigkill_stays_stopped() {
+    let mut p = Project::new().config(&format!(
+        "{WAITING_SEED}  other:\n    command: [\"{{testd}}\"]\n    ready_after: 0s\n"
+    ));
+    seed_running(&p);
+    p.procs(["stop", "seed"]).success();
+    kill_supervisor(&p);
+    // A new supervisor, which adopts what the old one left, started for `other` only.
+    p.procs(["up", "other"]).success();
+    let seed_status = proc_status(&p, "seed");
+    assert_eq!(seed_status["state"], "stopped", "{seed_status}");
+    assert_eq!(lines(&p, "runs.txt"), 1);
+    p.procs(["down"]).success();
+    p.assert_no_survivors();
+}
