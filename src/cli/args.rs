@@ -55,8 +55,10 @@ pub enum Command {
     Start(StartArgs),
     /// Stop processes (their trees, verified) without stopping the supervisor.
     Stop(StopArgs),
-    /// Stop then start processes.
-    Restart(StartArgs),
+    /// Restart processes one at a time in dependency order, each ready again before the
+    /// next is stopped: the named ones (and their `restart: true` dependents), or without
+    /// names the whole stack (a rolling restart).
+    Restart(RestartArgs),
     /// Validate the config and print it resolved (defaults filled, variables expanded).
     Config,
     /// Print the dependency graph.
@@ -158,6 +160,15 @@ pub struct StartArgs {
     #[arg(required = true)]
     pub names: Vec<String>,
     /// How long to wait for readiness.
+    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    /// Processes to restart (default: the whole stack, rolling).
+    pub names: Vec<String>,
+    /// How long to wait for readiness (for the whole restart).
     #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = parse_duration)]
     pub timeout: std::time::Duration,
 }

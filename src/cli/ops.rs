@@ -161,12 +161,9 @@ pub fn act(project: &ProjectInfo, action: Action, names: &[String]) -> anyhow::R
             names: names.to_vec(),
             timeout_ms,
         },
+        // No names: the rolling restart of the whole stack (`procs restart`).
         Action::Restart => Request::Restart {
-            names: if names.is_empty() {
-                self::names(project)?
-            } else {
-                names.to_vec()
-            },
+            names: names.to_vec(),
             timeout_ms,
         },
         Action::Stop => Request::Stop {

@@ -341,6 +341,7 @@ pub(crate) mod tests {
                 .map(|(n, c)| Dependency {
                     name: (*n).into(),
                     condition: *c,
+                    restart: false,
                 })
                 .collect(),
             healthcheck: None,

@@ -82,6 +82,10 @@ pub enum Command {
 pub struct Dependency {
     pub name: String,
     pub condition: Condition,
+    /// `restart: true`: restarted after the dependency was restarted and meets `condition`
+    /// again. Left out of the serialized form (and so of the config hash) while false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restart: bool,
 }
 
 /// When a dependency counts as satisfied.

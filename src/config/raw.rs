@@ -182,7 +182,7 @@ pub enum RawDependsOn {
     Map(BTreeMap<String, Option<RawDepSpec>>),
 }
 
-/// The condition of one dependency: `healthy`, or `{condition: healthy}`.
+/// The condition of one dependency: `healthy`, or `{condition: healthy, restart: true}`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(
     untagged,
@@ -202,6 +202,10 @@ pub struct RawDepLong {
     /// When the dependency counts as satisfied.
     #[schemars(with = "ConditionName")]
     pub condition: String,
+    /// Restart this process after the dependency was restarted (by `procs restart`, by
+    /// `procs up` with a changed config, or by its restart policy after an exit), once the
+    /// dependency meets `condition` again. Default: false.
+    pub restart: Option<bool>,
 }
 
 /// When a dependency counts as satisfied.

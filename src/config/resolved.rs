@@ -11,7 +11,8 @@
 //! - `cwd` is absolute; `env` is the whole declared environment of the process, env files
 //!   inlined (no `env_file` is left to be found relative to the new file);
 //! - every `$` in a value is written `$$`, so interpolation gives back the text as resolved;
-//! - `depends_on` is a map `name: condition`, sorted by name; a port without a host is a
+//! - `depends_on` is a map `name: condition` (`name: {condition, restart: true}` with
+//!   `restart`), sorted by name; a port without a host is a
 //!   number; durations are humantime text; `max_size` is bytes; the signal is its name.
 //!
 //! Must not: read files or the environment; print (the CLI does).
@@ -37,7 +38,7 @@ struct ResolvedProcess {
     command: ResolvedCommand,
     cwd: String,
     env: BTreeMap<String, String>,
-    depends_on: BTreeMap<String, &'static str>,
+    depends_on: BTreeMap<String, ResolvedDep>,
     #[serde(skip_serializing_if = "Option::is_none")]
     healthcheck: Option<ResolvedHealth>,
     ports: Vec<ResolvedPort>,
@@ -57,6 +58,17 @@ struct ResolvedProcess {
     stop_command: Option<ResolvedCommand>,
     disabled: bool,
     logs: ResolvedLogs,
+}
+
+/// `name: condition`, or `name: {condition: …, restart: true}`.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum ResolvedDep {
+    Condition(&'static str),
+    Long {
+        condition: &'static str,
+        restart: bool,
+    },
 }
 
 #[derive(Debug, Serialize)]
@@ -178,7 +190,17 @@ fn process(p: &Process) -> ResolvedProcess {
         depends_on: p
             .depends_on
             .iter()
-            .map(|d| (d.name.clone(), condition(d.condition)))
+            .map(|d| {
+                let dep = if d.restart {
+                    ResolvedDep::Long {
+                        condition: condition(d.condition),
+                        restart: true,
+                    }
+                } else {
+                    ResolvedDep::Condition(condition(d.condition))
+                };
+                (d.name.clone(), dep)
+            })
             .collect(),
         healthcheck: p.healthcheck.as_ref().map(health),
         ports: p.ports.iter().map(port).collect(),

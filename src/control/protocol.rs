@@ -41,7 +41,9 @@ pub enum Request {
         names: Vec<String>,
         timeout_ms: Option<u64>,
     },
-    /// Stop then start.
+    /// Restart one process at a time in dependency order, each ready again before the next
+    /// is stopped: the named ones and their running `restart: true` dependents, or (no
+    /// names) the whole stack — a rolling restart.
     Restart { names: Vec<String>, timeout_ms: u64 },
     /// Watch the stack: the answer is a [`Response::Snapshot`] of every process, then an
     /// [`Response::Event`] for every change as it happens, and a new snapshot whenever the

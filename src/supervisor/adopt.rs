@@ -320,3 +320,85 @@ pub fn ambient_env(pid: i32) -> Option<BTreeMap<String, String>> {
     }
     Some(env)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paths() -> Paths {
+        Paths::with_state_dir(
+            Path::new("/nonexistent/project"),
+            "/nonexistent/.procs".into(),
+        )
+    }
+
+    fn exited(code: i32) -> RunRecord {
+        let mut run = RunRecord::starting("h1");
+        run.state = RunState::Exited;
+        run.pid = Some(i32::MAX - 3);
+        run.start_time = Some(5);
+        run.code = Some(code);
+        run
+    }
+
+    fn known(hash: &str, restarts: u32) -> Adoptable {
+        let mut a = from_record(
+            ProcessRecord::new(ProcState::Running, "seed.log".into()),
+            None,
+        );
+        a.old_hash = hash.to_owned();
+        a.restarts = restarts;
+        a
+    }
+
+    #[test]
+    fn a_recorded_exit_is_learned_with_the_hash_it_ran_with() {
+        let p = paths();
+        let a = from_run(&p, "seed", &exited(3), None, None).expect("adoptable");
+        assert_eq!(a.pid, None);
+        assert_eq!(a.ended.map(|e| e.exit), Some(Some(ExitInfo::Code(3))));
+        assert_eq!(a.record.state, ProcState::Failed);
+        assert_eq!(a.record.exit_code, Some(3));
+        assert_eq!(a.old_hash, "h1");
+        assert!(a.from_run && a.record.oneshot);
+        let a = from_run(&p, "seed", &exited(0), None, None).expect("adoptable");
+        assert_eq!(a.record.state, ProcState::Completed);
+    }
+
+    #[test]
+    fn the_registry_record_of_the_same_run_gives_its_restarts_another_run_does_not() {
+        let p = paths();
+        let same = known("h1", 4);
+        let a = from_run(&p, "seed", &exited(0), Some(&same), None).expect("adoptable");
+        assert_eq!(a.restarts, 4);
+        let other = known("h0", 4);
+        let a = from_run(&p, "seed", &exited(0), Some(&other), None).expect("adoptable");
+        assert_eq!(a.restarts, 0);
+        assert_eq!(a.old_hash, "h1", "the run record says what ran");
+    }
+
+    #[test]
+    fn a_waiting_parent_gone_without_a_record_is_unknown_never_guessed() {
+        let mut run = exited(0);
+        run.state = RunState::Running;
+        run.code = None;
+        run.boot_id = Some(platform::boot_id().to_owned());
+        let a = from_run(&paths(), "seed", &run, None, None).expect("adoptable");
+        assert_eq!(a.ended.map(|e| e.exit), Some(None));
+        assert_eq!(a.record.state, ProcState::Failed);
+    }
+
+    #[test]
+    fn a_starting_record_is_adopted_through_the_tags_or_was_never_spawned() {
+        let p = paths();
+        let run = RunRecord::starting("h1");
+        assert!(from_run(&p, "seed", &run, None, None).is_none());
+        let mut tagged = known("", 0);
+        tagged.pid = Some(77);
+        tagged.start_time = 9;
+        let a = from_run(&p, "seed", &run, None, Some(&tagged)).expect("adoptable");
+        assert_eq!((a.pid, a.start_time), (Some(77), 9));
+        assert_eq!(a.old_hash, "h1");
+        assert!(a.ended.is_none());
+    }
+}

@@ -47,6 +47,16 @@ pub struct Status {
     /// The last exit before the process was ready, since the last `Start`: `up` fails on
     /// it at once instead of waiting for its timeout.
     pub early_exit: Option<EarlyExit>,
+    /// Order of the current run's spawn among all spawns of this supervisor (0: never
+    /// spawned here, e.g. adopted): a dependent whose run is older than its dependency's
+    /// was started before that dependency's restart (`depends_on … restart: true`).
+    pub spawn_seq: u64,
+}
+
+/// The next spawn's [`Status::spawn_seq`] (increasing, never 0).
+pub fn next_spawn_seq() -> u64 {
+    static SPAWNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    SPAWNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// An exit before ready: why, and where that run's output starts in the log.
@@ -76,6 +86,7 @@ impl Status {
             port_notes: Vec::new(),
             ready_once: false,
             early_exit: None,
+            spawn_seq: 0,
             changed_at: Some(crate::registry::now_rfc3339()),
         }
     }

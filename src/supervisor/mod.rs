@@ -188,7 +188,7 @@ async fn heal_state_dir(paths: Arc<Paths>, orch: Arc<orchestrator::Orchestrator>
                     "{} was removed under the running stack; recreated it",
                     paths.state_dir.display()
                 );
-                orch.save_now();
+                orch.save_now().await;
             }
             Err(err) => {
                 tracing::error!(
@@ -267,19 +267,16 @@ async fn serve(
     let adopt_count = found.adoptable.values().filter(|a| a.pid.is_some()).count();
     orch.set_adoptable(found.adoptable);
     let pid = std::process::id() as i32;
-    if let Ok(mut record) = orch.supervisor.lock() {
-        *record = Some(SupervisorRecord {
-            pid,
-            start_time: platform::start_time(pid).unwrap_or(0),
-            boot_id,
-            socket: paths.socket.clone(),
-            started_at: registry::now_rfc3339(),
-        });
-    }
-    orch.save_now();
-    orch.start_registry_writer();
-    if let Ok(project) = orch.project_name()
-        && let Err(err) = crate::index::register(&project, &paths.project_dir, &paths.state_dir)
+    orch.set_supervisor(Some(SupervisorRecord {
+        pid,
+        start_time: platform::start_time(pid).unwrap_or(0),
+        boot_id,
+        socket: paths.socket.clone(),
+        started_at: registry::now_rfc3339(),
+    }));
+    orch.save_now().await;
+    if let Err(err) =
+        crate::index::register(&orch.project_name(), &paths.project_dir, &paths.state_dir)
     {
         tracing::warn!("cannot update the user-level project index: {err}");
     }
@@ -355,10 +352,8 @@ async fn serve(
         task.abort();
     }
     signals.abort();
-    if let Ok(mut record) = orch.supervisor.lock() {
-        *record = None;
-    }
-    orch.save_now();
+    orch.set_supervisor(None);
+    orch.save_now().await;
     // The stack is down: the next `up` runs its oneshots again.
     registry::runs::clear(&paths.runs_dir);
     // Orphans of the stack that exited during the last stop are our children (subreaper):

@@ -7,9 +7,16 @@
 //! second `up` never queue behind a slow health check.
 //! Invariant: the registry on disk is written only from here, from a snapshot of the
 //! actors' published statuses, coalescing bursts of changes into one write.
+//! State: everything the orchestrator knows (the actors, the config, the adoptables, the
+//! supervisor record) is one [`State`] behind one lock, taken for short sections that never
+//! `.await` and never do I/O; a poisoned lock is taken over, not skipped (every section
+//! leaves the state whole). The registry writer is a task that alone owns what was written
+//! (the pid files), so writes never contend with requests.
+
+mod restart;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
@@ -31,29 +38,64 @@ const CONSEQUENCES: Duration = Duration::from_secs(2);
 /// Shortest pause between two background registry writes.
 const WRITE_INTERVAL: Duration = Duration::from_millis(50);
 
+/// What the orchestrator knows, behind its one lock.
+struct State {
+    services: BTreeMap<String, Handle>,
+    config: Option<Config>,
+    /// The environment of the last `procs up` (used by `start`/`restart`).
+    env: BTreeMap<String, String>,
+    supervisor: Option<SupervisorRecord>,
+    /// The project's name and id.
+    project: (String, String),
+    /// Processes found running at startup, adopted by the first `up` (SPEC §5).
+    adoptable: BTreeMap<String, Adoptable>,
+}
+
+/// A request for a registry write now, answered once it is on disk.
+type WriteNow = oneshot::Sender<()>;
+
 /// The supervisor's state.
 pub struct Orchestrator {
     pub shared: Arc<Shared>,
-    services: Mutex<BTreeMap<String, Handle>>,
-    config: Mutex<Option<Config>>,
-    /// The environment of the last `procs up` (used by `start`/`restart`).
-    env: Mutex<BTreeMap<String, String>>,
+    state: Mutex<State>,
+    /// Serializes lifecycle operations (their reconcile phase); not a state lock.
     ops: tokio::sync::Mutex<()>,
-    pub supervisor: Mutex<Option<SupervisorRecord>>,
-    project: Mutex<(String, String)>,
-    /// Processes found running at startup, adopted by the first `up` (SPEC §5).
-    adoptable: Mutex<BTreeMap<String, Adoptable>>,
-    /// Snapshot sequence numbers, and the newest one written.
-    seq: std::sync::atomic::AtomicU64,
-    written: Mutex<u64>,
-    /// The pid each `pids/NAME.pid` holds (as last written from a snapshot).
-    pid_files: Mutex<BTreeMap<String, Option<i32>>>,
+    /// Requests to the registry writer task ([`Orchestrator::save_now`]).
+    write_now: mpsc::UnboundedSender<WriteNow>,
     /// Set once a full `down` finished: the server stops and the supervisor exits.
     pub shutdown: Arc<Notify>,
     /// The log rotation policies of the current config, for the rotation task.
     pub log_policies: watch::Sender<rotate::Policies>,
     /// Bumped whenever the set of actors changed (subscribers then get a new snapshot).
     members: watch::Sender<u64>,
+    /// `depends_on … restart: true`, and its pause during restart operations.
+    cascades: restart::Cascades,
+}
+
+/// The pid each `pids/NAME.pid` holds, as the registry writer last wrote it.
+type PidFiles = BTreeMap<String, Option<i32>>;
+
+/// Write `registry` and bring `pids/NAME.pid` in line with it, touching only the pid files
+/// whose pid changed. Pid files are written here, on the writer's thread, rather than by
+/// the actor at spawn time: creating a file (a new inode) per spawn was a measurable part
+/// of starting a large stack, on the one thread that spawns. Actors still remove a pid file
+/// as soon as their process is gone.
+fn write_registry(paths: &crate::paths::Paths, registry: &Registry, files: &mut PidFiles) {
+    if let Err(err) = registry::save(&paths.state_file, registry) {
+        tracing::error!("cannot write the registry: {err}");
+    }
+    for (name, rec) in &registry.processes {
+        if files.get(name) == Some(&rec.pid) {
+            continue;
+        }
+        let path = paths.pid_file(name);
+        match registry::write_pid_file(&path, rec.pid) {
+            Ok(()) => {
+                files.insert(name.clone(), rec.pid);
+            }
+            Err(err) => tracing::warn!("cannot write {}: {err}", path.display()),
+        }
+    }
 }
 
 use crate::plan::config_hash;
@@ -62,50 +104,94 @@ use super::machine::{is_ready, settled_bad as is_settled_bad};
 
 impl Orchestrator {
     pub fn new(shared: Arc<Shared>, project: String, project_id: String) -> Arc<Self> {
-        Arc::new(Self {
+        let (write_now, requests) = mpsc::unbounded_channel();
+        let orch = Arc::new(Self {
             shared,
-            services: Mutex::new(BTreeMap::new()),
-            config: Mutex::new(None),
-            env: Mutex::new(BTreeMap::new()),
+            state: Mutex::new(State {
+                services: BTreeMap::new(),
+                config: None,
+                env: BTreeMap::new(),
+                supervisor: None,
+                project: (project, project_id),
+                adoptable: BTreeMap::new(),
+            }),
             ops: tokio::sync::Mutex::new(()),
-            supervisor: Mutex::new(None),
-            project: Mutex::new((project, project_id)),
+            write_now,
             shutdown: Arc::new(Notify::new()),
-            adoptable: Mutex::new(BTreeMap::new()),
-            seq: std::sync::atomic::AtomicU64::new(0),
-            written: Mutex::new(0),
             log_policies: watch::Sender::new(rotate::Policies::new()),
-            pid_files: Mutex::new(BTreeMap::new()),
             members: watch::Sender::new(0),
-        })
+            cascades: restart::Cascades::new(),
+        });
+        orch.start_registry_writer(requests);
+        orch
+    }
+
+    /// The one lock on the orchestrator's state. Never held across an `.await` (the guard
+    /// is not `Send`, so the compiler refuses it) nor during I/O. A panic while it was held
+    /// poisons it; every section leaves the state whole, so it is taken over.
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The project's name as currently known.
-    pub fn project_name(&self) -> Result<String, ()> {
-        self.project.lock().map(|p| p.0.clone()).map_err(|_| ())
+    pub fn project_name(&self) -> String {
+        self.state().project.0.clone()
     }
 
     /// Hand over what the previous supervisor left running.
     pub fn set_adoptable(&self, found: BTreeMap<String, Adoptable>) {
-        if let Ok(mut adoptable) = self.adoptable.lock() {
-            *adoptable = found;
-        }
+        self.state().adoptable = found;
     }
 
-    /// Keep `state.json` in step with the actors: one write per burst of changes.
-    pub fn start_registry_writer(self: &Arc<Self>) {
+    /// Record (or clear, at shutdown) the supervisor in the registry's next snapshot.
+    pub fn set_supervisor(&self, record: Option<SupervisorRecord>) {
+        self.state().supervisor = record;
+    }
+
+    /// Keep `state.json` in step with the actors (a task started with the orchestrator, in
+    /// the runtime): one write per burst of changes, and one
+    /// right away for each [`Orchestrator::save_now`]. The task alone owns the pid files'
+    /// bookkeeping, so writes are serialized without a lock.
+    fn start_registry_writer(self: &Arc<Self>, mut requests: mpsc::UnboundedReceiver<WriteNow>) {
         let me = Arc::clone(self);
         tokio::spawn(async move {
+            let mut pid_files = PidFiles::default();
+            let mut waiting: Vec<WriteNow> = Vec::new();
             loop {
-                me.shared.dirty.notified().await;
+                if waiting.is_empty() {
+                    tokio::select! {
+                        () = me.shared.dirty.notified() => {}
+                        request = requests.recv() => match request {
+                            Some(ack) => waiting.push(ack),
+                            None => return,
+                        },
+                    }
+                }
+                while let Ok(ack) = requests.try_recv() {
+                    waiting.push(ack);
+                }
                 let snapshot = me.snapshot();
-                let writer = Arc::clone(&me);
-                let _ = tokio::task::spawn_blocking(move || writer.write(snapshot)).await;
-                // At most one write per WRITE_INTERVAL while changes keep coming (a burst
-                // of 500 starts is a handful of writes, not hundreds of new inodes); the
-                // changes of the pause are written right after it. Whatever a crash loses
-                // of that window is found again through the processes' tags.
-                tokio::time::sleep(WRITE_INTERVAL).await;
+                let paths = Arc::clone(&me.shared.paths);
+                pid_files = tokio::task::spawn_blocking(move || {
+                    write_registry(&paths, &snapshot, &mut pid_files);
+                    pid_files
+                })
+                .await
+                .unwrap_or_default();
+                for ack in waiting.drain(..) {
+                    let _ = ack.send(());
+                }
+                // At most one background write per WRITE_INTERVAL while changes keep
+                // coming (a burst of 500 starts is a handful of writes, not hundreds of new
+                // inodes); the changes of the pause are written right after it. A
+                // `save_now` is served at once. Whatever a crash loses of that window is
+                // found again through the processes' tags and the oneshots' run records.
+                tokio::select! {
+                    () = tokio::time::sleep(WRITE_INTERVAL) => {}
+                    request = requests.recv() => if let Some(ack) = request {
+                        waiting.push(ack);
+                    },
+                }
             }
         });
     }
@@ -117,97 +203,61 @@ impl Orchestrator {
 
     /// The main pid of every process that runs, for the lineage record.
     pub fn mains(&self) -> Vec<(String, i32)> {
-        self.services
-            .lock()
-            .map(|services| {
-                services
-                    .iter()
-                    .filter_map(|(name, h)| Some((name.clone(), h.status.borrow().pid?)))
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.state()
+            .services
+            .iter()
+            .filter_map(|(name, h)| Some((name.clone(), h.status.borrow().pid?)))
+            .collect()
     }
 
-    /// Write the registry now (used at startup and shutdown).
-    pub fn save_now(&self) {
-        self.write(self.snapshot());
-    }
-
-    /// Write a snapshot unless a newer one is already on disk (the background writer
-    /// and `save_now` may race; the newest snapshot always wins).
-    fn write(&self, (seq, registry): (u64, Registry)) {
-        let Ok(mut last) = self.written.lock() else {
-            return;
-        };
-        if seq < *last {
+    /// Write the registry now and return once it is on disk (the registry writer task
+    /// does it; before that task runs, or after it is gone, it is written here).
+    pub async fn save_now(&self) {
+        let (ack, written) = oneshot::channel();
+        if self.write_now.send(ack).is_ok() && written.await.is_ok() {
             return;
         }
-        if let Err(err) = registry::save(&self.shared.paths.state_file, &registry) {
-            tracing::error!("cannot write the registry: {err}");
-        }
-        self.write_pid_files(&registry);
-        *last = seq;
+        let snapshot = self.snapshot();
+        let paths = Arc::clone(&self.shared.paths);
+        let _ = tokio::task::spawn_blocking(move || {
+            write_registry(&paths, &snapshot, &mut PidFiles::default());
+        })
+        .await;
     }
 
-    /// Bring `pids/NAME.pid` in line with a snapshot, touching only the files whose pid
-    /// changed. Done here, on the writer's thread, rather than by the actor at spawn time:
-    /// creating a file (a new inode) per spawn was a measurable part of starting a large
-    /// stack, on the one thread that spawns. Actors still remove a pid file as soon as
-    /// their process is gone.
-    fn write_pid_files(&self, registry: &Registry) {
-        let Ok(mut files) = self.pid_files.lock() else {
-            return;
-        };
-        for (name, rec) in &registry.processes {
-            if files.get(name) == Some(&rec.pid) {
-                continue;
-            }
-            let path = self.shared.paths.pid_file(name);
-            match registry::write_pid_file(&path, rec.pid) {
-                Ok(()) => {
-                    files.insert(name.clone(), rec.pid);
-                }
-                Err(err) => tracing::warn!("cannot write {}: {err}", path.display()),
-            }
-        }
-    }
-
-    fn snapshot(&self) -> (u64, Registry) {
-        let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let (project, project_id) = self.project.lock().map(|p| p.clone()).unwrap_or_default();
+    fn snapshot(&self) -> Registry {
+        let state = self.state();
+        let (project, project_id) = &state.project;
         let now = registry::now_rfc3339();
-        let mut reg = Registry::new(&project, &self.shared.paths.project_dir, &project_id);
-        reg.supervisor = self.supervisor.lock().ok().and_then(|s| s.clone());
-        if let Ok(services) = self.services.lock() {
-            for (name, handle) in services.iter() {
-                let s = handle.status.borrow().clone();
-                let mut rec = ProcessRecord::new(s.state, self.shared.paths.log_file(name));
-                rec.reason = s.reason;
-                rec.pid = s.pid;
-                rec.pgid = s.pgid;
-                rec.start_time = s.start_time;
-                rec.boot_id = s.pid.map(|_| self.shared.boot_id.clone());
-                rec.config_hash.clone_from(&handle.hash);
-                rec.restarts = s.restarts;
-                rec.exit_code = s.exit_code;
-                rec.signal = s.signal;
-                rec.ports = handle.spec.ports.iter().map(|p| p.port).collect();
-                rec.oneshot = handle.spec.oneshot;
-                rec.started_at = s.started_at;
-                rec.updated_at = Some(now.clone());
-                rec.next_restart_at = s.next_restart_at;
-                rec.has_health = service::has_health(&handle.spec);
-                rec.spec.clone_from(&handle.stored);
-                reg.processes.insert(name.clone(), rec);
-            }
+        let mut reg = Registry::new(project, &self.shared.paths.project_dir, project_id);
+        reg.supervisor.clone_from(&state.supervisor);
+        for (name, handle) in &state.services {
+            let s = handle.status.borrow().clone();
+            let mut rec = ProcessRecord::new(s.state, self.shared.paths.log_file(name));
+            rec.reason = s.reason;
+            rec.pid = s.pid;
+            rec.pgid = s.pgid;
+            rec.start_time = s.start_time;
+            rec.boot_id = s.pid.map(|_| self.shared.boot_id.clone());
+            rec.config_hash.clone_from(&handle.hash);
+            rec.restarts = s.restarts;
+            rec.exit_code = s.exit_code;
+            rec.signal = s.signal;
+            rec.ports = handle.spec.ports.iter().map(|p| p.port).collect();
+            rec.oneshot = handle.spec.oneshot;
+            rec.started_at = s.started_at;
+            rec.updated_at = Some(now.clone());
+            rec.next_restart_at = s.next_restart_at;
+            rec.has_health = service::has_health(&handle.spec);
+            rec.spec.clone_from(&handle.stored);
+            reg.processes.insert(name.clone(), rec);
         }
-        if let Ok(adoptable) = self.adoptable.lock() {
-            for (name, a) in adoptable.iter() {
-                reg.processes
-                    .entry(name.clone())
-                    .or_insert_with(|| a.record.clone());
-            }
+        for (name, a) in &state.adoptable {
+            reg.processes
+                .entry(name.clone())
+                .or_insert_with(|| a.record.clone());
         }
+        drop(state);
         let membership = self.shared.scanner.membership();
         reg.cgroup = membership
             .project_cgroup()
@@ -216,7 +266,7 @@ impl Orchestrator {
         if !reg.lineage.is_empty() {
             reg.lineage_boot_id = Some(self.shared.boot_id.clone());
         }
-        (seq, reg)
+        reg
     }
 
     fn error(code: i32, message: String, hint: Option<String>) -> Response {
@@ -229,6 +279,7 @@ impl Orchestrator {
 
     /// Handle `up`: reconcile, start the selection, stream progress, answer.
     pub async fn up(self: &Arc<Self>, req: UpRequest, out: mpsc::Sender<Response>) {
+        self.ensure_cascade();
         let graph = match Graph::new(&req.config) {
             Ok(graph) => graph,
             Err(err) => {
@@ -256,9 +307,7 @@ impl Orchestrator {
         let mut events = self.shared.events.subscribe();
         let notes = {
             let _guard = self.ops.lock().await;
-            if let Ok(mut project) = self.project.lock() {
-                project.0.clone_from(&req.config.name);
-            }
+            self.state().project.0.clone_from(&req.config.name);
             let ctx = Arc::new(Context {
                 project: req.config.name.clone(),
                 project_id: self.shared.paths.project_id.clone(),
@@ -274,11 +323,10 @@ impl Orchestrator {
             let notes = self
                 .reconcile(&req.config, &order, &selection, &req, &ctx)
                 .await;
-            if let Ok(mut config) = self.config.lock() {
-                *config = Some(req.config.clone());
-            }
-            if let Ok(mut env) = self.env.lock() {
-                env.clone_from(&req.env);
+            {
+                let mut state = self.state();
+                state.config = Some(req.config.clone());
+                state.env.clone_from(&req.env);
             }
             notes
         };
@@ -371,7 +419,7 @@ impl Orchestrator {
         outcome.notes.extend(self.port_notes(&wanted));
         outcome.timed_out = timed_out;
         // Whatever the CLI does next (`status`, a script reading state.json) sees this.
-        self.save_now();
+        self.save_now().await;
         let _ = out.send(Response::Done(outcome)).await;
     }
 
@@ -407,16 +455,17 @@ impl Orchestrator {
 
     /// Every actor's status, in start order, as a subscription frame.
     fn stream_snapshot(&self) -> Response {
-        let project = self.project_name().unwrap_or_default();
-        let order: Vec<String> = self
+        let state = self.state();
+        let project = state.project.0.clone();
+        let order: Vec<String> = state
             .config
-            .lock()
-            .ok()
-            .and_then(|c| c.as_ref().and_then(|c| Graph::new(c).ok()))
+            .as_ref()
+            .and_then(|c| Graph::new(c).ok())
             .map(|g| g.start_order())
             .unwrap_or_default();
         let mut processes = Vec::new();
-        if let Ok(services) = self.services.lock() {
+        {
+            let services = &state.services;
             let mut names: Vec<&String> =
                 order.iter().filter(|n| services.contains_key(*n)).collect();
             names.extend(services.keys().filter(|n| !order.contains(n)));
@@ -435,9 +484,8 @@ impl Orchestrator {
 
     /// What the port pre-flights of `names` did (`web: port 8080 is held by …: stopping it`).
     fn port_notes(&self, names: &[String]) -> Vec<String> {
-        let Ok(services) = self.services.lock() else {
-            return Vec::new();
-        };
+        let state = self.state();
+        let services = &state.services;
         names
             .iter()
             .filter_map(|name| Some((name, services.get(name)?)))
@@ -451,9 +499,8 @@ impl Orchestrator {
     /// Is a process of `wanted` still pending on a dependency that already failed (its
     /// actor is about to mark it failed)?
     fn propagating(&self, wanted: &[String]) -> bool {
-        let Ok(services) = self.services.lock() else {
-            return false;
-        };
+        let state = self.state();
+        let services = &state.services;
         wanted.iter().filter_map(|n| services.get(n)).any(|h| {
             h.status.borrow().state == ProcState::Pending
                 && h.spec.depends_on.iter().any(|d| {
@@ -468,9 +515,8 @@ impl Orchestrator {
     }
 
     fn settled(&self, wanted: &[String], ready: &dyn Fn(&Process, &Status) -> bool) -> bool {
-        let Ok(services) = self.services.lock() else {
-            return true;
-        };
+        let state = self.state();
+        let services = &state.services;
         let mut all_ready = true;
         for name in wanted {
             let Some(h) = services.get(name) else {
@@ -488,9 +534,8 @@ impl Orchestrator {
 
     fn outcome(&self, names: &[String], ok: impl Fn(&Process, &Status) -> bool) -> Outcome {
         let mut outcome = Outcome::default();
-        let Ok(services) = self.services.lock() else {
-            return outcome;
-        };
+        let state = self.state();
+        let services = &state.services;
         for name in names {
             let Some(h) = services.get(name) else {
                 continue;
@@ -538,8 +583,9 @@ impl Orchestrator {
         // Processes gone from the file, and changed ones, are stopped first (dependents
         // before their dependencies).
         let mut retire = Vec::new();
-        if let Ok(services) = self.services.lock() {
-            for (name, handle) in services.iter() {
+        {
+            let state = self.state();
+            for (name, handle) in &state.services {
                 match config.processes.get(name) {
                     None => {
                         notes.push(format!("{name}: stopped (removed from the config)"));
@@ -564,7 +610,7 @@ impl Orchestrator {
         let mut stop_order: Vec<String> = retire.clone();
         stop_order.sort_by_key(|n| std::cmp::Reverse(order.iter().position(|o| o == n)));
         for name in stop_order {
-            let handle = self.services.lock().ok().and_then(|mut s| s.remove(&name));
+            let handle = self.state().services.remove(&name);
             if let Some(handle) = handle {
                 let (tx, rx) = oneshot::channel();
                 if handle
@@ -586,7 +632,7 @@ impl Orchestrator {
             let Some(spec) = config.processes.get(name) else {
                 continue;
             };
-            let exists = self.services.lock().map_or(true, |s| s.contains_key(name));
+            let exists = self.state().services.contains_key(name);
             if !exists {
                 let handle = service::spawn_actor(
                     Arc::new(spec.clone()),
@@ -596,9 +642,7 @@ impl Orchestrator {
                     Status::new(ProcState::Stopped),
                     None,
                 );
-                if let Ok(mut services) = self.services.lock() {
-                    services.insert(name.clone(), handle);
-                }
+                self.state().services.insert(name.clone(), handle);
                 membership_changed = true;
             }
         }
@@ -607,7 +651,9 @@ impl Orchestrator {
         }
         // Start what is selected and not already running (or completed, for oneshots).
         let mut acks = Vec::new();
-        if let Ok(services) = self.services.lock() {
+        {
+            let state = self.state();
+            let services = &state.services;
             for name in order.iter().filter(|n| selection.contains(*n)) {
                 let Some(handle) = services.get(name) else {
                     continue;
@@ -655,11 +701,7 @@ impl Orchestrator {
     /// Turn what the previous supervisor left into actors (same pids), before the usual
     /// reconciliation compares their config with the new one.
     async fn adopt(&self, config: &Config, ctx: &Arc<Context>) -> Vec<String> {
-        let found = self
-            .adoptable
-            .lock()
-            .map(|mut a| std::mem::take(&mut *a))
-            .unwrap_or_default();
+        let found = std::mem::take(&mut self.state().adoptable);
         let mut notes = Vec::new();
         for (name, a) in found {
             let Some(spec) = config.processes.get(&name) else {
@@ -731,9 +773,7 @@ impl Orchestrator {
                 status,
                 adoption,
             );
-            if let Ok(mut services) = self.services.lock() {
-                services.insert(name, handle);
-            }
+            self.state().services.insert(name, handle);
         }
         notes
     }
@@ -773,28 +813,16 @@ impl Orchestrator {
     ) -> Result<Outcome, Response> {
         let _guard = self.ops.lock().await;
         if names.is_empty() {
-            let found = self
-                .adoptable
-                .lock()
-                .map(|mut a| std::mem::take(&mut *a))
-                .unwrap_or_default();
+            let found = std::mem::take(&mut self.state().adoptable);
             for (name, a) in found {
                 if let Some(pid) = a.pid {
                     self.stop_unknown(&name, pid, a.old_spec.as_ref()).await;
                 }
             }
         }
-        let known: Vec<String> = self
-            .services
-            .lock()
-            .map(|s| s.keys().cloned().collect())
-            .unwrap_or_default();
+        let known: Vec<String> = self.state().services.keys().cloned().collect();
         if let Some(name) = names.iter().find(|n| !known.contains(n)) {
-            let file = self
-                .config
-                .lock()
-                .ok()
-                .and_then(|c| c.as_ref().map(|c| c.file.clone()));
+            let file = self.state().config.as_ref().map(|c| c.file.clone());
             let err = crate::error::Error::UnknownProcess {
                 name: name.clone(),
                 file: file.unwrap_or_else(|| self.shared.paths.project_dir.join("procs.yaml")),
@@ -807,7 +835,7 @@ impl Orchestrator {
         } else {
             names.iter().cloned().collect()
         };
-        let config = self.config.lock().ok().and_then(|c| c.clone());
+        let config = self.state().config.clone();
         let layers: Vec<Vec<String>> = match config.as_ref().map(Graph::new) {
             Some(Ok(graph)) => graph.layers(),
             _ => vec![known.clone()],
@@ -816,7 +844,9 @@ impl Orchestrator {
         let mut outcomes: BTreeMap<String, StopOutcome> = BTreeMap::new();
         for layer in layers.iter().rev() {
             let mut waits = Vec::new();
-            if let Ok(services) = self.services.lock() {
+            {
+                let state = self.state();
+                let services = &state.services;
                 for name in layer.iter().filter(|n| targets.contains(*n)) {
                     let Some(handle) = services.get(name) else {
                         continue;
@@ -879,7 +909,7 @@ impl Orchestrator {
                 ));
             }
         }
-        self.save_now();
+        self.save_now().await;
         Ok(outcome)
     }
 
@@ -890,7 +920,7 @@ impl Orchestrator {
         timeout_ms: u64,
         out: mpsc::Sender<Response>,
     ) {
-        let config = self.config.lock().ok().and_then(|c| c.clone());
+        let config = self.state().config.clone();
         let Some(config) = config else {
             let _ = out
                 .send(Self::error(
@@ -901,7 +931,7 @@ impl Orchestrator {
                 .await;
             return;
         };
-        let ctx_env = self.env.lock().map(|e| e.clone()).unwrap_or_default();
+        let ctx_env = self.state().env.clone();
         let req = UpRequest {
             config,
             env: ctx_env,

@@ -162,12 +162,6 @@ async fn dispatch(request: Request, orch: Arc<Orchestrator>, tx: mpsc::Sender<Re
             let _ = tx.send(response).await;
         }
         Request::Start { names, timeout_ms } => orch.start(names, timeout_ms, tx).await,
-        Request::Restart { names, timeout_ms } => {
-            if let Err(response) = orch.stop(&names, None, false, &tx).await {
-                let _ = tx.send(response).await;
-                return;
-            }
-            orch.start(names, timeout_ms, tx).await;
-        }
+        Request::Restart { names, timeout_ms } => orch.restart(names, timeout_ms, tx).await,
     }
 }

@@ -663,6 +663,7 @@ impl Actor {
             s.pgid = Some(pid);
             s.start_time = Some(start_time);
             s.started_at = Some(registry::now_rfc3339());
+            s.spawn_seq = machine::next_spawn_seq();
             s.started_once = true;
             s.exit_code = None;
             s.signal = None;

@@ -252,3 +252,23 @@ processes:
     p.procs(["down"]).success();
     p.assert_no_survivors();
 }
+
+/// The waiting parent lets the stop signal reach the program and goes with it: a `down`
+/// while a oneshot runs stops it gracefully (no SIGKILL needed) and leaves nothing behind.
+#[test]
+fn a_running_oneshot_stops_gracefully_with_its_waiting_parent() {
+    let mut p = Project::new().config(WAITING_SEED);
+    let seed = seed_running(&p);
+    assert!(
+        pid_cmdline(seed).contains("__oneshot"),
+        "the supervised pid is the waiting parent: {}",
+        pid_cmdline(seed)
+    );
+    let down = p.procs(["down"]).success();
+    assert!(
+        !down.stdout.contains("killed after") && !down.stderr.contains("killed after"),
+        "{down:?}"
+    );
+    assert!(!pid_alive(seed));
+    p.assert_no_survivors();
+}

@@ -266,3 +266,178 @@ processes:
     p.procs(["down"]).success();
     p.assert_no_survivors();
 }
+
+/// The `name: state` lines a piped lifecycle command printed, in order.
+fn state_lines(stdout: &str) -> Vec<(String, String)> {
+    stdout
+        .lines()
+        .filter_map(|l| {
+            let (name, rest) = l.split_once(": ")?;
+            let state = rest.split([' ', ':', ',']).next()?;
+            Some((name.to_owned(), state.to_owned()))
+        })
+        .collect()
+}
+
+fn is_ready_state(state: &str) -> bool {
+    matches!(state, "healthy" | "running" | "completed")
+}
+
+#[test]
+fn restart_without_names_is_rolling_in_dependency_order_one_process_at_a_time() {
+    let port = free_port();
+    let mut p = Project::new().config(&format!(
+        r#"
+processes:
+  worker:
+    command: ["{{testd}}"]
+    ready_after: 200ms
+    depends_on: {{ web: healthy }}
+  web:
+    command: ["{{testd}}"]
+    ready_after: 300ms
+    depends_on: {{ db: healthy, migrate: completed_successfully }}
+  migrate:
+    command: ["{{testd}}", "--exit-after", "100"]
+    oneshot: true
+    depends_on: {{ db: healthy }}
+  db:
+    command: ["{{testd}}", "--listen", "{port}"]
+    ports: [{port}]
+"#
+    ));
+    p.procs(["up"]).success();
+    let names = ["db", "web", "worker"];
+    let before: Vec<i32> = names.iter().map(|n| pid_of(&p, n)).collect();
+    let out = p.procs(["restart", "--timeout", "60s"]).success();
+    let lines = state_lines(&out.stdout);
+    // Every process of the stack, as the state lines show them: all ready before, then
+    // one at a time.
+    let order = ["db", "migrate", "web", "worker"];
+    let mut ready: std::collections::BTreeMap<&str, bool> =
+        order.iter().map(|n| (*n, true)).collect();
+    let mut stopped_in_order = Vec::new();
+    for (name, state) in &lines {
+        let Some(entry) = ready.get_mut(name.as_str()) else {
+            continue;
+        };
+        // A oneshot is ready once it completed, not while it runs.
+        let now_ready = if name == "migrate" {
+            state == "completed"
+        } else {
+            is_ready_state(state)
+        };
+        if !now_ready && *entry && !stopped_in_order.contains(name) {
+            stopped_in_order.push(name.clone());
+        }
+        *entry = now_ready;
+        let down: Vec<&&str> = ready.iter().filter(|(_, r)| !**r).map(|(n, _)| n).collect();
+        assert!(
+            down.len() <= 1,
+            "{down:?} were down at once (after `{name}: {state}`):\n{}",
+            out.stdout
+        );
+    }
+    assert_eq!(
+        stopped_in_order, order,
+        "restarted in dependency order:\n{}",
+        out.stdout
+    );
+    assert!(
+        ready.values().all(|r| *r),
+        "all ready at the end:\n{}",
+        out.stdout
+    );
+    for (name, old) in names.iter().zip(before) {
+        let entry = proc_status(&p, name);
+        assert_ne!(
+            entry["pid"].as_i64(),
+            Some(i64::from(old)),
+            "{name} got a new pid"
+        );
+        assert!(
+            is_ready_state(entry["state"].as_str().unwrap_or_default()),
+            "{entry}"
+        );
+    }
+    assert_eq!(proc_status(&p, "migrate")["state"], "completed");
+    assert_eq!(
+        p.read_log("migrate").matches("started pid").count(),
+        2,
+        "the oneshot ran again"
+    );
+    p.procs(["down"]).success();
+    p.assert_no_survivors();
+}
+
+#[test]
+fn a_restart_true_dependent_is_restarted_after_its_dependency_and_is_ready_again() {
+    let mut p = Project::new().config(
+        r#"
+processes:
+  db:
+    command: ["{testd}"]
+    ready_after: 300ms
+    backoff: { initial: 100ms }
+  web:
+    command: ["{testd}"]
+    ready_after: 300ms
+    depends_on: { db: { condition: healthy, restart: true } }
+  other:
+    command: ["{testd}"]
+    ready_after: 0s
+    depends_on: { db: healthy }
+"#,
+    );
+    p.procs(["up"]).success();
+    let (db0, web0, other0) = (pid_of(&p, "db"), pid_of(&p, "web"), pid_of(&p, "other"));
+
+    // An explicit restart of the dependency restarts the dependent after it, and answers
+    // once both are ready again.
+    let out = p.procs(["restart", "db"]).success();
+    let lines = state_lines(&out.stdout);
+    let db_ready = lines
+        .iter()
+        .position(|(n, s)| n == "db" && s == "running")
+        .unwrap_or_else(|| panic!("db ready again:\n{}", out.stdout));
+    let web_stop = lines
+        .iter()
+        .position(|(n, s)| n == "web" && s == "stopping")
+        .unwrap_or_else(|| panic!("web restarted:\n{}", out.stdout));
+    assert!(db_ready < web_stop, "web waits for db:\n{}", out.stdout);
+    let (db1, web1) = (pid_of(&p, "db"), pid_of(&p, "web"));
+    assert!(db1 != db0 && web1 != web0);
+    assert_eq!(proc_status(&p, "web")["state"], "running");
+    assert_eq!(
+        pid_of(&p, "other"),
+        other0,
+        "without `restart: true` it is left alone"
+    );
+
+    // A crash of the dependency, restarted by its policy: the dependent follows once the
+    // dependency is ready again.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(db1),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill db");
+    wait_until("db back, then web restarted and ready again", WAIT, || {
+        let (db, web) = (proc_status(&p, "db"), proc_status(&p, "web"));
+        db["state"] == "running"
+            && db["pid"].as_i64() != Some(i64::from(db1))
+            && web["state"] == "running"
+            && web["pid"].as_i64() != Some(i64::from(web1))
+    });
+    // Restarted once for the crash, not again and again.
+    let web2 = pid_of(&p, "web");
+    assert_eq!(
+        p.read_log("web").matches("started pid").count(),
+        3,
+        "{}",
+        p.read_log("web")
+    );
+    assert_eq!(pid_of(&p, "web"), web2);
+    assert_eq!(pid_of(&p, "other"), other0);
+    p.procs(["down"]).success();
+    p.assert_no_survivors();
+}

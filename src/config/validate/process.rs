@@ -310,25 +310,32 @@ impl Ctx<'_> {
         found: &mut Found,
     ) -> Vec<Dependency> {
         let name = at.name;
-        // (dependency, condition, where it is named, whether the condition is `{condition:}`)
-        let entries: Vec<(&String, Option<&String>, DepAt, bool)> = match deps {
+        // (dependency, condition, where it is named, whether the condition is `{condition:}`,
+        // `restart: true`)
+        let entries: Vec<(&String, Option<&String>, DepAt, bool, bool)> = match deps {
             None => Vec::new(),
             Some(RawDependsOn::List(items)) => items
                 .iter()
                 .enumerate()
-                .map(|(i, d)| (d, None, DepAt::Item(i), false))
+                .map(|(i, d)| (d, None, DepAt::Item(i), false, false))
                 .collect(),
             Some(RawDependsOn::Map(map)) => map
                 .iter()
                 .map(|(d, spec)| match spec {
-                    None => (d, None, DepAt::Key, false),
-                    Some(RawDepSpec::Condition(c)) => (d, Some(c), DepAt::Key, false),
-                    Some(RawDepSpec::Long(l)) => (d, Some(&l.condition), DepAt::Key, true),
+                    None => (d, None, DepAt::Key, false, false),
+                    Some(RawDepSpec::Condition(c)) => (d, Some(c), DepAt::Key, false, false),
+                    Some(RawDepSpec::Long(l)) => (
+                        d,
+                        Some(&l.condition),
+                        DepAt::Key,
+                        true,
+                        l.restart.unwrap_or(false),
+                    ),
                 })
                 .collect(),
         };
         let mut out: Vec<Dependency> = Vec::new();
-        for (dep, condition, dep_at, long) in entries {
+        for (dep, condition, dep_at, long, restart) in entries {
             if !self.names.contains(dep) {
                 let known: Vec<&str> = self.names.iter().map(String::as_str).collect();
                 let mut m = format!("`{name}` depends on `{dep}`, which is not a defined process");
@@ -362,10 +369,12 @@ impl Ctx<'_> {
                 .or_insert(dep_at);
             if let Some(existing) = out.iter_mut().find(|d| &d.name == dep) {
                 existing.condition = condition;
+                existing.restart = restart;
             } else {
                 out.push(Dependency {
                     name: dep.clone(),
                     condition,
+                    restart,
                 });
             }
         }
