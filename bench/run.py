@@ -2,6 +2,12 @@
 """procs vs supervisord, side by side on this machine, in one run.
 
 Usage: python3 bench/run.py [--quick] [--procs PATH] [--profile release|debug]
+       python3 bench/run.py --variant before=PATH --variant after=PATH[,PROCS_NO_CGROUP=1] ...
+
+With `--variant LABEL=PATH[,KEY=VALUE...]` (repeatable) it compares procs builds (each
+with its own extra environment, e.g. `PROCS_NO_CGROUP=1`) side by side instead of procs
+against supervisord (add `--with-supervisord` to keep it as one more column): the order
+of the variants rotates each repeat.
 
 It also times `procs config` on examples/realistic/procs.yaml against `procs --version`
 (procs only; `--only config` runs just that).
@@ -192,10 +198,10 @@ def tempdir(tag):
 
 
 class Procs:
-    name = "procs"
-
-    def __init__(self, exe):
+    def __init__(self, exe, name="procs", extra_env=None):
         self.exe = exe
+        self.name = name
+        self.extra_env = extra_env or {}
         self.dir = None
         self.sup = None
 
@@ -203,6 +209,7 @@ class Procs:
         env = dict(os.environ)
         env.pop("PROCS_STATE_DIR", None)
         env["NO_COLOR"] = "1"
+        env.update(self.extra_env)
         return env
 
     def write(self, n, extra=""):
@@ -362,6 +369,23 @@ def bench_floor(n):
         sh.wait(timeout=30)
     wait_gone(kids)
     return dt
+
+
+def parse_variant(text):
+    """`LABEL=PATH[,KEY=VALUE...]` -> Procs."""
+    label, sep, rest = text.partition("=")
+    if not sep or not label or not rest:
+        raise SystemExit(f"--variant wants LABEL=PATH[,KEY=VALUE...], not {text!r}")
+    path, *pairs = rest.split(",")
+    env = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--variant {text!r}: {pair!r} is not KEY=VALUE")
+        env[key] = value
+    if not os.access(path, os.X_OK):
+        raise SystemExit(f"--variant {text!r}: {path} is not an executable")
+    return Procs(os.path.abspath(path), label, env)
 
 
 def bench_up(sv, n):
@@ -562,6 +586,83 @@ def find_procs(args):
     return os.path.join(target, args.profile, "procs")
 
 
+def compare_variants(args):
+    """Each figure for every variant (and optionally supervisord) in rotating order."""
+    quick = args.quick
+    reps = args.reps or (3 if quick else 5)
+    ns = [args.n] if args.n else ([20] if quick else [10, 100, 500])
+    only = set(args.only.split(","))
+    n_run = 20 if quick else 100
+    idle = 1.0 if quick else 20.0
+    subs = [parse_variant(v) for v in args.variant]
+    if args.with_supervisord:
+        ensure_supervisord()
+        subs.append(Supervisord())
+    names = [sv.name for sv in subs]
+    if len(set(names)) != len(names):
+        raise SystemExit("--variant labels must differ")
+    rows = []  # (figure, {name: value}, fmt, floor)
+
+    def alternate(fn):
+        out = {sv.name: [] for sv in subs}
+        for i in range(reps):
+            k = i % len(subs)
+            for sv in subs[k:] + subs[:k]:
+                out[sv.name].append(fn(sv))
+        return out
+
+    def add(figure, fmt, values, floor=None):
+        med = {k: statistics.median(v) for k, v in values.items()}
+        rows.append((figure, med, fmt, floor))
+        line = f"{figure:<34} " + "  ".join(f"{k} {fmt(v):>10}" for k, v in med.items())
+        if floor is not None:
+            line += f"  floor {fmt(floor):>10}"
+        print(line, flush=True)
+
+    try:
+        for n in ns if "up" in only else []:
+            floors = [bench_floor(n) for _ in range(reps)]
+            add(f"up, N={n}", ms, alternate(lambda sv, n=n: bench_up(sv, n)),
+                statistics.median(floors))
+        if "running" in only:
+            res = alternate(lambda sv: bench_running(sv, n_run, idle, reps))
+
+            def pick(key):
+                return {k: [v[key] for v in vs] for k, vs in res.items()}
+
+            add(f"status, {n_run} running", ms, pick("status"))
+            add(f"down, N={n_run}", ms, pick("down"))
+            add(f"restart after SIGKILL, {n_run} running", ms, pick("restart"))
+            add(f"supervisor RSS, {n_run} running", mib, pick("rss"))
+            add(f"supervisor CPU over {idle:.0f} s idle", cpu, pick("idle_cpu"))
+    finally:
+        for sv in subs:
+            try:
+                sv.teardown()
+            except Exception as err:  # noqa: BLE001 - cleanup goes on regardless
+                print(f"warning: teardown of {sv.name}: {err}", file=sys.stderr)
+        strays = kill_strays()
+        if strays:
+            print(f"warning: killed {strays} stray processes", file=sys.stderr)
+        for d in TEMP_DIRS:
+            shutil.rmtree(d, ignore_errors=True)
+
+    print()
+    print("Variants: " + "; ".join(
+        f"{sv.name} = {getattr(sv, 'exe', 'supervisord')}"
+        + "".join(f" {k}={v}" for k, v in getattr(sv, "extra_env", {}).items())
+        for sv in subs))
+    print(f"Load average at the end: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
+    print(f"Mode: {'quick' if quick else 'full'}, medians of {reps}")
+    print()
+    print("| figure | " + " | ".join(names) + " | floor |")
+    print("|---|" + "---:|" * (len(names) + 1))
+    for figure, med, fmt, floor in rows:
+        fl = fmt(floor) if floor is not None else "-"
+        print(f"| {figure} | " + " | ".join(fmt(med[k]) for k in names) + f" | {fl} |")
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="a one-minute smoke run")
@@ -573,7 +674,14 @@ def main():
                     help="comma-separated groups to run: up, running (status, down, "
                     "restart, footprint), logs, config (procs config vs procs --version)")
     ap.add_argument("--n", type=int, help="run `up` only with this N")
+    ap.add_argument("--variant", action="append", default=[],
+                    help="LABEL=PATH[,KEY=VALUE...]: compare these procs builds (each with "
+                    "this extra environment) instead of procs vs supervisord")
+    ap.add_argument("--with-supervisord", action="store_true",
+                    help="with --variant: measure supervisord too")
     args = ap.parse_args()
+    if args.variant:
+        return compare_variants(args)
 
     quick = args.quick
     reps = args.reps or (3 if quick else 5)

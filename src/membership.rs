@@ -189,6 +189,32 @@ impl Membership {
         self.project_cgroup().map(|p| p.join(name))
     }
 
+    /// The live members of process `name` from its cgroup leaf alone, when that is the whole
+    /// answer of [`Self::members_of`] without tags: the cgroup mechanism is in use, the leaf
+    /// exists, nothing is recorded for `name`, and `main` (if any) is in the leaf — the
+    /// kernel keeps every descendant of a leaf's member in the leaf, so no process table is
+    /// needed. `None` otherwise (ask [`Self::members_of`]).
+    pub fn leaf_members(&self, name: &str, main: Option<i32>) -> Option<BTreeSet<i32>> {
+        let leaf = self.leaf(name)?;
+        if !cgroup::exists(&leaf) {
+            return None;
+        }
+        if self
+            .lineage
+            .lock()
+            .ok()
+            .is_none_or(|l| l.get(name).is_some_and(|m| !m.is_empty()))
+        {
+            return None;
+        }
+        let mut out: BTreeSet<i32> = cgroup::members(&leaf).into_iter().collect();
+        if main.is_some_and(|pid| !out.contains(&pid)) {
+            return None;
+        }
+        self.exclude(&mut out);
+        Some(out)
+    }
+
     /// The recorded lineage (verified members only), for the registry.
     pub fn lineage(&self) -> Lineage {
         self.lineage.lock().map(|l| l.clone()).unwrap_or_default()

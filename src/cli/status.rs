@@ -233,19 +233,18 @@ pub(super) fn collect(paths: &Paths, registry: &Registry, names: &[String]) -> S
         }
     }
     let mut usages = platform::verified_usages(&identities, boot_id).into_iter();
-    // CPU, memory and a process count are the whole tree's: every member, from one process
-    // table (no environment reads: the cgroup and the ancestry suffice for a live main pid).
+    // CPU, memory and a process count are the whole tree's: every member, from the cgroup
+    // leaf where it is the whole answer, else from one process table (no environment
+    // reads: the cgroup and the ancestry suffice for a live main pid).
     let (membership, _) = Membership::for_cli(
         &paths.project_id,
         registry.cgroup.as_deref(),
         supervisor_pid,
         registry.current_lineage(),
     );
-    let table = if identities.is_empty() {
-        Vec::new()
-    } else {
-        platform::process_table()
-    };
+    // The whole process table is read only for a process whose cgroup leaf is not the
+    // whole answer (lineage mode, recorded lineage, an adopted main outside its leaf).
+    let table: std::cell::OnceCell<Vec<platform::ProcStat>> = std::cell::OnceCell::new();
     let mut rows = Vec::with_capacity(selected.len());
     for (name, rec) in selected {
         let usage = match (rec.pid, rec.start_time, rec.boot_id.as_deref()) {
@@ -256,7 +255,15 @@ pub(super) fn collect(paths: &Paths, registry: &Registry, names: &[String]) -> S
         let mut count = None;
         let usage = usage.map(|main| {
             let members: Vec<i32> = membership
-                .members_of(name, verified, &[], &table)
+                .leaf_members(name, verified)
+                .unwrap_or_else(|| {
+                    membership.members_of(
+                        name,
+                        verified,
+                        &[],
+                        table.get_or_init(platform::process_table),
+                    )
+                })
                 .into_iter()
                 .filter(|p| Some(*p) != verified)
                 .collect();

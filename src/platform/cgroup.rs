@@ -17,7 +17,7 @@
 
 use std::fs;
 use std::io::{self, Write as _};
-use std::os::fd::{AsRawFd as _, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 /// The environment variable that turns the cgroup mechanism off (documented in
@@ -167,25 +167,12 @@ impl Placement {
         Ok(Self { fd: file.into() })
     }
 
-    /// Make `cmd`'s child move itself into the leaf before it runs its program. If the move
-    /// fails, the spawn fails (a child outside its cgroup would be a member nobody sees).
-    pub fn apply(&self, cmd: &mut std::process::Command) {
-        use std::os::unix::process::CommandExt as _;
-        let raw = self.fd.as_raw_fd();
-        // SAFETY: the closure runs in the forked child before exec and only calls write(2)
-        // on a descriptor the parent keeps open for the whole spawn (`self` outlives the
-        // `spawn` call by the caller's borrow); write is async-signal-safe, and the closure
-        // allocates nothing and touches no lock.
-        unsafe {
-            cmd.pre_exec(move || {
-                let n = nix::libc::write(raw, b"0".as_ptr().cast(), 1);
-                if n == 1 {
-                    Ok(())
-                } else {
-                    Err(io::Error::last_os_error())
-                }
-            });
-        }
+    /// The open `cgroup.procs`: the child writes `0` to it before it runs its program
+    /// ([`crate::platform::spawn_child`]); if that fails, the spawn fails (a child outside its
+    /// cgroup would be a member nobody sees).
+    pub fn procs_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd as _;
+        self.fd.as_fd()
     }
 }
 

@@ -28,14 +28,14 @@
 //! - `singleton`: abstract Unix sockets ([`bind_abstract`], [`connect_abstract`]) and
 //!   [`Removal`] of a directory — one supervisor per project even when `.procs/` is deleted;
 //! - `cgroup` (used as `platform::cgroup::…`): the project's cgroup v2 — detection, one leaf per
-//!   process, placement before exec, members, `cgroup.kill`, removal;
+//!   process, the open `cgroup.procs` a child writes before exec, members, `cgroup.kill`, removal;
 //! - `fds`: inherited descriptors made close-on-exec ([`cloexec_inherited`]);
 //! - `file_events`: [`FileChanges`] of one file (inotify, through the async reactor), which
 //!   `log` health checks wait on;
 //! - `waiting`: the signal setup of a oneshot's waiting parent ([`outlast_signals`],
 //!   [`end_like`]);
-//! - `announce`: the child's own `[procs] … started pid N` line, written before `exec`
-//!   ([`announce_before_exec`]).
+//! - `spawn`: creating a supervised child with a vfork-like clone that places it in its
+//!   cgroup and writes its own `[procs] … started pid N` line before `exec` ([`spawn_child`]).
 //!
 //! What it must not do: keep state beyond caches of values that cannot change while the process
 //! lives (boot id, clock tick rate, page size), spawn processes, or decide policy (which process
@@ -52,7 +52,6 @@
 #[cfg(not(target_os = "linux"))]
 compile_error!("procs supports Linux only for now: src/platform/ is where a port starts");
 
-mod announce;
 pub mod cgroup;
 mod fds;
 mod file_events;
@@ -65,13 +64,13 @@ mod setup;
 mod signals;
 mod singleton;
 mod sockets;
+mod spawn;
 mod tags;
 #[cfg(test)]
 mod test_support;
 mod usage;
 mod waiting;
 
-pub use announce::*;
 pub use fds::*;
 pub use file_events::*;
 pub use locks::*;
@@ -83,6 +82,7 @@ pub use setup::*;
 pub use signals::*;
 pub use singleton::*;
 pub use sockets::*;
+pub use spawn::*;
 pub use tags::*;
 pub use usage::*;
 pub use waiting::*;

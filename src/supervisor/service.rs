@@ -1000,6 +1000,30 @@ impl Actor {
         }
     }
 
+    /// Did the exited run leave anything: its process group, or a member? A run this
+    /// supervisor spawned into its cgroup leaf (or that run's daemon) has every process it
+    /// made in that leaf — the kernel keeps a process and everything it forks in its cgroup
+    /// — so the leaf's `populated` flag answers, without reading every process's
+    /// environment and stat; any other run (adopted, lineage mode, a leaf that is gone)
+    /// asks the membership's full scan.
+    fn run_left_members(&self, run: &Running) -> bool {
+        if crate::platform::group_exists(run.pid) {
+            return true;
+        }
+        let spawned_here = matches!(run.exit, Exit::Child(_)) || run.daemonized;
+        if spawned_here
+            && let Some(leaf) = self.shared.scanner.membership().leaf(&self.spec.name)
+            && crate::platform::cgroup::exists(&leaf)
+        {
+            return crate::platform::cgroup::is_populated(&leaf);
+        }
+        !self
+            .shared
+            .scanner
+            .members_of(&self.ctx.project_id, &self.spec.name, None, Instant::now())
+            .is_empty()
+    }
+
     async fn on_exit(&mut self, mut run: Running, info: Option<ExitInfo>) -> Mode {
         // A oneshot's waiting parent recorded the program's real exit: it is the truth (an
         // adopted one's exit is known only from there).
@@ -1053,14 +1077,7 @@ impl Actor {
         // ports and memory. A long-running process's tree goes with it (and a restart
         // waits for that). A oneshot may legitimately leave a daemon behind (`pg_ctl
         // start`): that stays, and is stopped with the stack.
-        if !self.spec.oneshot
-            && (crate::platform::group_exists(run.pid)
-                || !self
-                    .shared
-                    .scanner
-                    .members_of(&self.ctx.project_id, &self.spec.name, None, Instant::now())
-                    .is_empty())
-        {
+        if !self.spec.oneshot && self.run_left_members(&run) {
             self.clear_leftovers(run.pid).await;
         }
         let _ = registry::write_pid_file(&self.shared.paths.pid_file(&self.spec.name), None);

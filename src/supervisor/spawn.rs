@@ -9,10 +9,12 @@
 //! ([`crate::membership`]), the child enters its process's cgroup before it runs the program.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::fd::AsFd as _;
 use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -58,35 +60,36 @@ pub fn log_event(path: &Path, message: &str) {
     }
 }
 
-fn base_command(
+/// The program to `execve` and its whole argument vector (`argv[0]` included).
+fn program_and_argv(
     command: &Command,
     env: &BTreeMap<String, String>,
     cwd: &Path,
-) -> io::Result<std::process::Command> {
+) -> io::Result<(PathBuf, Vec<OsString>)> {
     match command {
         Command::Shell(script) => {
             if let Some(words) = simple_command(script)
-                && let Some((program, rest)) = words.split_first()
+                && let Some(program) = words.first()
             {
                 let path = resolve_program(program, env, cwd);
                 if program.contains('/') || path.as_os_str() != program.as_str() {
                     // What `/bin/sh -c` would run, without the shell staying as its parent.
-                    let mut cmd = std::process::Command::new(path);
-                    cmd.arg0(program).args(rest);
-                    return Ok(cmd);
+                    return Ok((path, words.into_iter().map(OsString::from).collect()));
                 }
             }
-            let mut cmd = std::process::Command::new("/bin/sh");
-            cmd.arg("-c").arg(script);
-            Ok(cmd)
+            Ok((
+                PathBuf::from("/bin/sh"),
+                vec!["/bin/sh".into(), "-c".into(), script.into()],
+            ))
         }
         Command::Argv(argv) => {
-            let (program, rest) = argv
-                .split_first()
+            let program = argv
+                .first()
                 .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
-            let mut cmd = std::process::Command::new(resolve_program(program, env, cwd));
-            cmd.args(rest);
-            Ok(cmd)
+            let path = resolve_program(program, env, cwd);
+            let mut all: Vec<OsString> = vec![path.clone().into_os_string()];
+            all.extend(argv[1..].iter().map(OsString::from));
+            Ok((path, all))
         }
     }
 }
@@ -124,10 +127,9 @@ const SHELL_WORDS: &[&str] = &[
 /// are relative to the child's working directory), or `program` itself when it holds a
 /// `/` or nothing matches (the spawn then fails as `execvp` would).
 ///
-/// Resolving here, in the parent, is what lets std spawn with `posix_spawn` (a vfork-like
-/// clone) instead of fork + exec: std falls back to fork whenever the child's environment
-/// sets `PATH` and the program is a bare name. That fork copies the supervisor's page
-/// tables and then tries `execve` once per `PATH` entry, for every child.
+/// Resolving here, in the parent, leaves the child (which shares the supervisor's memory
+/// until it `exec`s, see [`platform::spawn_child`]) one `execve` instead of one per `PATH`
+/// entry.
 fn resolve_program(program: &str, env: &BTreeMap<String, String>, cwd: &Path) -> PathBuf {
     if program.contains('/') || program.is_empty() {
         return PathBuf::from(program);
@@ -165,8 +167,10 @@ pub struct Waiter<'a> {
 
 /// Spawn `command` for `spec` in its own process group with output appended to `log`,
 /// and register it with the reaper before anything else can run. With `cgroup` (the
-/// process's leaf), the child moves itself into it before it runs the program. With
-/// `waiter`, the child is the waiting parent, which runs the program as its own child.
+/// process's leaf), the child moves itself into it before it runs the program; the child
+/// writes its `[procs] … started pid N` line itself, before `exec` (so it precedes the
+/// program's first output; see [`platform::spawn_child`]). With `waiter`, the child is the
+/// waiting parent, which runs the program as its own child.
 pub fn spawn(
     spec: &Process,
     command: &Command,
@@ -192,35 +196,32 @@ pub fn spawn(
     if !crate::logs::index_path(log).exists() {
         let _ = crate::logs::index::open_for_append(log);
     }
-    let err = out.try_clone()?;
     let env = environment(spec, ctx);
-    let mut cmd = base_command(command, &env, &spec.cwd)?;
+    let (mut program, mut argv) = program_and_argv(command, &env, &spec.cwd)?;
     if let Some(waiter) = waiter {
-        cmd = under_waiter(&cmd, waiter, &spec.cwd)?;
+        (program, argv) = under_waiter(&program, &argv, waiter, &spec.cwd)?;
     }
-    cmd.env_clear()
-        .envs(env)
-        .current_dir(&spec.cwd)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .process_group(0);
-    if let Some(placement) = &placement {
-        placement.apply(&mut cmd);
-    }
-    platform::announce_before_exec(
-        &mut cmd,
-        format!("[procs] {} started pid ", crate::registry::now_rfc3339()),
-        "\n".to_owned(),
-    );
+    let announce = platform::Announce {
+        prefix: format!("[procs] {} started pid ", crate::registry::now_rfc3339()),
+        suffix: "\n".to_owned(),
+    };
+    let child = platform::ChildSpec {
+        program: &program,
+        argv: argv.iter().map(OsString::as_os_str).collect(),
+        env: &env,
+        cwd: &spec.cwd,
+        stdout: out.as_fd(),
+        stderr: out.as_fd(),
+        cgroup_procs: placement
+            .as_ref()
+            .map(platform::cgroup::Placement::procs_fd),
+        announce: Some(&announce),
+    };
     let guard = reaper.begin_spawn();
-    let child = cmd.spawn()?;
+    let pid = platform::spawn_child(&child)?;
     drop(placement);
-    let pid = child.id() as i32;
     let exit = reaper.watch(pid);
     drop(guard);
-    // The reaper owns the wait; dropping std's handle neither kills nor waits.
-    drop(child);
     let start_time = platform::start_time(pid).unwrap_or(0);
     Ok(Child {
         pid,
@@ -232,11 +233,11 @@ pub fn spawn(
 /// `cmd` run by a waiting parent: `procs __oneshot RECORD HASH PROGRAM ARG…`. A program that
 /// does not exist fails here, as a direct spawn would (not as an exit of the waiting parent).
 fn under_waiter(
-    cmd: &std::process::Command,
+    program: &Path,
+    argv: &[OsString],
     waiter: &Waiter<'_>,
     cwd: &Path,
-) -> io::Result<std::process::Command> {
-    let program = Path::new(cmd.get_program());
+) -> io::Result<(PathBuf, Vec<OsString>)> {
     if !platform::is_executable_file(&cwd.join(program)) {
         return Err(io::Error::new(
             io::ErrorKind::NotFound,
@@ -244,15 +245,15 @@ fn under_waiter(
         ));
     }
     // The running executable, even if its file was replaced or deleted since.
-    let mut wrapped = std::process::Command::new("/proc/self/exe");
-    wrapped
-        .arg0("procs")
-        .arg(super::waiter::ROLE)
-        .arg(waiter.record)
-        .arg(waiter.hash)
-        .arg(program)
-        .args(cmd.get_args());
-    Ok(wrapped)
+    let mut wrapped: Vec<OsString> = vec![
+        "procs".into(),
+        super::waiter::ROLE.into(),
+        waiter.record.into(),
+        waiter.hash.into(),
+        program.into(),
+    ];
+    wrapped.extend(argv.iter().skip(1).cloned());
+    Ok((PathBuf::from("/proc/self/exe"), wrapped))
 }
 
 /// Spawn a helper command (a `stop_command` or an `exec` probe) in the process's
