@@ -1127,6 +1127,40 @@ mod tests {
     }
 
     #[test]
+    fn retention_finishes_what_a_supervisor_killed_mid_compression_left() {
+        use std::io::Read as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("web.log");
+        write(&log, "live\n");
+        let policy = LogPolicy {
+            keep: 3,
+            compress: true,
+            ..LogPolicy::DEFAULT
+        };
+        let gunzip = |n: u32| {
+            let mut text = String::new();
+            flate2::read::GzDecoder::new(File::open(compressed_path(&log, n)).expect("open"))
+                .read_to_string(&mut text)
+                .expect("gzip");
+            text
+        };
+        // Copy 1: killed during the compression (a partial temp). Copy 2: killed after
+        // the rename (the `.gz` and the plain copy both there).
+        write(&rotated_path(&log, 1), "one\n");
+        fs::write(compress_temp(&log, 1), b"\x1f\x8b half").expect("temp");
+        write(&rotated_path(&log, 2), "two\n");
+        compress_copy(&log, 2, None).expect("compress");
+        write(&rotated_path(&log, 2), "two\n");
+        retain(&log, &policy, Tuning::default()).expect("retain");
+        for n in [1, 2] {
+            assert!(!rotated_path(&log, n).exists(), "plain copy {n} removed");
+            assert!(!compress_temp(&log, n).exists(), "no temp {n} left");
+        }
+        assert_eq!(gunzip(1), "one\n");
+        assert_eq!(gunzip(2), "two\n");
+    }
+
+    #[test]
     fn a_follower_rereads_a_log_truncated_without_a_copy() {
         use crate::logs::Followed;
         let dir = tempfile::tempdir().expect("tempdir");

@@ -109,13 +109,21 @@ fn rotate_every_rotates_an_idle_log_at_the_period_boundary() {
         WAIT,
         || read(&p, "w.log.1").contains("second line"),
     );
-    // The boundaries in between, with nothing new in the log, made no empty copies.
+    // The first line's copy shifted behind the second's, and the boundaries in between,
+    // with nothing new in the log, made no empty copies.
+    let holding = |line: &str| (1..=5).find(|n| read(&p, &format!("w.log.{n}")).contains(line));
     assert!(
-        read(&p, "w.log.2").contains("first line"),
-        "the first copy shifted to .2: {:?}",
-        read(&p, "w.log.2")
+        holding("second line") < holding("first line"),
+        "the older copy has the higher number"
     );
-    assert!(!exists(&p, "w.log.3"), "no copy for an empty log");
+    for n in 1..=5 {
+        let copy = log_path(&p, &format!("w.log.{n}"));
+        assert!(
+            fs::metadata(&copy).map_or(true, |m| m.len() > 0),
+            "{} is empty: an empty log was rotated",
+            copy.display()
+        );
+    }
     let out = p.procs(["logs", "--grep", "line$", "w"]).success();
     assert_eq!(
         out.stdout.matches("first line").count() + out.stdout.matches("second line").count(),
@@ -135,15 +143,18 @@ fn rotate_every_rotates_an_idle_log_at_the_period_boundary() {
 #[test]
 fn max_age_deletes_the_copies_of_an_idle_project() {
     // One burst rotated into compressed copies, then nothing more is written: only the
-    // retention timer can delete the copies once they are over a second old.
-    let mut p = Project::new().config(
-        "processes:\n  w:\n    command: 'yes 0123456789012345678901234567890123456789 | head -n 5000; touch done; exec sleep 600'\n    logs: { max_size: 32KiB, keep: 40, max_age: 1s, compress: true }\n",
-    );
+    // retention timer can delete the copies once they are over two seconds old (the last
+    // rotation's own retention runs while they are new).
+    let mut p = Project::new().config(&format!(
+        "processes:\n  w:\n    command: '{}; yes 0123456789012345678901234567890123456789 | head -n 5000; touch done; exec sleep 600'\n    logs: {{ max_size: 32KiB, keep: 40, max_age: 2s, compress: true }}\n",
+        wait_for("go")
+    ));
     p.procs(["up"]).success();
-    wait_until("the burst to be rotated and compressed", WAIT, || {
-        p.path().join("done").exists()
-            && !copies(&p, 40, &[".gz"]).is_empty()
-            && copies(&p, 40, &["", ".gz.tmp"]).is_empty()
+    fs::write(p.path().join("go"), "").expect("go");
+    // The copies may come and go between two looks on a loaded machine: the supervisor's
+    // log tells that they were made.
+    wait_until("the burst to be written and rotated", WAIT, || {
+        p.path().join("done").exists() && read(&p, "procs.log").contains("rotated w.log")
     });
     wait_until("every copy of the idle log to be deleted", WAIT, || {
         copies(&p, 40, &["", ".gz", ".idx", ".gz.tmp"]).is_empty()
@@ -235,7 +246,7 @@ fn follow(p: &Project) -> (Child, PathBuf) {
 
 #[test]
 fn logs_and_logs_follow_read_every_line_once_while_the_log_rotates_and_compresses() {
-    // 40 000 numbered lines in 400 writes a few ms apart, against a 16 KiB limit with
+    // 40 000 numbered lines in 400 writes 10 ms apart, against a 16 KiB limit with
     // compression: about 27 rotations over a few seconds, while `procs logs` runs again
     // and again and `procs logs -f` follows.
     const LINES: u64 = 40_000;
@@ -243,7 +254,7 @@ fn logs_and_logs_follow_read_every_line_once_while_the_log_rotates_and_compresse
         r#"
 processes:
   w:
-    command: '{}; i=0; while [ $$i -lt 400 ]; do seq -f "n %08g" $$((i*100)) $$((i*100+99)); i=$$((i+1)); sleep 0.005; done; touch done; exec sleep 600'
+    command: '{}; i=0; while [ $$i -lt 400 ]; do seq -f "n %08g" $$((i*100)) $$((i*100+99)); i=$$((i+1)); sleep 0.01; done; touch done; exec sleep 600'
     logs: {{ max_size: 16KiB, keep: 60, compress: true }}
 "#,
         wait_for("go")
@@ -266,7 +277,7 @@ processes:
     // from the first up to where it looked, once, in order.
     let rotations = || read(&p, "procs.log").matches("rotated w.log").count();
     let mut tails = 0;
-    let mut rotations_between = (usize::MAX, 0);
+    let mut overlapped = 0;
     wait_until("the burst to end", Duration::from_mins(1), || {
         if p.path().join("done").exists() {
             return true;
@@ -277,12 +288,14 @@ processes:
         let n = got.last().map_or(0, |l| l + 1);
         assert_every_line_once(&p, &got, n, &format!("procs logs number {tails}"));
         tails += 1;
-        rotations_between = (rotations_between.0.min(before), rotations());
+        if rotations() > before {
+            overlapped += 1;
+        }
         false
     });
     assert!(
-        tails >= 2 && rotations_between.1 > rotations_between.0,
-        "the tails ran while the log rotated ({tails} tails, rotations {rotations_between:?})"
+        overlapped > 0,
+        "no rotation happened while one of the {tails} tails ran"
     );
     wait_until("the last copies to be compressed", WAIT, || {
         copies(&p, 60, &["", ".gz.tmp"]).is_empty() && !exists(&p, "w.log.rotating")

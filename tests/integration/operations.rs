@@ -441,3 +441,40 @@ processes:
     p.procs(["down"]).success();
     p.assert_no_survivors();
 }
+
+#[test]
+fn a_changed_dependency_restarted_by_up_takes_its_restart_true_dependent_with_it() {
+    let config = |v: &str| {
+        format!(
+            r#"
+processes:
+  db:
+    command: ["{{testd}}"]
+    ready_after: 200ms
+    env: {{ V: "{v}" }}
+  web:
+    command: ["{{testd}}"]
+    ready_after: 200ms
+    depends_on: {{ db: {{ condition: healthy, restart: true }} }}
+"#
+        )
+    };
+    let mut p = Project::new().config(&config("1"));
+    p.procs(["up"]).success();
+    let (db0, web0) = (pid_of(&p, "db"), pid_of(&p, "web"));
+    p.write_config(&config("2"));
+    p.procs(["up"])
+        .success()
+        .stdout_contains("db: restarted (env.V changed)");
+    wait_until("web restarted after db and ready again", WAIT, || {
+        let web = proc_status(&p, "web");
+        web["state"] == "running" && web["pid"].as_i64() != Some(i64::from(web0))
+    });
+    assert_ne!(pid_of(&p, "db"), db0);
+    // A second `up` on the converged stack changes nothing.
+    let web1 = pid_of(&p, "web");
+    p.procs(["up"]).success().stdout_lacks("restarted");
+    assert_eq!(pid_of(&p, "web"), web1);
+    p.procs(["down"]).success();
+    p.assert_no_survivors();
+}

@@ -114,6 +114,9 @@ impl Orchestrator {
         let services = &state.services;
         let mut due = Vec::new();
         for (name, h) in services {
+            if !h.spec.depends_on.iter().any(|d| d.restart) {
+                continue;
+            }
             let me = h.status.borrow();
             let restart = h.spec.depends_on.iter().filter(|d| d.restart).any(|d| {
                 services
