@@ -64,7 +64,17 @@ processes:
 #[test]
 fn a_stranger_on_the_probed_port_never_makes_a_process_healthy_and_its_bind_error_names_the_holder()
 {
+    for probe in ["http", "tcp"] {
+        stranger_on_the_probed_port(probe);
+    }
+}
+
+fn stranger_on_the_probed_port(probe: &str) {
     let port = free_port();
+    let check = match probe {
+        "http" => format!("http: \"http://127.0.0.1:{port}/\""),
+        _ => format!("tcp: {port}"),
+    };
     // The process takes its port from the environment (the command line names no port) and
     // declares no `ports:`: only its check says where it should listen. It binds after
     // 1.5 s, so its probe meets the stranger many times before the bind fails.
@@ -74,7 +84,7 @@ processes:
   web:
     command: 'exec {{testd}} --ready-after 1500 --http --listen $$WEB_PORT'
     env: {{ WEB_PORT: "{port}" }}
-    healthcheck: {{ http: "http://127.0.0.1:{port}/", interval: 100ms }}
+    healthcheck: {{ {check}, interval: 100ms }}
 "#
     ));
     let mut stranger = p.spawn_testd("stranger", &["--listen", &port.to_string(), "--http"]);
@@ -82,6 +92,7 @@ processes:
         p.testd_output("stranger").contains("ready")
     });
     let out = p.procs(["up", "--timeout", "30s"]).code(3);
+    let probe = format!("{probe} check: ");
     let holder = format!("port {port} is held by pid {} (", stranger.id());
     assert!(
         out.stderr
@@ -103,10 +114,10 @@ processes:
     assert!(log.contains("Address already in use"), "{log}");
     assert!(
         !log.lines().any(|l| l.ends_with(" healthy")),
-        "the stranger made `web` healthy:\n{log}"
+        "{probe}the stranger made `web` healthy:\n{log}"
     );
     let entry = proc_status(&p, "web");
-    assert_eq!(entry["state"], "failed", "{entry}");
+    assert_eq!(entry["state"], "failed", "{probe}{entry}");
     assert!(
         entry["reason"]
             .as_str()

@@ -69,6 +69,49 @@ impl Drop for Paused<'_> {
     }
 }
 
+/// The processes a restart of `names` touches, in `order` (the start order): without names
+/// every process that is not `disabled` or is `live`; with names those and, transitively,
+/// their `live` dependents with `restart: true` on one of them.
+pub fn plan(
+    config: &crate::config::Config,
+    order: &[String],
+    names: &[String],
+    live: &dyn Fn(&str) -> bool,
+) -> Vec<String> {
+    let chosen: BTreeSet<String> = if names.is_empty() {
+        config
+            .processes
+            .values()
+            .filter(|p| !p.disabled || live(&p.name))
+            .map(|p| p.name.clone())
+            .collect()
+    } else {
+        let mut chosen: BTreeSet<String> = names.iter().cloned().collect();
+        loop {
+            let more: Vec<String> = config
+                .processes
+                .values()
+                .filter(|p| !chosen.contains(&p.name) && live(&p.name))
+                .filter(|p| {
+                    p.depends_on
+                        .iter()
+                        .any(|d| d.restart && chosen.contains(&d.name))
+                })
+                .map(|p| p.name.clone())
+                .collect();
+            if more.is_empty() {
+                break chosen;
+            }
+            chosen.extend(more);
+        }
+    };
+    order
+        .iter()
+        .filter(|n| chosen.contains(*n))
+        .cloned()
+        .collect()
+}
+
 /// Does `s` (of `spec`) meet `condition` with its current run?
 fn met_now(spec: &Process, condition: Condition, s: &Status) -> bool {
     match condition {
@@ -271,39 +314,7 @@ impl Orchestrator {
                 .get(name)
                 .is_some_and(|h| h.status.borrow().state.is_live())
         };
-        let chosen: BTreeSet<String> = if names.is_empty() {
-            config
-                .processes
-                .values()
-                .filter(|p| !p.disabled || live(&p.name))
-                .map(|p| p.name.clone())
-                .collect()
-        } else {
-            let mut chosen: BTreeSet<String> = names.iter().cloned().collect();
-            // Running `restart: true` dependents of what is restarted, transitively.
-            loop {
-                let more: Vec<String> = config
-                    .processes
-                    .values()
-                    .filter(|p| !chosen.contains(&p.name) && live(&p.name))
-                    .filter(|p| {
-                        p.depends_on
-                            .iter()
-                            .any(|d| d.restart && chosen.contains(&d.name))
-                    })
-                    .map(|p| p.name.clone())
-                    .collect();
-                if more.is_empty() {
-                    break chosen;
-                }
-                chosen.extend(more);
-            }
-        };
-        order
-            .iter()
-            .filter(|n| chosen.contains(*n))
-            .cloned()
-            .collect()
+        plan(config, order, names, &live)
     }
 
     /// Stop `name`, start it again (its dependencies as `up` would) and wait until it is
@@ -429,6 +440,75 @@ mod tests {
         .expect("a process");
         p.oneshot = false;
         p
+    }
+
+    fn config(procs: &[(&str, &[(&str, bool)], bool)]) -> crate::config::Config {
+        let processes = procs
+            .iter()
+            .map(|(name, deps, disabled)| {
+                let mut p = spec();
+                p.name = (*name).to_owned();
+                p.disabled = *disabled;
+                p.depends_on = deps
+                    .iter()
+                    .map(|(d, restart)| crate::config::Dependency {
+                        name: (*d).to_owned(),
+                        condition: Condition::Healthy,
+                        restart: *restart,
+                    })
+                    .collect();
+                ((*name).to_owned(), p)
+            })
+            .collect();
+        crate::config::Config {
+            name: "t".into(),
+            project_dir: "/".into(),
+            file: "/procs.yaml".into(),
+            override_file: None,
+            processes,
+        }
+    }
+
+    #[test]
+    fn the_plan_is_the_start_order_of_what_a_restart_touches() {
+        // db <- web (restart: true) <- worker (restart: true on web); db <- other (plain);
+        // tool is disabled.
+        let c = config(&[
+            ("db", &[], false),
+            ("web", &[("db", true)], false),
+            ("worker", &[("web", true)], false),
+            ("other", &[("db", false)], false),
+            ("tool", &[], true),
+        ]);
+        let order: Vec<String> = ["db", "tool", "web", "other", "worker"]
+            .map(String::from)
+            .to_vec();
+        let names = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let all_live = |_: &str| true;
+        assert_eq!(
+            plan(&c, &order, &[], &|n| n != "tool"),
+            names(&["db", "web", "other", "worker"]),
+            "the whole stack but what is disabled and idle"
+        );
+        assert_eq!(
+            plan(&c, &order, &[], &all_live),
+            names(&["db", "tool", "web", "other", "worker"]),
+            "a disabled process that runs is restarted too"
+        );
+        assert_eq!(
+            plan(&c, &order, &names(&["db"]), &all_live),
+            names(&["db", "web", "worker"]),
+            "restart: true dependents, transitively, in order"
+        );
+        assert_eq!(
+            plan(&c, &order, &names(&["db"]), &|n| n != "web"),
+            names(&["db"]),
+            "a dependent that does not run is not started by a restart"
+        );
+        assert_eq!(
+            plan(&c, &order, &names(&["other", "web"]), &all_live),
+            names(&["web", "other", "worker"])
+        );
     }
 
     #[test]
