@@ -1340,8 +1340,14 @@ fn depends_on_restart_true_is_compose_spelling_and_survives_procs_config() {
     let text = Resolved::new(&c).to_yaml().unwrap();
     assert!(text.contains("restart: true"), "{text}");
     let again = ok(&text);
-    assert_eq!(again.processes["web"].depends_on, c.processes["web"].depends_on);
-    assert_eq!(again.processes["other"].depends_on, c.processes["other"].depends_on);
+    assert_eq!(
+        again.processes["web"].depends_on,
+        c.processes["web"].depends_on
+    );
+    assert_eq!(
+        again.processes["other"].depends_on,
+        c.processes["other"].depends_on
+    );
     // Not a boolean: located.
     let (line, _, message) = one_error(
         "processes:\n  db: { command: x }\n  web:\n    command: y\n    depends_on:\n      db: { condition: healthy, restart: sometimes }\n",
