@@ -1326,7 +1326,9 @@ fn daemon_and_pid_file() {
 #[test]
 fn depends_on_restart_true_is_compose_spelling_and_survives_procs_config() {
     let yaml = "processes:\n  db: { command: x }\n  web:\n    command: y\n    depends_on:\n      db: { condition: healthy, restart: true }\n  other:\n    command: z\n    depends_on: { db: { condition: started } }\n";
-    let c = ok(yaml);
+    // The project directory outlives the load: the printed copy names it as `cwd`.
+    let dir = project(&[("procs.yaml", yaml)]);
+    let c = load_in(dir.path(), &[]).unwrap();
     assert_eq!(
         c.processes["web"].depends_on,
         vec![Dependency {
@@ -1337,17 +1339,8 @@ fn depends_on_restart_true_is_compose_spelling_and_survives_procs_config() {
     );
     assert!(!c.processes["other"].depends_on[0].restart);
     // Written back in the long form only where it says more than the condition.
-    let text = Resolved::new(&c).to_yaml().unwrap();
+    let text = assert_round_trips(&c, "restart: true");
     assert!(text.contains("restart: true"), "{text}");
-    let again = ok(&text);
-    assert_eq!(
-        again.processes["web"].depends_on,
-        c.processes["web"].depends_on
-    );
-    assert_eq!(
-        again.processes["other"].depends_on,
-        c.processes["other"].depends_on
-    );
     // Not a boolean: located.
     let (line, _, message) = one_error(
         "processes:\n  db: { command: x }\n  web:\n    command: y\n    depends_on:\n      db: { condition: healthy, restart: sometimes }\n",

@@ -408,8 +408,7 @@ mod tests {
         let field = |name: &str| {
             text.lines()
                 .find_map(|l| l.strip_prefix(name))
-                .map(str::trim)
-                .unwrap_or_else(|| panic!("{name} in {text}"))
+                .map_or_else(|| panic!("{name} in {text}"), str::trim)
                 .to_owned()
         };
         assert_eq!(field("SigBlk:"), "0000000000000000");

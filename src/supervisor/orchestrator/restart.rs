@@ -442,7 +442,10 @@ mod tests {
         p
     }
 
-    fn config(procs: &[(&str, &[(&str, bool)], bool)]) -> crate::config::Config {
+    /// `(name, [(dependency, restart)], disabled)` of each process.
+    type Spec<'a> = (&'a str, &'a [(&'a str, bool)], bool);
+
+    fn config(procs: &[Spec]) -> crate::config::Config {
         let processes = procs
             .iter()
             .map(|(name, deps, disabled)| {
