@@ -260,7 +260,7 @@ pub fn report(
         let log = std::path::Path::new(&p.log);
         let tail = match p.log_from {
             Some(from) => crate::logs::run_tail(log, from, 20),
-            None => crate::logs::tail_file(log, 20),
+            None => crate::logs::current_run_tail(log, 20),
         }
         .unwrap_or_default();
         if !tail.trim().is_empty() {
@@ -299,4 +299,16 @@ pub fn report(
         }
     };
     Err(err.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn twelve_processes_get_twelve_colours_before_any_repeats() {
+        let first: std::collections::BTreeSet<&str> = (0..12).map(color_at).collect();
+        assert_eq!(first.len(), 12, "{first:?}");
+        assert_eq!(color_at(12), color_at(0), "then they repeat");
+    }
 }

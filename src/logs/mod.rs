@@ -35,7 +35,7 @@ mod tail;
 
 pub use follow::Followed;
 pub use index::{index_path, millis, system_time};
-pub use tail::{Query, run_tail, tail, tail_file, tail_lines};
+pub use tail::{Query, current_run_tail, run_tail, tail, tail_file, tail_lines};
 
 /// One line of a log and the time it was written (Unix ms, see [`index`]).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,7 +11,8 @@
 //! from a plain file.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::collections::VecDeque;
+use std::io::{self, BufRead as _, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use super::index::{Index, mtime_ms};
@@ -56,34 +57,64 @@ pub fn tail_file(path: &Path, n: usize) -> io::Result<String> {
     Ok(text)
 }
 
+/// Is `line` the first line of a run (the `[procs] started pid N` line a child writes
+/// before it execs)?
+fn starts_a_run(line: &str) -> bool {
+    line.starts_with("[procs] ") && line.contains(" started pid ")
+}
+
+/// `lines` as text, one a line.
+fn joined(lines: impl IntoIterator<Item = String>) -> String {
+    let mut out = String::new();
+    for line in lines {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
 /// The last `n` lines of one run of a process: what `log` holds from byte `from` (where
-/// that run started) up to the next run's `[procs] … started pid` line. Falls back to
-/// the plain tail when the log is shorter than `from` (it was rotated since).
+/// that run started) up to the next run's `[procs] … started pid` line, or the end of the
+/// log. Reads the run forward, keeping only `n` lines. Falls back to
+/// [`current_run_tail`] when the log is shorter than `from` (it was rotated since).
 pub fn run_tail(path: &Path, from: u64, n: usize) -> io::Result<String> {
     let mut log = File::open(path)?;
     if log.metadata()?.len() < from {
-        return tail_file(path, n);
+        return current_run_tail(path, n);
     }
     log.seek(SeekFrom::Start(from))?;
+    let mut reader = io::BufReader::new(log);
+    let mut lines: VecDeque<String> = VecDeque::with_capacity(n.min(1024) + 1);
     let mut buf = Vec::new();
-    log.take(1 << 20).read_to_end(&mut buf)?;
-    let text = String::from_utf8_lossy(&buf);
-    let mut lines: Vec<&str> = Vec::new();
-    for line in text.lines() {
-        let next_run = line.starts_with("[procs] ") && line.contains(" started pid ");
-        if next_run && !lines.is_empty() {
+    let mut first = true;
+    loop {
+        buf.clear();
+        if reader.read_until(b'\n', &mut buf)? == 0 {
             break;
         }
-        lines.push(line);
+        let text = String::from_utf8_lossy(&buf);
+        let line = text.strip_suffix('\n').unwrap_or(&text);
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if starts_a_run(line) && !first {
+            break;
+        }
+        first = false;
+        lines.push_back(line.to_owned());
+        if lines.len() > n {
+            lines.pop_front();
+        }
     }
-    if lines.len() > n {
-        lines.drain(..lines.len() - n);
+    Ok(joined(lines))
+}
+
+/// The last `n` lines of the current run of a process: the tail of `log`, from its last
+/// `[procs] … started pid` line on if that is among them (never an earlier run's output).
+pub fn current_run_tail(path: &Path, n: usize) -> io::Result<String> {
+    let mut lines = tail_lines(path, n)?;
+    if let Some(start) = lines.iter().rposition(|l| starts_a_run(l)) {
+        lines.drain(..start);
     }
-    let mut out = lines.join("\n");
-    if !out.is_empty() {
-        out.push('\n');
-    }
-    Ok(out)
+    Ok(joined(lines))
 }
 
 /// The last `n` lines of a log (continued into its copies when it holds fewer).
@@ -173,15 +204,24 @@ pub fn tail(path: &Path, query: &Query) -> io::Result<Vec<Line>> {
         if scan.done {
             break;
         }
-        n += 1;
-        if let Some(older) = (n <= MAX_COPIES).then(|| Source::copy(path, n)).flatten() {
-            source = older;
-        } else {
-            // The oldest file's first fragment is a line of its own.
-            if !carry.bytes.is_empty() {
-                scan.emit(carry.time, &carry.bytes);
-            }
-            break;
+        // The next older copy. One gone missing (deleted by hand, an unreadable `.gz`)
+        // costs its own lines only: the copies past it are read too.
+        let mut older = None;
+        let mut gap = false;
+        while older.is_none() && n < MAX_COPIES {
+            n += 1;
+            older = Source::copy(path, n);
+            gap |= older.is_none();
+        }
+        // The first fragment of the oldest file, or of one before a gap, is a line of its
+        // own (what it continued is gone).
+        if (older.is_none() || gap) && !carry.bytes.is_empty() {
+            let fragment = std::mem::take(&mut carry);
+            scan.emit(fragment.time, &fragment.bytes);
+        }
+        match older {
+            Some(older) if !scan.done => source = older,
+            _ => break,
         }
     }
     scan.out.reverse();
@@ -298,6 +338,51 @@ mod tests {
 
     fn texts(lines: &[Line]) -> Vec<&str> {
         lines.iter().map(|l| l.text.as_str()).collect()
+    }
+
+    #[test]
+    fn a_run_tail_is_the_end_of_that_run_however_long_it_is() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a.log");
+        let mut text = String::from("[procs] started pid 1\nold run\n");
+        let from = text.len() as u64;
+        text.push_str("[procs] started pid 2\n");
+        // More than a MiB of output before the error that matters.
+        for i in 0..40_000 {
+            text.push_str(&format!("progress line number {i:08}\n"));
+        }
+        text.push_str("FATAL: the reason\n[procs] started pid 3\nnext run\n");
+        std::fs::write(&path, &text).expect("write");
+        let tail = run_tail(&path, from, 2).expect("tail");
+        assert_eq!(tail, "progress line number 00039999\nFATAL: the reason\n");
+        let all = run_tail(&path, from, 100_000).expect("tail");
+        assert!(all.starts_with("[procs] started pid 2\n"), "its own start line");
+        assert_eq!(all.lines().count(), 40_002, "the run, not the next one");
+        assert_eq!(run_tail(&path, from, 0).expect("tail"), "");
+        // Rotated since (the log is shorter than `from`): the current run's tail.
+        std::fs::write(&path, "x\n[procs] started pid 3\nnext run\n").expect("write");
+        assert_eq!(
+            run_tail(&path, 1 << 30, 20).expect("tail"),
+            "[procs] started pid 3\nnext run\n"
+        );
+    }
+
+    #[test]
+    fn the_current_run_tail_never_shows_an_earlier_run() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a.log");
+        std::fs::write(
+            &path,
+            "stale 1\nstale 2\n[procs] 2026-01-01T00:00:00Z started pid 9\nnew 1\nnew 2\n",
+        )
+        .expect("write");
+        assert_eq!(
+            current_run_tail(&path, 20).expect("tail"),
+            "[procs] 2026-01-01T00:00:00Z started pid 9\nnew 1\nnew 2\n"
+        );
+        assert_eq!(current_run_tail(&path, 1).expect("tail"), "new 2\n");
+        std::fs::write(&path, "no start line\n").expect("write");
+        assert_eq!(current_run_tail(&path, 5).expect("tail"), "no start line\n");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! and the faults of the index (corrupt, cut, deleted, a clock stepped back).
 
 use std::fs;
-use std::io::{BufRead as _, BufReader};
+use std::io::{BufRead as _, BufReader, Read as _};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::mpsc;
@@ -367,11 +367,15 @@ fn a_clock_stepped_back_never_reorders_lines() {
     p.assert_no_survivors();
 }
 
-/// The numbers of the `n 00000123` lines of `procs logs` output.
+/// The numbers of the whole `n 00000123` lines of `procs logs` output (a fragment of one,
+/// `n 0001`, is none).
 fn numbered(stdout: &str) -> Vec<u64> {
     bodies(stdout)
         .iter()
-        .filter_map(|b| b.strip_prefix("n ")?.parse().ok())
+        .filter_map(|b| {
+            let digits = b.strip_prefix("n ")?;
+            (digits.len() == 8).then(|| digits.parse().ok()).flatten()
+        })
         .collect()
 }
 
@@ -421,8 +425,17 @@ processes:
             "copytruncate: never repeated"
         );
     }
-    // A copy gone missing costs its lines, nothing else.
+    // A copy gone missing costs its lines, nothing else: the copies past it are still read.
     let second = log_path(&p, "w.log.2.gz");
+    assert!(
+        log_path(&p, "w.log.3.gz").exists(),
+        "a copy past the one removed"
+    );
+    let mut in_second = String::new();
+    flate2::read::GzDecoder::new(fs::File::open(&second).expect("open .2.gz"))
+        .read_to_string(&mut in_second)
+        .expect("gunzip .2.gz");
+    let lost = in_second.lines().count();
     fs::remove_file(&second).expect("remove .2.gz");
     let partial = numbered(&p.procs(["logs", "-n", "100000", "w"]).success().stdout);
     assert!(
@@ -430,7 +443,18 @@ processes:
         "never repeated or reordered"
     );
     assert_eq!(partial.last(), Some(&29_999));
-    assert!(partial.len() < got.len());
+    assert_eq!(
+        partial.first(),
+        got.first(),
+        "the copies older than the missing one are read"
+    );
+    // Its lines, and at most the two cut at its ends.
+    assert!(
+        partial.len() < got.len() && partial.len() + lost + 2 >= got.len(),
+        "{} lines of {} left, {lost} in the copy removed",
+        partial.len(),
+        got.len()
+    );
     p.procs(["down"]).success();
     p.assert_no_survivors();
 }
@@ -472,5 +496,38 @@ fn copies_older_than_max_age_are_deleted() {
             && copies(&p, ".idx").len() == copies(&p, "").len()
     });
     p.procs(["down"]).success();
+    p.assert_no_survivors();
+}
+
+#[test]
+fn logs_shows_the_processes_of_the_current_config_unless_all() {
+    let mut p = Project::new().config(
+        "processes:\n  a:\n    command: 'echo from a; touch a-done; exec sleep 600'\n  gone:\n    command: 'echo from gone; touch gone-done; exec sleep 600'\n",
+    );
+    p.procs(["up"]).success();
+    wait_until("a and gone to write", WAIT, || {
+        p.path().join("a-done").exists() && p.path().join("gone-done").exists()
+    });
+    p.procs(["down"]).success();
+    // `gone` leaves the config; its log stays.
+    p.write_config("processes:\n  a:\n    command: 'echo from a; exec sleep 600'\n");
+    let grep = ["--grep", "^from "];
+    let current = p.procs([&["logs"][..], &grep].concat()).success();
+    assert_eq!(bodies(&current.stdout), ["from a"], "{}", current.stdout);
+    let all = p
+        .procs([&["logs", "--all", "--no-merge"][..], &grep].concat())
+        .success();
+    assert_eq!(
+        bodies(&all.stdout),
+        ["from a", "from gone"],
+        "{}",
+        all.stdout
+    );
+    let named = p.procs([&["logs", "gone"][..], &grep].concat()).success();
+    assert_eq!(bodies(&named.stdout), ["from gone"], "named: {}", named.stdout);
+    // A config that does not load never hides output.
+    p.write_config("processes: [not, a, map]\n");
+    let broken = p.procs([&["logs"][..], &grep].concat()).success();
+    assert_eq!(bodies(&broken.stdout).len(), 2, "{}", broken.stdout);
     p.assert_no_survivors();
 }
