@@ -112,9 +112,24 @@ fn proc_state(pid: i32) -> Option<char> {
         .next()
 }
 
-/// True if `pid` exists and is not a zombie.
+/// True if `pid` exists and is not a zombie — counting its threads: after a SIGKILL the
+/// leader of a multi-threaded process (the supervisor) shows `Z` while its other threads
+/// are still exiting and still hold its descriptors (its sockets answer, its locks are
+/// held), so the process is gone only once no other thread is listed.
 pub fn pid_alive(pid: i32) -> bool {
-    pid > 0 && proc_state(pid).is_some_and(|s| !matches!(s, 'Z' | 'X'))
+    if pid <= 0 {
+        return false;
+    }
+    let leader = proc_state(pid);
+    if leader.is_some_and(|s| !matches!(s, 'Z' | 'X')) {
+        return true;
+    }
+    leader.is_some()
+        && fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|t| t.file_name().to_str() != Some(pid.to_string().as_str()))
 }
 
 /// The command line of `pid`, arguments joined by spaces (empty if unreadable).
