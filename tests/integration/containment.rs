@@ -497,3 +497,75 @@ fn lineage_is_recorded_at_an_exit_not_on_a_timer() {
         )
     });
 }
+
+/// The program, not the wrapper: a string command that is one simple command is exec'd (the
+/// pid `status` shows runs the program, one process), and a compound one counts its whole
+/// tree — under both mechanisms.
+#[test]
+fn status_shows_the_program_and_counts_the_whole_tree() {
+    for mech in [Mechanism::Cgroup, Mechanism::Lineage] {
+        let mut p = Project::new();
+        let m = format!("{}.{}", 5700 + std::process::id() % 1000, free_port());
+        p.write_config(&format!(
+            "processes:\n  one:\n    command: sleep 3{m}\n  tree:\n    command: \"sleep 4{m} & exec sleep 5{m}\"\n"
+        ));
+        let _reap = Reap::new(&m, &p);
+        let env = mech.env();
+        p.procs_env(["up"], &env).success();
+        let status = p.procs_env(["status", "--json"], &env).success().json();
+        let of = |name: &str| {
+            status["processes"]
+                .as_array()
+                .and_then(|ps| ps.iter().find(|r| r["name"] == name).cloned())
+                .unwrap_or_else(|| panic!("`{name}` in {status}"))
+        };
+        let one = of("one");
+        let pid = one["pid"].as_i64().expect("a pid") as i32;
+        assert_eq!(pid_cmdline(pid), format!("sleep 3{m}"), "{mech:?}: {one}");
+        assert_eq!(one["processes"], 1, "{mech:?}: no shell in between: {one}");
+        let tree = of("tree");
+        let pid = tree["pid"].as_i64().expect("a pid") as i32;
+        assert_eq!(pid_cmdline(pid), format!("sleep 5{m}"), "{mech:?}: {tree}");
+        assert_eq!(tree["processes"], 2, "{mech:?}: the whole tree: {tree}");
+        assert!(
+            tree["memory_bytes"].as_u64() > one["memory_bytes"].as_u64(),
+            "{mech:?}: two processes' memory: {status}"
+        );
+        p.procs_env(["down"], &env).success();
+        assert!(tree_of(&m).is_empty(), "{mech:?}: left: {:?}", tree_of(&m));
+        p.assert_no_survivors();
+    }
+}
+
+/// A self-daemonizing command under `restart: always` leaves a copy at every exit: each is
+/// stopped with the run that left it (never two at once), and `down` leaves none — under
+/// both mechanisms.
+#[test]
+fn a_self_daemonizing_command_under_restart_always_never_accumulates_copies() {
+    for mech in [Mechanism::Cgroup, Mechanism::Lineage] {
+        let mut p = Project::new();
+        let m = format!("{}.{}", 5800 + std::process::id() % 1000, free_port());
+        p.write_config(&format!(
+            "processes:\n  app:\n    command: \"setsid sleep 6{m} & exit 1\"\n    restart: always\n"
+        ));
+        let _reap = Reap::new(&m, &p);
+        let env = mech.env();
+        let _ = p.procs_env(["up"], &env);
+        let copy = format!("sleep 6{m}");
+        let mut most = 0;
+        wait_until("3 restarts of `app`", WAIT, || {
+            let copies = tree_of(&m)
+                .into_iter()
+                .filter(|pid| pid_cmdline(*pid) == copy)
+                .count();
+            most = most.max(copies);
+            let status = p.procs_env(["status", "--json"], &env).json();
+            status["processes"][0]["restarts"].as_u64() >= Some(3)
+        });
+        assert!(most <= 1, "{mech:?}: {most} copies at once");
+        p.procs_env(["down"], &env).success();
+        let left = tree_of(&m);
+        assert!(left.is_empty(), "{mech:?}: left after down: {left:?}");
+        p.assert_no_survivors();
+    }
+}
