@@ -357,10 +357,16 @@ fn postgres(mech: Mechanism, kill: bool) {
 fn late_pid_file(mech: Mechanism, kill: bool) {
     let mut p = Project::new();
     let marker = format!("{}.{}", 5000 + std::process::id() % 1000, free_port());
-    let mut stranger = std::process::Command::new("sleep")
-        .arg(format!("2{marker}"))
-        .spawn()
-        .expect("spawn a stranger");
+    // Killed when dropped, so a failing test leaves no stranger; its output goes nowhere,
+    // so it never holds the test runner's pipe open.
+    let mut stranger = crate::harness::KillOnDrop(
+        std::process::Command::new("sleep")
+            .arg(format!("2{marker}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn a stranger"),
+    );
     p.file("app.pid", &format!("{}\n", stranger.id()));
     p.write_config(&format!(
         "processes:\n  app:\n    command: \"setsid sh -c 'sleep 0.3; echo $$$$ > app.pid.new; mv app.pid.new app.pid; exec sleep {marker}' & exit 0\"\n    daemon: true\n    pid_file: app.pid\n"

@@ -738,6 +738,30 @@ fn describe_survivors(survivors: &[(i32, String)]) -> String {
     msg
 }
 
+/// A child of the test itself (not under procs): killed and reaped when dropped, so a
+/// test that fails halfway leaves nothing running.
+pub struct KillOnDrop(pub Child);
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 impl Drop for Project {
     fn drop(&mut self) {
         let survivors = self.teardown();
