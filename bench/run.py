@@ -197,6 +197,20 @@ def tempdir(tag):
 # ---------------------------------------------------------------- the two supervisors
 
 
+_READY_AFTER = {}
+
+
+def knows_ready_after(exe):
+    """Does this procs build accept `ready_after:`? (Asked once per binary.)"""
+    if exe not in _READY_AFTER:
+        d = tempdir("k")
+        with open(os.path.join(d, "procs.yaml"), "w") as f:
+            f.write("processes:\n  a:\n    command: [true]\n    ready_after: 0s\n")
+        r = subprocess.run([exe, "config"], cwd=d, capture_output=True)
+        _READY_AFTER[exe] = r.returncode == 0
+    return _READY_AFTER[exe]
+
+
 class Procs:
     def __init__(self, exe, name="procs", extra_env=None):
         self.exe = exe
@@ -220,8 +234,10 @@ class Procs:
             lines.append(f'    command: [sleep, "{SLEEP_ARG}"]')
             lines.append("    backoff: {initial: 0s}")
             lines.append("    stop_timeout: 5s")
-            # As supervisord's startsecs=0 below: ready as soon as spawned.
-            lines.append("    ready_after: 0s")
+            # As supervisord's startsecs=0 below: ready as soon as spawned (a build from
+            # before `ready_after` existed was ready when spawned and rejects the key).
+            if knows_ready_after(self.exe):
+                lines.append("    ready_after: 0s")
         lines.append(extra)
         with open(os.path.join(self.dir, "procs.yaml"), "w") as f:
             f.write("\n".join(lines) + "\n")

@@ -24,3 +24,7 @@ pub const ENV_TEST_ROTATE_PERIOD_MS: &str = "PROCS_TEST_ROTATE_PERIOD_MS";
 /// compression of a rotated copy (after its first bytes reach `NAME.log.N.gz.tmp`), so that a
 /// test can kill the supervisor while a compression runs.
 pub const ENV_TEST_COMPRESS_PAUSE_MS: &str = "PROCS_TEST_COMPRESS_PAUSE_MS";
+/// Read by the supervisor, **for tests only**: the period in ms of the lineage mechanism's
+/// slow scan (`supervisor::lineage`), so that a test can show that a record happens on an
+/// event and not on that timer (a test sets it to an hour).
+pub const ENV_TEST_LINEAGE_SCAN_MS: &str = "PROCS_TEST_LINEAGE_SCAN_MS";

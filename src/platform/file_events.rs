@@ -1,7 +1,9 @@
 //! Changes of one file, for the supervisor's async runtime (inotify, no polling).
 //!
 //! Owns: [`FileChanges`], which a `log` health check waits on: it wakes as soon as the log
-//! is written to, so a ready line is seen the moment it is written.
+//! is written to, so a ready line is seen the moment it is written; and, through
+//! [`FileChanges::entry`], the wait of a `daemon: true` process for its `pid_file` (a file
+//! that may not exist yet, or be replaced by a rename: its directory is watched).
 //!
 //! Invariant: [`FileChanges::changed`] returns only after an event, having read every queued
 //! event; [`FileChanges::replaced`] says the watched inode was moved or deleted (the caller
@@ -17,6 +19,8 @@ use super::setup::InotifyFd;
 /// An inotify watch on one file (writes, truncations, and its move or deletion).
 pub struct FileChanges {
     fd: tokio::io::unix::AsyncFd<InotifyFd>,
+    /// Watching a directory for one entry: only events naming it count.
+    entry: Option<std::ffi::OsString>,
 }
 
 /// What [`FileChanges::changed`] saw.
@@ -31,17 +35,51 @@ pub enum Change {
 impl FileChanges {
     /// Watch `path`. Needs a tokio runtime.
     pub fn new(path: &Path) -> io::Result<Self> {
+        Self::watch(
+            path,
+            AddWatchFlags::IN_MODIFY
+                | AddWatchFlags::IN_ATTRIB
+                | AddWatchFlags::IN_MOVE_SELF
+                | AddWatchFlags::IN_DELETE_SELF,
+            None,
+        )
+    }
+
+    /// Watch the entry `path` of its directory, whether or not it exists yet: its creation,
+    /// writes, and a file renamed onto it are [`Change::Written`]; the directory's own move
+    /// or deletion is [`Change::Replaced`]. Needs a tokio runtime and an existing directory.
+    pub fn entry(path: &Path) -> io::Result<Self> {
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} names no entry of a directory", path.display()),
+            ));
+        };
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        Self::watch(
+            dir,
+            AddWatchFlags::IN_CREATE
+                | AddWatchFlags::IN_MODIFY
+                | AddWatchFlags::IN_CLOSE_WRITE
+                | AddWatchFlags::IN_MOVED_TO
+                | AddWatchFlags::IN_MOVE_SELF
+                | AddWatchFlags::IN_DELETE_SELF,
+            Some(name.to_owned()),
+        )
+    }
+
+    fn watch(
+        path: &Path,
+        flags: AddWatchFlags,
+        entry: Option<std::ffi::OsString>,
+    ) -> io::Result<Self> {
         let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
             .map_err(io::Error::from)?;
-        inotify
-            .add_watch(
-                path,
-                AddWatchFlags::IN_MODIFY
-                    | AddWatchFlags::IN_ATTRIB
-                    | AddWatchFlags::IN_MOVE_SELF
-                    | AddWatchFlags::IN_DELETE_SELF,
-            )
-            .map_err(io::Error::from)?;
+        inotify.add_watch(path, flags).map_err(io::Error::from)?;
         // SAFETY: the `AsyncFd` owns the `Inotify`, whose descriptor is open and stays the
         // same until the `AsyncFd` (and with it the `Inotify`) is dropped; `as_raw_fd`
         // always returns that descriptor.
@@ -51,7 +89,7 @@ impl FileChanges {
                 tokio::io::Interest::READABLE,
             )
         }?;
-        Ok(Self { fd })
+        Ok(Self { fd, entry })
     }
 
     /// Wait for the next change, then read every queued event. Cancel-safe.
@@ -70,9 +108,12 @@ impl FileChanges {
                                     | AddWatchFlags::IN_IGNORED
                                     | AddWatchFlags::IN_Q_OVERFLOW,
                             );
+                            let other = self.entry.as_ref().is_some_and(|want| {
+                                event.name.as_ref().is_some_and(|name| name != want)
+                            });
                             if gone {
                                 seen = Some(Change::Replaced);
-                            } else if seen.is_none() {
+                            } else if !other && seen.is_none() {
                                 seen = Some(Change::Written);
                             }
                         }
@@ -114,5 +155,25 @@ mod tests {
             .expect("an event within 5s")
             .expect("read events");
         assert_eq!(change, Change::Replaced);
+    }
+
+    #[tokio::test]
+    async fn an_entry_is_seen_when_created_and_when_renamed_onto() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("app.pid");
+        let watch = FileChanges::entry(&path).expect("watch");
+        std::fs::write(&path, b"42\n").expect("create");
+        let change = tokio::time::timeout(std::time::Duration::from_secs(5), watch.changed())
+            .await
+            .expect("an event within 5s")
+            .expect("read events");
+        assert_eq!(change, Change::Written);
+        std::fs::write(dir.path().join("app.pid.tmp"), b"43\n").expect("write the new copy");
+        std::fs::rename(dir.path().join("app.pid.tmp"), &path).expect("rename onto it");
+        let change = tokio::time::timeout(std::time::Duration::from_secs(5), watch.changed())
+            .await
+            .expect("an event within 5s")
+            .expect("read events");
+        assert_eq!(change, Change::Written);
     }
 }

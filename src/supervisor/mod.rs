@@ -12,6 +12,7 @@
 mod adopt;
 mod backoff;
 mod health;
+mod lineage;
 mod machine;
 mod orchestrator;
 mod ports;
@@ -295,6 +296,8 @@ async fn serve(
         extra_lineage = Some(tokio::spawn(record_lineage(
             Arc::clone(&orch),
             Arc::clone(&membership),
+            Arc::clone(&orch.shared.reaper),
+            orch.shared.events.subscribe(),
         )));
     }
     for note in adopt_notes {
@@ -369,26 +372,32 @@ async fn serve(
     Ok(())
 }
 
-/// How often the lineage mechanism looks for new descendants.
-const LINEAGE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
-
 /// Without a cgroup: record the descendants of every process (and the orphans re-parented to
-/// the supervisor, the subreaper) so that a command run after a supervisor SIGKILL still
-/// finds them in the registry.
-async fn record_lineage(orch: Arc<orchestrator::Orchestrator>, membership: Arc<Membership>) {
+/// the supervisor, the subreaper) on every event that may change them, and on the slow scan
+/// (see `lineage`), so that a command run after a supervisor SIGKILL still finds them.
+async fn record_lineage(
+    orch: Arc<orchestrator::Orchestrator>,
+    membership: Arc<Membership>,
+    reaper: Arc<reaper::Reaper>,
+    mut events: broadcast::Receiver<crate::control::protocol::Event>,
+) {
+    let slow = lineage::slow_scan();
     loop {
-        tokio::time::sleep(LINEAGE_INTERVAL).await;
-        let mains = orch.mains();
-        let m = Arc::clone(&membership);
-        let changed = tokio::task::spawn_blocking(move || {
-            let table = platform::process_table();
-            m.record(&mains, &table, |pid| {
-                platform::environ_map(pid)?.remove(crate::env_vars::ENV_PROCESS)
-            })
-        })
-        .await
-        .unwrap_or(false);
-        if changed {
+        tokio::select! {
+            event = events.recv() => {
+                if matches!(event, Err(broadcast::error::RecvError::Closed)) {
+                    return;
+                }
+            }
+            () = reaper.reaped() => {}
+            () = tokio::time::sleep(slow) => {}
+        }
+        // A burst of events is one record.
+        while !matches!(
+            events.try_recv(),
+            Err(broadcast::error::TryRecvError::Empty | broadcast::error::TryRecvError::Closed)
+        ) {}
+        if lineage::record(&membership, orch.mains()).await {
             orch.mark_dirty();
         }
     }

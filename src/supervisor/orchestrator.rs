@@ -813,6 +813,11 @@ impl Orchestrator {
         out: &mpsc::Sender<Response>,
     ) -> Result<Outcome, Response> {
         let _guard = self.ops.lock().await;
+        // Without a cgroup, what a supervisor SIGKILL during this stop would leave must be
+        // on record first.
+        if super::lineage::record(self.shared.scanner.membership(), self.mains()).await {
+            self.save_now().await;
+        }
         if names.is_empty() {
             let found = std::mem::take(&mut self.state().adoptable);
             for (name, a) in found {

@@ -36,6 +36,8 @@ struct Inner {
 #[derive(Default)]
 pub struct Reaper {
     inner: Mutex<Inner>,
+    /// Woken after each reap that found an exit (a child's, or a re-parented orphan's).
+    reaped: tokio::sync::Notify,
 }
 
 /// Held around a spawn and the registration of its pid.
@@ -94,8 +96,17 @@ impl Reaper {
         rx
     }
 
+    /// Wakes after the next reap that found an exit (one stored wake-up if none waits).
+    pub async fn reaped(&self) {
+        self.reaped.notified().await;
+    }
+
     fn reap(&self) {
-        for (pid, info) in platform::reap_any() {
+        let exits = platform::reap_any();
+        if !exits.is_empty() {
+            self.reaped.notify_one();
+        }
+        for (pid, info) in exits {
             let Ok(mut inner) = self.inner.lock() else {
                 continue;
             };

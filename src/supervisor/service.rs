@@ -50,11 +50,11 @@ pub struct Shared {
     pub spawn_slots: tokio::sync::Semaphore,
 }
 
-/// How long a `daemon: true` process's daemon (or its pid file) may take to appear after the
-/// main process exited 0.
+/// How long a `daemon: true` process's pid file may take to name its daemon after the main
+/// process exited 0 (without a pid file the daemon is known at that exit, or never).
 const DAEMON_WAIT: Duration = Duration::from_secs(10);
-/// How often the daemon's pid file is looked at meanwhile.
-const DAEMON_POLL: Duration = Duration::from_millis(20);
+/// What a `daemon: true` process waits for until its main process exits.
+const DAEMON_WAITING: &str = "its main process to exit 0, leaving its daemon";
 
 /// A dependency as seen by a pending dependent.
 pub struct DepWatch {
@@ -202,6 +202,9 @@ struct Running {
     start_deadline: Option<Instant>,
     /// `daemon: true`: the main process exited 0 and `pid` is now its daemon.
     daemonized: bool,
+    /// `daemon: true`: the last verdict of the check while the main process still ran
+    /// (applied once the daemon is known: until then the process is not ready).
+    early_verdict: Option<Verdict>,
     /// Without a check: when it will have stayed up `ready_after`.
     ready_at: Option<Instant>,
 }
@@ -659,8 +662,14 @@ impl Actor {
             },
             machine::Input::Spawned { pid },
         );
+        // A `daemon: true` process is not ready before its daemon is known.
+        let state = if spec.daemon {
+            ProcState::Starting
+        } else {
+            next.proc_state()
+        };
         self.set(|s| {
-            s.state = next.proc_state();
+            s.state = state;
             if s.state == ProcState::Running {
                 s.ready_once = true;
             }
@@ -673,7 +682,9 @@ impl Actor {
             s.started_once = true;
             s.exit_code = None;
             s.signal = None;
-            s.waiting_for = if checked {
+            s.waiting_for = if spec.daemon {
+                Some(DAEMON_WAITING.to_owned())
+            } else if checked {
                 health::describe(&spec)
             } else if settling {
                 Some(format!("it to stay up {}", human(spec.ready_after)))
@@ -682,7 +693,9 @@ impl Actor {
             };
         });
         let mut run = self.watch_running(pid, Exit::Child(child.exit), log_offset, false);
-        if settling {
+        if spec.daemon {
+            // Ready is decided once the daemon is known (`Self::daemon_known`).
+        } else if settling {
             run.ready_at = Some(run.started + spec.ready_after);
         } else if !checked {
             run.healthy_once = true;
@@ -725,6 +738,7 @@ impl Actor {
             fails_in_row: 0,
             start_deadline,
             daemonized: false,
+            early_verdict: None,
             ready_at: None,
         }
     }
@@ -779,6 +793,8 @@ impl Actor {
         .unwrap_or_else(|| std::fs::metadata(&self.log).map_or(0, |m| m.len()));
         let passed = state == ProcState::Healthy;
         let mut run = self.watch_running(pid, Exit::Adopted(fd), log_offset, passed);
+        // The pid a `daemon: true` process recorded is its daemon's.
+        run.daemonized = spec.daemon;
         if passed {
             run.start_deadline = None;
         }
@@ -950,6 +966,10 @@ impl Actor {
     }
 
     async fn on_verdict(&mut self, run: &mut Running, verdict: Verdict) -> Option<Mode> {
+        if self.spec.daemon && !run.daemonized {
+            run.early_verdict = Some(verdict);
+            return None;
+        }
         let status = self.status.borrow().clone();
         let current = if !run.healthy_once {
             machine::State::Starting {
@@ -1014,6 +1034,7 @@ impl Actor {
                         fails_in_row: 0,
                         start_deadline: None,
                         daemonized: false,
+                        early_verdict: None,
                         ready_at: None,
                     },
                 );
@@ -1088,7 +1109,7 @@ impl Actor {
                 run.pid = pid;
                 run.exit = Exit::Adopted(fd);
                 run.daemonized = true;
-                return Mode::Running(run);
+                return self.daemon_known(run).await;
             }
             self.event("`daemon: true`, but the main process exited 0 and left no daemon");
         }
@@ -1222,6 +1243,31 @@ impl Actor {
         }
     }
 
+    /// A `daemon: true` process's daemon is known: now it can be ready — through its check
+    /// (a verdict given while the main process ran counts), after `ready_after`, or at once.
+    async fn daemon_known(&mut self, mut run: Running) -> Mode {
+        if has_health(&self.spec) {
+            self.set(|s| s.waiting_for = health::describe(&self.spec));
+            if let Some(verdict) = run.early_verdict.take()
+                && let Some(next) = self.on_verdict(&mut run, verdict).await
+            {
+                return next;
+            }
+        } else if settles(&self.spec) {
+            run.ready_at = Some(Instant::now() + self.spec.ready_after);
+            let wait = format!("it to stay up {}", human(self.spec.ready_after));
+            self.set(|s| s.waiting_for = Some(wait));
+        } else {
+            run.healthy_once = true;
+            self.set(|s| {
+                s.state = ProcState::Running;
+                s.ready_once = true;
+                s.waiting_for = None;
+            });
+        }
+        Mode::Running(run)
+    }
+
     /// The daemon a `daemon: true` process started, once its main process (started at
     /// `main_start`, in clock ticks) exited 0: the pid in `pid_file` when one is declared and
     /// that pid (its first line) is a member, else the oldest member. Members are the process's (cgroup,
@@ -1230,53 +1276,72 @@ impl Actor {
     /// [`DAEMON_WAIT`] for the pid file to name a member.
     async fn find_daemon(&self, main_start: u64) -> Option<(i32, u64)> {
         let deadline = Instant::now() + DAEMON_WAIT;
+        // Watched before the first look, so that a write between that look and the wait is
+        // not missed. A directory that cannot be watched (it does not exist) leaves the one
+        // look at the exit.
+        let watch = self
+            .spec
+            .pid_file
+            .as_deref()
+            .and_then(|file| crate::platform::FileChanges::entry(file).ok());
         loop {
-            let scanner = Arc::clone(&self.shared.scanner);
-            let (project_id, name) = (self.ctx.project_id.clone(), self.spec.name.clone());
-            let pid_file = self.spec.pid_file.clone();
-            let found = tokio::task::spawn_blocking(move || {
-                let mut members = scanner.members_of(&project_id, &name, None, Instant::now());
-                let table = crate::platform::process_table();
-                let me = std::process::id() as i32;
-                if scanner.membership().project_cgroup().is_none() {
-                    members.extend(
-                        table
-                            .iter()
-                            .filter(|st| st.ppid == me && st.start_time >= main_start)
-                            .filter(|st| {
-                                crate::platform::environ_map(st.pid).is_none_or(|env| {
-                                    env.get(spawn::ENV_PROCESS).is_none_or(|n| *n == name)
-                                })
-                            })
-                            .map(|st| st.pid),
-                    );
-                }
-                let start = |pid: i32| {
+            if let Some(found) = self.look_for_daemon(main_start).await {
+                return Some(found);
+            }
+            // Without a pid file the look at the main's exit is the answer: whatever the
+            // main forked is a member by then (in its leaf, or re-parented to us before
+            // its exit is reaped).
+            let watch = watch.as_ref()?;
+            match tokio::time::timeout_at(deadline, watch.changed()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) | Err(_) => return None,
+            }
+        }
+    }
+
+    /// One look for the daemon (see [`Self::find_daemon`]).
+    async fn look_for_daemon(&self, main_start: u64) -> Option<(i32, u64)> {
+        let scanner = Arc::clone(&self.shared.scanner);
+        let (project_id, name) = (self.ctx.project_id.clone(), self.spec.name.clone());
+        let pid_file = self.spec.pid_file.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut members = scanner.members_of(&project_id, &name, None, Instant::now());
+            let table = crate::platform::process_table();
+            let me = std::process::id() as i32;
+            if scanner.membership().project_cgroup().is_none() {
+                members.extend(
                     table
                         .iter()
-                        .find(|st| st.pid == pid)
-                        .map(|st| (pid, st.start_time))
-                };
-                match pid_file {
-                    Some(file) => std::fs::read_to_string(file)
-                        .ok()
-                        .and_then(|t| t.lines().next()?.trim().parse::<i32>().ok())
-                        .filter(|pid| members.contains(pid))
-                        .and_then(start),
-                    None => members
-                        .iter()
-                        .filter_map(|&pid| start(pid))
-                        .min_by_key(|&(pid, st)| (st, pid)),
-                }
-            })
-            .await
-            .ok()
-            .flatten();
-            if found.is_some() || Instant::now() >= deadline {
-                return found;
+                        .filter(|st| st.ppid == me && st.start_time >= main_start)
+                        .filter(|st| {
+                            crate::platform::environ_map(st.pid).is_none_or(|env| {
+                                env.get(spawn::ENV_PROCESS).is_none_or(|n| *n == name)
+                            })
+                        })
+                        .map(|st| st.pid),
+                );
             }
-            tokio::time::sleep(DAEMON_POLL).await;
-        }
+            let start = |pid: i32| {
+                table
+                    .iter()
+                    .find(|st| st.pid == pid)
+                    .map(|st| (pid, st.start_time))
+            };
+            match pid_file {
+                Some(file) => std::fs::read_to_string(file)
+                    .ok()
+                    .and_then(|t| t.lines().next()?.trim().parse::<i32>().ok())
+                    .filter(|pid| members.contains(pid))
+                    .and_then(start),
+                None => members
+                    .iter()
+                    .filter_map(|&pid| start(pid))
+                    .min_by_key(|&(pid, st)| (st, pid)),
+            }
+        })
+        .await
+        .ok()
+        .flatten()
     }
 
     /// A oneshot's run ended under this supervisor: say so in its run record (durably), so

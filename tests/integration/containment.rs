@@ -350,6 +350,64 @@ fn postgres(mech: Mechanism, kill: bool) {
     up_then_down(&mut p, mech, &marker, kill);
 }
 
+/// `daemon: true` with a `pid_file` the daemon writes only after the main process exited,
+/// over a stale one that names a stranger: the stranger is never taken for the daemon, the
+/// supervisor waits for the file to name a member (inotify, no polling), and `up` returns
+/// only once the daemon is known — its pid, not the main's, and `running`.
+fn late_pid_file(mech: Mechanism, kill: bool) {
+    let mut p = Project::new();
+    let marker = format!("{}.{}", 5000 + std::process::id() % 1000, free_port());
+    // Killed when dropped, so a failing test leaves no stranger; its output goes nowhere,
+    // so it never holds the test runner's pipe open.
+    let mut stranger = crate::harness::KillOnDrop(
+        std::process::Command::new("sleep")
+            .arg(format!("2{marker}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn a stranger"),
+    );
+    p.file("app.pid", &format!("{}\n", stranger.id()));
+    p.write_config(&format!(
+        "processes:\n  app:\n    command: \"setsid sh -c 'sleep 0.3; echo $$$$ > app.pid.new; mv app.pid.new app.pid; exec sleep {marker}' & exit 0\"\n    daemon: true\n    pid_file: app.pid\n"
+    ));
+    let _reap = Reap::new(&format!(" {marker}"), &p);
+    let env = mech.env();
+    p.procs_env(["up"], &env).success();
+    let status = p.procs_env(["status", "--json"], &env).success().json();
+    let app = &status["processes"][0];
+    let daemon: i64 = std::fs::read_to_string(p.path().join("app.pid"))
+        .expect("app.pid")
+        .trim()
+        .parse()
+        .expect("a pid");
+    assert_ne!(
+        daemon,
+        i64::from(stranger.id()),
+        "the daemon rewrote app.pid"
+    );
+    assert_eq!(
+        app["state"], "running",
+        "ready once its daemon is known: {status}"
+    );
+    assert_eq!(
+        app["pid"].as_i64(),
+        Some(daemon),
+        "the daemon's pid: {status}"
+    );
+    assert!(
+        pid_cmdline(daemon as i32).contains(&marker),
+        "pid {daemon} is the daemon"
+    );
+    up_then_down(&mut p, mech, &format!(" {marker}"), kill);
+    assert!(
+        stranger.try_wait().expect("try_wait").is_none(),
+        "the stranger the stale pid file named is never signalled"
+    );
+    let _ = stranger.kill();
+    let _ = stranger.wait();
+}
+
 macro_rules! both_mechanisms {
     ($($scenario:ident),* $(,)?) => {
         $(
@@ -376,4 +434,144 @@ macro_rules! both_mechanisms {
     };
 }
 
-both_mechanisms!(nginx, redis, env_i_setsid, closes_every_fd, postgres);
+both_mechanisms!(
+    nginx,
+    redis,
+    env_i_setsid,
+    closes_every_fd,
+    postgres,
+    late_pid_file
+);
+
+/// Without a cgroup, an escape (a double fork with a cleared environment: after a
+/// supervisor SIGKILL only the record finds it) is recorded on the event that follows it —
+/// here a health transition, there the exit of a oneshot that leaves its daemon — and not on
+/// a timer: the slow scan is set to an hour.
+fn recorded_on_an_event(config: impl Fn(&str) -> String) {
+    let mut p = Project::new();
+    let marker = format!("{}.{}", 5500 + std::process::id() % 1000, free_port());
+    p.write_config(&config(&marker));
+    let _reap = Reap::new(&marker, &p);
+    let env = [
+        ("PROCS_NO_CGROUP", "1"),
+        ("PROCS_TEST_LINEAGE_SCAN_MS", "3600000"),
+    ];
+    p.procs_env(["up"], &env).success();
+    let escaped = format!("sleep {marker}");
+    wait_until(
+        "the supervisor to record the escaped daemon (no periodic scan within the hour)",
+        WAIT,
+        || {
+            let state =
+                std::fs::read_to_string(p.state_dir().join("state.json")).unwrap_or_default();
+            let daemon: Vec<i32> = tree_of(&marker)
+                .into_iter()
+                .filter(|pid| pid_cmdline(*pid) == escaped)
+                .collect();
+            daemon.len() == 1 && is_known(&state, daemon[0])
+        },
+    );
+    let sup = p.state_json()["supervisor"]["pid"]
+        .as_i64()
+        .expect("supervisor pid") as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sup),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("SIGKILL the supervisor");
+    wait_until("the supervisor to die", WAIT, || !pid_alive(sup));
+    p.procs_env(["down"], &env).success();
+    let left = tree_of(&marker);
+    assert!(left.is_empty(), "left after down: {left:?}");
+    p.assert_no_survivors();
+}
+
+#[test]
+fn lineage_is_recorded_at_a_health_transition_not_on_a_timer() {
+    recorded_on_an_event(|m| {
+        format!(
+            "processes:\n  app:\n    command: \"env -i setsid sh -c 'sleep {m} & exit 0'; echo ready; exec sleep 1{m}\"\n    healthcheck: {{ log: ready }}\n"
+        )
+    });
+}
+
+#[test]
+fn lineage_is_recorded_at_an_exit_not_on_a_timer() {
+    recorded_on_an_event(|m| {
+        format!(
+            "processes:\n  setup:\n    command: \"env -i setsid sh -c 'sleep {m} & exit 0'; exit 0\"\n    oneshot: true\n"
+        )
+    });
+}
+
+/// The program, not the wrapper: a string command that is one simple command is exec'd (the
+/// pid `status` shows runs the program, one process), and a compound one counts its whole
+/// tree — under both mechanisms.
+#[test]
+fn status_shows_the_program_and_counts_the_whole_tree() {
+    for mech in [Mechanism::Cgroup, Mechanism::Lineage] {
+        let mut p = Project::new();
+        let m = format!("{}.{}", 5700 + std::process::id() % 1000, free_port());
+        p.write_config(&format!(
+            "processes:\n  one:\n    command: sleep 3{m}\n  tree:\n    command: \"sleep 4{m} & exec sleep 5{m}\"\n"
+        ));
+        let _reap = Reap::new(&m, &p);
+        let env = mech.env();
+        p.procs_env(["up"], &env).success();
+        let status = p.procs_env(["status", "--json"], &env).success().json();
+        let of = |name: &str| {
+            status["processes"]
+                .as_array()
+                .and_then(|ps| ps.iter().find(|r| r["name"] == name).cloned())
+                .unwrap_or_else(|| panic!("`{name}` in {status}"))
+        };
+        let one = of("one");
+        let pid = one["pid"].as_i64().expect("a pid") as i32;
+        assert_eq!(pid_cmdline(pid), format!("sleep 3{m}"), "{mech:?}: {one}");
+        assert_eq!(one["processes"], 1, "{mech:?}: no shell in between: {one}");
+        let tree = of("tree");
+        let pid = tree["pid"].as_i64().expect("a pid") as i32;
+        assert_eq!(pid_cmdline(pid), format!("sleep 5{m}"), "{mech:?}: {tree}");
+        assert_eq!(tree["processes"], 2, "{mech:?}: the whole tree: {tree}");
+        assert!(
+            tree["memory_bytes"].as_u64() > one["memory_bytes"].as_u64(),
+            "{mech:?}: two processes' memory: {status}"
+        );
+        p.procs_env(["down"], &env).success();
+        assert!(tree_of(&m).is_empty(), "{mech:?}: left: {:?}", tree_of(&m));
+        p.assert_no_survivors();
+    }
+}
+
+/// A self-daemonizing command under `restart: always` leaves a copy at every exit: each is
+/// stopped with the run that left it (never two at once), and `down` leaves none — under
+/// both mechanisms.
+#[test]
+fn a_self_daemonizing_command_under_restart_always_never_accumulates_copies() {
+    for mech in [Mechanism::Cgroup, Mechanism::Lineage] {
+        let mut p = Project::new();
+        let m = format!("{}.{}", 5800 + std::process::id() % 1000, free_port());
+        p.write_config(&format!(
+            "processes:\n  app:\n    command: \"setsid sleep 6{m} & exit 1\"\n    restart: always\n"
+        ));
+        let _reap = Reap::new(&m, &p);
+        let env = mech.env();
+        let _ = p.procs_env(["up"], &env);
+        let copy = format!("sleep 6{m}");
+        let mut most = 0;
+        wait_until("3 restarts of `app`", WAIT, || {
+            let copies = tree_of(&m)
+                .into_iter()
+                .filter(|pid| pid_cmdline(*pid) == copy)
+                .count();
+            most = most.max(copies);
+            let status = p.procs_env(["status", "--json"], &env).json();
+            status["processes"][0]["restarts"].as_u64() >= Some(3)
+        });
+        assert!(most <= 1, "{mech:?}: {most} copies at once");
+        p.procs_env(["down"], &env).success();
+        let left = tree_of(&m);
+        assert!(left.is_empty(), "{mech:?}: left after down: {left:?}");
+        p.assert_no_survivors();
+    }
+}

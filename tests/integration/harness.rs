@@ -112,9 +112,24 @@ fn proc_state(pid: i32) -> Option<char> {
         .next()
 }
 
-/// True if `pid` exists and is not a zombie.
+/// True if `pid` exists and is not a zombie — counting its threads: after a SIGKILL the
+/// leader of a multi-threaded process (the supervisor) shows `Z` while its other threads
+/// are still exiting and still hold its descriptors (its sockets answer, its locks are
+/// held), so the process is gone only once no other thread is listed.
 pub fn pid_alive(pid: i32) -> bool {
-    pid > 0 && proc_state(pid).is_some_and(|s| !matches!(s, 'Z' | 'X'))
+    if pid <= 0 {
+        return false;
+    }
+    let leader = proc_state(pid);
+    if leader.is_some_and(|s| !matches!(s, 'Z' | 'X')) {
+        return true;
+    }
+    leader.is_some()
+        && fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|t| t.file_name().to_str() != Some(pid.to_string().as_str()))
 }
 
 /// The command line of `pid`, arguments joined by spaces (empty if unreadable).
@@ -721,6 +736,30 @@ fn describe_survivors(survivors: &[(i32, String)]) -> String {
         let _ = write!(msg, "\n  pid {pid}: {cmdline}");
     }
     msg
+}
+
+/// A child of the test itself (not under procs): killed and reaped when dropped, so a
+/// test that fails halfway leaves nothing running.
+pub struct KillOnDrop(pub Child);
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 impl Drop for Project {
