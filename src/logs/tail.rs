@@ -10,8 +10,8 @@
 //! older too) or once it has `lines` lines. It reads at most 64 KiB past what it returns
 //! from a plain file.
 
-use std::fs::File;
 use std::collections::VecDeque;
+use std::fs::File;
 use std::io::{self, BufRead as _, Read, Seek, SeekFrom};
 use std::path::Path;
 
@@ -356,7 +356,10 @@ mod tests {
         let tail = run_tail(&path, from, 2).expect("tail");
         assert_eq!(tail, "progress line number 00039999\nFATAL: the reason\n");
         let all = run_tail(&path, from, 100_000).expect("tail");
-        assert!(all.starts_with("[procs] started pid 2\n"), "its own start line");
+        assert!(
+            all.starts_with("[procs] started pid 2\n"),
+            "its own start line"
+        );
         assert_eq!(all.lines().count(), 40_002, "the run, not the next one");
         assert_eq!(run_tail(&path, from, 0).expect("tail"), "");
         // Rotated since (the log is shorter than `from`): the current run's tail.

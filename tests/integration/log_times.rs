@@ -524,7 +524,12 @@ fn logs_shows_the_processes_of_the_current_config_unless_all() {
         all.stdout
     );
     let named = p.procs([&["logs", "gone"][..], &grep].concat()).success();
-    assert_eq!(bodies(&named.stdout), ["from gone"], "named: {}", named.stdout);
+    assert_eq!(
+        bodies(&named.stdout),
+        ["from gone"],
+        "named: {}",
+        named.stdout
+    );
     // A config that does not load never hides output.
     p.write_config("processes: [not, a, map]\n");
     let broken = p.procs([&["logs"][..], &grep].concat()).success();
