@@ -461,15 +461,13 @@ mod tests {
             .expect("spawn sleep"));
         let pid = kid.0.id() as i32;
         let membership = Membership::new(
-            Mechanism::Lineage {
-                why: "test".into(),
-            },
+            Mechanism::Lineage { why: "test".into() },
             None,
             Lineage::new(),
         );
         let scanner = Scanner::new(std::sync::Arc::new(membership));
         let mut stat = platform::stat(pid).expect("a stat");
-        let start = stat.start_time;
+        let started = stat.start_time;
         let saw = |stat: &platform::ProcStat| {
             *scanner.last.lock().expect("lock") = Some((
                 Instant::now(),
@@ -480,13 +478,13 @@ mod tests {
             ));
         };
         // The scan saw another process under this pid: it was reused since.
-        stat.start_time = start + 1;
+        stat.start_time = started + 1;
         saw(&stat);
         assert!(
             scanner.open_member(pid).expect("no error").is_none(),
             "a reused pid is never opened"
         );
-        stat.start_time = start;
+        stat.start_time = started;
         saw(&stat);
         let fd = scanner.open_member(pid).expect("no error").expect("opened");
         assert_eq!(fd.pid(), pid);

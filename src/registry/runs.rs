@@ -113,7 +113,11 @@ impl RunRecord {
 
     /// Is the program this record names alive (same pid, start time and boot)?
     pub fn program_alive(&self) -> Option<(i32, u64)> {
-        match (self.program_pid, self.program_start_time, self.boot_id.as_deref()) {
+        match (
+            self.program_pid,
+            self.program_start_time,
+            self.boot_id.as_deref(),
+        ) {
             (Some(pid), Some(start), Some(boot)) if platform::is_alive_same(pid, start, boot) => {
                 Some((pid, start))
             }

@@ -203,7 +203,11 @@ fn from_run(
     };
     let orphan = if run.state == RunState::Running && !run.parent_alive() {
         run.program_alive().or_else(|| {
-            orphan_program(run, name, &platform::tagged_processes(Some(&paths.project_id)))
+            orphan_program(
+                run,
+                name,
+                &platform::tagged_processes(Some(&paths.project_id)),
+            )
         })
     } else {
         None
@@ -247,8 +251,7 @@ fn from_run(
             a.record.pgid = platform::stat(pid).map(|st| st.pgid);
             a.record.start_time = Some(start_time);
             a.record.boot_id = Some(platform::boot_id().to_owned());
-            a.record.reason =
-                Some("its waiting parent was killed; the program runs on".to_owned());
+            a.record.reason = Some("its waiting parent was killed; the program runs on".to_owned());
         }
         RunState::Running => {
             a.ended = Some(Ended {

@@ -380,7 +380,10 @@ fn a_program_whose_waiting_parent_was_killed_is_adopted_never_run_again() {
     let seed = proc_status(&p, "seed");
     assert_eq!(seed["state"], "failed", "{seed}");
     assert!(
-        seed["reason"].as_str().unwrap_or_default().contains("unknown"),
+        seed["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("unknown"),
         "its exit status is unknown, never guessed: {seed}"
     );
     assert!(!pid_alive(program));
