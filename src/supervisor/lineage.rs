@@ -101,7 +101,11 @@ mod tests {
         assert_eq!(pace.next_at(t0), t0, "the first record runs at once");
         pace.started(t0);
         let soon = t0 + Duration::from_millis(10);
-        assert_eq!(pace.next_at(soon), t0 + MIN_INTERVAL, "inside the interval: trailing");
+        assert_eq!(
+            pace.next_at(soon),
+            t0 + MIN_INTERVAL,
+            "inside the interval: trailing"
+        );
         let late = t0 + Duration::from_millis(250);
         assert_eq!(pace.next_at(late), late, "after the interval: at once");
         pace.started(late);

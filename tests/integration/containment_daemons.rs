@@ -139,10 +139,14 @@ fn daemon_death(mech: Mechanism, restart: &str) {
     sigkill(daemon);
     if restart == "no" {
         let mut last = serde_json::Value::Null;
-        wait_until("the process to be exited after its daemon died", WAIT, || {
-            last = first(&p.procs_env(["status", "--json"], &env).json());
-            last["state"] == "exited" || last["state"] == "failed"
-        });
+        wait_until(
+            "the process to be exited after its daemon died",
+            WAIT,
+            || {
+                last = first(&p.procs_env(["status", "--json"], &env).json());
+                last["state"] == "exited" || last["state"] == "failed"
+            },
+        );
         assert_eq!(last["restarts"], 0, "{mech:?} {restart}: {last}");
         assert!(
             tree_of(&marker).is_empty(),
@@ -164,7 +168,11 @@ fn daemon_death(mech: Mechanism, restart: &str) {
         assert!(listens(port), "{mech:?} {restart}: it serves again");
     }
     p.procs_env(["down"], &env).success();
-    assert!(tree_of(&marker).is_empty(), "{mech:?}: {:?}", tree_of(&marker));
+    assert!(
+        tree_of(&marker).is_empty(),
+        "{mech:?}: {:?}",
+        tree_of(&marker)
+    );
     p.assert_no_survivors();
 }
 
@@ -217,7 +225,11 @@ fn double_fork(mech: Mechanism) {
         "{mech:?}: the handover is logged:\n{log}"
     );
     p.procs_env(["down"], &env).success();
-    assert!(tree_of(&marker).is_empty(), "{mech:?}: {:?}", tree_of(&marker));
+    assert!(
+        tree_of(&marker).is_empty(),
+        "{mech:?}: {:?}",
+        tree_of(&marker)
+    );
     p.assert_no_survivors();
 }
 
