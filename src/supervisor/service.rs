@@ -1094,16 +1094,7 @@ impl Actor {
         }
         if self.spec.daemon && matches!(info, Some(ExitInfo::Code(0))) {
             let main_start = self.status.borrow().start_time.unwrap_or(0);
-            if !run.daemonized {
-                if self.take_daemon(&mut run, main_start, DAEMON_WAIT).await {
-                    self.event(&format!(
-                        "the main process exited 0; its daemon runs as pid {}",
-                        run.pid
-                    ));
-                    return self.daemon_known(run).await;
-                }
-                self.event("`daemon: true`, but the main process exited 0 and left no daemon");
-            } else {
+            if run.daemonized {
                 // The daemon exited 0 and left a successor: it was the intermediate of a
                 // double fork (fork, setsid, fork, exit), not the daemon. A daemon that dies
                 // (a signal, a failure) or leaves nothing is an exit like any other.
@@ -1115,6 +1106,15 @@ impl Actor {
                     ));
                     return Mode::Running(run);
                 }
+            } else {
+                if self.take_daemon(&mut run, main_start, DAEMON_WAIT).await {
+                    self.event(&format!(
+                        "the main process exited 0; its daemon runs as pid {}",
+                        run.pid
+                    ));
+                    return self.daemon_known(run).await;
+                }
+                self.event("`daemon: true`, but the main process exited 0 and left no daemon");
             }
         }
         if let Some((join, _)) = run.probes.take() {
@@ -1260,8 +1260,8 @@ impl Actor {
             return false;
         };
         let me = std::process::id() as i32;
-        let st = crate::platform::stat(pid).filter(|st| st.start_time == start_time);
-        let exit = match &st {
+        let seen = crate::platform::stat(pid).filter(|st| st.start_time == start_time);
+        let exit = match &seen {
             Some(st) if st.ppid == me => Exit::Child(reaper.watch(pid)),
             _ => match PidFd::open_verified(pid, start_time) {
                 Ok(Some(fd))
@@ -1277,10 +1277,10 @@ impl Actor {
             .scanner
             .membership()
             .adopt(&self.spec.name, pid, start_time);
-        let pgid = st.map(|st| st.pgid);
+        let group = seen.map(|st| st.pgid);
         self.set(|s| {
             s.pid = Some(pid);
-            s.pgid = pgid;
+            s.pgid = group;
             s.start_time = Some(start_time);
         });
         run.pid = pid;

@@ -117,7 +117,7 @@ fn own_listener_is_no_conflict(mech: Mechanism) {
 }
 
 /// A `daemon: true` process whose daemon (a Python HTTP server that the main process started
-/// with `setsid … &`) is SIGKILLed: restarted under `always` and `on-failure` (a new daemon,
+/// with `setsid … &`) is `SIGKILLed`: restarted under `always` and `on-failure` (a new daemon,
 /// healthy again), `exited` with nothing left under `no`.
 fn daemon_death(mech: Mechanism, restart: &str) {
     let port = free_port();
@@ -221,7 +221,7 @@ fn double_fork(mech: Mechanism) {
     );
     let log = p.read_log("app");
     assert!(
-        log.contains(&format!("that is the daemon")),
+        log.contains("that is the daemon"),
         "{mech:?}: the handover is logged:\n{log}"
     );
     p.procs_env(["down"], &env).success();
