@@ -1356,15 +1356,15 @@ fn keep_beyond_what_logs_reads_is_a_located_error() {
         e(
             4,
             18,
-            "`keep` is 4000000000; at most 64 rotated copies are kept"
+            "`keep` is 4000000000; at most 1000 rotated copies are kept"
         )
     );
     assert_eq!(
-        one_error("logs:\n  keep: 65\nprocesses:\n  web: {command: x}\n").0,
+        one_error("logs:\n  keep: 1001\nprocesses:\n  web: {command: x}\n").0,
         2
     );
-    let most = ok("logs: {keep: 64}\nprocesses:\n  web: {command: x}\n");
-    assert_eq!(most.processes["web"].logs.keep, 64);
+    let most = ok("logs: {keep: 1000}\nprocesses:\n  web: {command: x}\n");
+    assert_eq!(most.processes["web"].logs.keep, 1000);
     assert_eq!(
         crate::config::model::defaults::LOG_KEEP_MAX,
         crate::logs::MAX_COPIES,
