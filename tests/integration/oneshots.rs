@@ -392,7 +392,8 @@ fn a_program_whose_waiting_parent_was_killed_is_adopted_never_run_again() {
     p.assert_no_survivors();
 }
 
-/// A process group started by the test: SIGKILLed whole and its leader reaped when dropped.
+/// A process group started by the test: killed whole (SIGKILL) and its leader reaped when
+/// dropped.
 struct GroupOnDrop(std::process::Child);
 
 impl Drop for GroupOnDrop {
@@ -434,7 +435,9 @@ fn a_stop_signal_at_any_moment_of_a_waiting_parents_start_ends_the_run() {
         nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
         let mut status = None;
         wait_until(
-            &format!("round {round}: the waiting parent to end after SIGTERM (it swallowed the stop)"),
+            &format!(
+                "round {round}: the waiting parent to end after SIGTERM (it swallowed the stop)"
+            ),
             Duration::from_secs(5),
             || {
                 status = group.0.try_wait().expect("try_wait");
