@@ -113,11 +113,11 @@ impl Scanner {
             .members_of(name, main, &scan.tagged, &scan.table)
     }
 
-    /// Send `sig` to a member through a pidfd, opened only while the pid still has the start
-    /// time the latest scan saw (`PidFd::open_verified`): a pid that was reused since the scan
-    /// is never hit. A pid the scan did not see (a cgroup member that appeared since) is
-    /// signalled through a pidfd opened now. Without pidfds (old kernels) the pid is signalled.
-    fn signal_member(&self, pid: i32, sig: Signal) {
+    /// A pidfd on a member, opened only while the pid still has the start time the latest
+    /// scan saw (`PidFd::open_verified`): a pid that was reused since the scan is never
+    /// signalled or waited on. A pid the scan did not see (a cgroup member that appeared
+    /// since) is opened now.
+    fn open_member(&self, pid: i32) -> std::io::Result<Option<PidFd>> {
         let seen = self.last.lock().ok().and_then(|last| {
             let (_, scan) = last.as_ref()?;
             scan.table
@@ -125,11 +125,16 @@ impl Scanner {
                 .find(|s| s.pid == pid)
                 .map(|s| s.start_time)
         });
-        let fd = match seen {
+        match seen {
             Some(start) => PidFd::open_verified(pid, start),
             None => PidFd::open(pid),
-        };
-        match fd {
+        }
+    }
+
+    /// Send `sig` to a member through a verified pidfd ([`Self::open_member`]). Without
+    /// pidfds (old kernels) the pid is signalled.
+    fn signal_member(&self, pid: i32, sig: Signal) {
+        match self.open_member(pid) {
             Ok(Some(fd)) => {
                 let _ = fd.send_signal(sig);
             }
@@ -287,7 +292,7 @@ async fn wait_all(
             if Some(pid) == target.pid && main_exit.is_some() {
                 continue;
             }
-            let Ok(Some(fd)) = PidFd::open(pid) else {
+            let Ok(Some(fd)) = scanner.open_member(pid) else {
                 continue;
             };
             if timeout_at(deadline, fd.exited()).await.is_err() {
@@ -430,5 +435,58 @@ async fn gone(pid: i32, fd: Option<&PidFd>, deadline: Instant) -> bool {
     match fd {
         Some(fd) => timeout_at(deadline, fd.exited()).await.is_ok(),
         None => platform::stat(pid).is_none_or(|s| s.state == 'Z'),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::membership::{Lineage, Mechanism};
+
+    /// A child that is killed and reaped when the test ends.
+    struct Kid(std::process::Child);
+
+    impl Drop for Kid {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    #[test]
+    fn a_member_is_opened_only_while_it_has_the_start_time_its_scan_saw() {
+        let kid = Kid(std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep"));
+        let pid = kid.0.id() as i32;
+        let membership = Membership::new(
+            Mechanism::Lineage { why: "test".into() },
+            None,
+            Lineage::new(),
+        );
+        let scanner = Scanner::new(std::sync::Arc::new(membership));
+        let mut stat = platform::stat(pid).expect("a stat");
+        let started = stat.start_time;
+        let saw = |stat: &platform::ProcStat| {
+            *scanner.last.lock().expect("lock") = Some((
+                Instant::now(),
+                std::sync::Arc::new(Scan {
+                    tagged: Vec::new(),
+                    table: vec![stat.clone()],
+                }),
+            ));
+        };
+        // The scan saw another process under this pid: it was reused since.
+        stat.start_time = started + 1;
+        saw(&stat);
+        assert!(
+            scanner.open_member(pid).expect("no error").is_none(),
+            "a reused pid is never opened"
+        );
+        stat.start_time = started;
+        saw(&stat);
+        let fd = scanner.open_member(pid).expect("no error").expect("opened");
+        assert_eq!(fd.pid(), pid);
     }
 }

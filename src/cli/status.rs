@@ -103,10 +103,7 @@ fn learned_end(paths: &Paths, name: &str, rec: &ProcessRecord) -> Option<Learned
         .and_then(crate::registry::StoredSpec::value)
         .and_then(|v| serde_json::from_value(v["success_exit_codes"].clone()).ok())
         .unwrap_or_else(|| vec![0]);
-    let state = match exit {
-        platform::ExitInfo::Code(code) if success_codes.contains(&code) => ProcState::Completed,
-        _ => ProcState::Failed,
-    };
+    let state = crate::registry::runs::oneshot_end(&success_codes, Some(exit), false);
     Some((
         state,
         Some(if run.seen {

@@ -1,9 +1,11 @@
 //! Oneshot run records: `.procs/runs/NAME.json`, the durable truth about a oneshot's run.
 //!
-//! Owns: the format of a run record and its atomic, fsynced writes. Three writers, in order,
+//! Owns: the format of a run record and its atomic, fsynced writes, and what a run's end
+//! means ([`exit_succeeded`], [`oneshot_end`]: the one rule for live and learned exits). Three writers, in order,
 //! for one run: the supervisor writes `starting` (with the config hash) before it spawns;
 //! the oneshot's waiting parent (`procs __oneshot`, see `supervisor/waiter.rs`) writes
-//! `running` (its own pid and kernel start time) before it starts the program, and `exited`
+//! `running` (its own pid and kernel start time) before it starts the program, `running` with
+//! the program's pid and start time once it runs, and `exited`
 //! (the program's real exit code or signal) once it reaped it. Each write replaces the file
 //! atomically, so a reader sees one of those states, never a mix, and a supervisor SIGKILL at
 //! any instruction loses nothing: the waiting parent outlives it.
@@ -18,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::atomic;
 use crate::platform::{self, ExitInfo};
+use crate::registry::ProcState;
 
 /// Where a run is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +62,13 @@ pub struct RunRecord {
     /// It ended by an explicit stop (`down`, `stop`, `restart`).
     #[serde(default)]
     pub stopped: bool,
+    /// The program the waiting parent started (its pid and kernel start time), recorded
+    /// once it runs: if the waiting parent is killed, the program may live on, and a new
+    /// supervisor adopts it instead of running it again.
+    #[serde(default)]
+    pub program_pid: Option<i32>,
+    #[serde(default)]
+    pub program_start_time: Option<u64>,
 }
 
 impl RunRecord {
@@ -76,6 +86,8 @@ impl RunRecord {
             ended_at: None,
             seen: false,
             stopped: false,
+            program_pid: None,
+            program_start_time: None,
         }
     }
 
@@ -99,9 +111,47 @@ impl RunRecord {
         }
     }
 
-    /// Does this record describe the run of the waiting parent `pid` started at `start_time`?
+    /// Is the program this record names alive (same pid, start time and boot)?
+    pub fn program_alive(&self) -> Option<(i32, u64)> {
+        match (
+            self.program_pid,
+            self.program_start_time,
+            self.boot_id.as_deref(),
+        ) {
+            (Some(pid), Some(start), Some(boot)) if platform::is_alive_same(pid, start, boot) => {
+                Some((pid, start))
+            }
+            _ => None,
+        }
+    }
+
+    /// Does this record describe the run of `pid` started at `start_time` — its waiting
+    /// parent, or (adopted after that parent was killed) its program?
     pub fn is_run_of(&self, pid: i32, start_time: u64) -> bool {
-        self.pid == Some(pid) && (start_time == 0 || self.start_time == Some(start_time))
+        let same = |p: Option<i32>, s: Option<u64>| {
+            p == Some(pid) && (start_time == 0 || s == Some(start_time))
+        };
+        same(self.pid, self.start_time) || same(self.program_pid, self.program_start_time)
+    }
+}
+
+/// Is `exit` a success: an exit code in `success_exit_codes`? A signal, or an exit whose
+/// status is unknown, never is. The one rule for every exit — one this supervisor saw,
+/// and one learned from a run record after a crash.
+pub fn exit_succeeded(success_exit_codes: &[i32], exit: Option<ExitInfo>) -> bool {
+    matches!(exit, Some(ExitInfo::Code(code)) if success_exit_codes.contains(&code))
+}
+
+/// Where a oneshot's ended run leaves it, as the lifecycle's transition (`supervisor/machine.rs`) decides for a oneshot's exit:
+/// `stopped` if it ended by an explicit stop, `completed` if [`exit_succeeded`], else
+/// `failed` (a oneshot is never restarted).
+pub fn oneshot_end(success_exit_codes: &[i32], exit: Option<ExitInfo>, stopped: bool) -> ProcState {
+    if stopped {
+        ProcState::Stopped
+    } else if exit_succeeded(success_exit_codes, exit) {
+        ProcState::Completed
+    } else {
+        ProcState::Failed
     }
 }
 

@@ -18,12 +18,18 @@
 //!    waiting parent) is the truth about that oneshot, above the registry (whose coalesced
 //!    writes may lag): a live waiting parent is adopted, a recorded exit is learned (the
 //!    real code or signal, never guessed), a `starting` record whose waiting parent is found
-//!    by its tags is adopted, and one with nothing behind it was never spawned. Run records
+//!    by its tags is adopted, and one with nothing behind it was never spawned. A waiting
+//!    parent that was killed while its program lives on leaves that program to adopt (the
+//!    pid it recorded, verified by start time, or found in its process group by its tags):
+//!    never run again; its exit status is unknown once it ends.
+//! 5. A process keeps the readiness it had: ready (healthy, running) stays ready, unhealthy
+//!    stays unhealthy until its check passes, anything else starts over its wait. Run records
 //!    count only while the stack is up: after a clean shutdown they are removed.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use super::machine::Recorded;
 use crate::config::Process;
 use crate::paths::Paths;
 use crate::platform;
@@ -45,8 +51,9 @@ pub struct Adoptable {
     pub old_hash: String,
     /// What to keep showing in `state.json` until the next `up` reconciles it.
     pub record: ProcessRecord,
-    /// It was ready (healthy, or running) when the previous supervisor died.
-    pub ready: bool,
+    /// What it was when the previous supervisor died: ready (healthy, or running),
+    /// unhealthy, or not ready yet.
+    pub was: Recorded,
     /// A oneshot whose run ended while no supervisor watched: how (`None`: its waiting
     /// parent was killed before it could record).
     pub ended: Option<Ended>,
@@ -190,9 +197,20 @@ fn from_run(
         old_spec: same.and_then(|k| k.old_spec.clone()),
         old_hash: run.hash.clone(),
         record: rec,
-        ready: false,
+        was: Recorded::NotReady,
         ended: None,
         from_run: true,
+    };
+    let orphan = if run.state == RunState::Running && !run.parent_alive() {
+        run.program_alive().or_else(|| {
+            orphan_program(
+                run,
+                name,
+                &platform::tagged_processes(Some(&paths.project_id)),
+            )
+        })
+    } else {
+        None
     };
     match run.state {
         RunState::Exited => {
@@ -202,13 +220,11 @@ fn from_run(
                 seen: run.seen,
                 stopped: run.stopped,
             });
-            a.record.state = if run.stopped {
-                ProcState::Stopped
-            } else if exit == Some(ExitInfo::Code(0)) {
-                ProcState::Completed
-            } else {
-                ProcState::Failed
-            };
+            // The codes of the config it ran with, when the registry knew it.
+            let codes = same
+                .and_then(|k| k.old_spec.as_ref())
+                .map_or_else(|| vec![0], |spec| spec.success_exit_codes.clone());
+            a.record.state = super::machine::oneshot_end(&codes, exit, run.stopped);
             a.record.exit_code = run.code;
             a.record.signal = run.signal;
             a.record.pid = None;
@@ -222,6 +238,20 @@ fn from_run(
             a.record.pgid = run.pid;
             a.record.start_time = run.start_time;
             a.record.boot_id.clone_from(&run.boot_id);
+        }
+        // The waiting parent was killed (SIGKILL) but its program lives on: it is adopted
+        // (verified by its start time), never run again; its exit status, once it ends,
+        // cannot be learned (it is nobody's child here) and is reported as unknown.
+        RunState::Running if orphan.is_some() => {
+            let (pid, start_time) = orphan?;
+            a.pid = Some(pid);
+            a.start_time = start_time;
+            a.record.state = ProcState::Running;
+            a.record.pid = Some(pid);
+            a.record.pgid = platform::stat(pid).map(|st| st.pgid);
+            a.record.start_time = Some(start_time);
+            a.record.boot_id = Some(platform::boot_id().to_owned());
+            a.record.reason = Some("its waiting parent was killed; the program runs on".to_owned());
         }
         RunState::Running => {
             a.ended = Some(Ended {
@@ -250,12 +280,30 @@ fn from_run(
     Some(a)
 }
 
+/// The program of a run whose waiting parent is gone, found by its tags when the run record
+/// does not name it (the waiting parent was killed before it could write it): a live process
+/// tagged with the oneshot's name, in the waiting parent's process group (a group outlives
+/// its leader, and its id is not reused while it has members), started after the waiting
+/// parent; the oldest such process is the program.
+fn orphan_program(run: &RunRecord, name: &str, tagged: &[platform::Tagged]) -> Option<(i32, u64)> {
+    let (Some(parent), Some(parent_start)) = (run.pid, run.start_time) else {
+        return None;
+    };
+    tagged
+        .iter()
+        .filter(|t| {
+            t.pgid == parent
+                && t.pid != parent
+                && t.process.as_deref() == Some(name)
+                && t.start_time >= parent_start
+        })
+        .min_by_key(|t| (t.start_time, t.pid))
+        .map(|t| (t.pid, t.start_time))
+}
+
 fn from_record(rec: ProcessRecord, pid: Option<i32>) -> Adoptable {
     Adoptable {
-        ready: matches!(
-            rec.state,
-            ProcState::Healthy | ProcState::Running | ProcState::Unhealthy
-        ),
+        was: Recorded::from_state(rec.state, rec.reason.as_deref()),
         ended: None,
         from_run: false,
         pid,
@@ -312,7 +360,7 @@ fn from_tags(paths: &Paths) -> BTreeMap<String, Adoptable> {
                 old_spec: None,
                 old_hash: String::new(),
                 record: rec,
-                ready: false,
+                was: Recorded::NotReady,
                 ended: None,
                 from_run: false,
             };
@@ -366,6 +414,26 @@ mod tests {
     }
 
     #[test]
+    fn a_record_keeps_its_real_readiness_unhealthy_is_not_ready() {
+        let mut rec = ProcessRecord::new(ProcState::Unhealthy, "web.log".into());
+        rec.reason = Some("unhealthy: refused".into());
+        assert_eq!(
+            from_record(rec, Some(5)).was,
+            Recorded::Unhealthy {
+                reason: "unhealthy: refused".into()
+            }
+        );
+        for (state, was) in [
+            (ProcState::Healthy, Recorded::Ready),
+            (ProcState::Running, Recorded::Ready),
+            (ProcState::Starting, Recorded::NotReady),
+        ] {
+            let rec = ProcessRecord::new(state, "web.log".into());
+            assert_eq!(from_record(rec, Some(5)).was, was, "{state:?}");
+        }
+    }
+
+    #[test]
     fn a_recorded_exit_is_learned_with_the_hash_it_ran_with() {
         let p = paths();
         let a = from_run(&p, "seed", &exited(3), None, None).expect("adoptable");
@@ -377,6 +445,30 @@ mod tests {
         assert!(a.from_run && a.record.oneshot);
         let a = from_run(&p, "seed", &exited(0), None, None).expect("adoptable");
         assert_eq!(a.record.state, ProcState::Completed);
+    }
+
+    #[test]
+    fn a_recorded_exit_is_completed_when_its_code_is_a_success_code_of_its_config() {
+        let p = paths();
+        let mut same = known("h1", 0);
+        let mut spec: Process = serde_json::from_value(serde_json::json!({
+            "name": "seed", "command": "true", "cwd": "/", "env": {}, "depends_on": [],
+            "healthcheck": null, "ports": [], "restart": "no",
+            "backoff": {"initial": "500ms", "max": "30s"}, "max_restarts": 2,
+            "min_uptime": "10s", "ready_after": "1s", "oneshot": true,
+            "success_exit_codes": [0, 3],
+            "stop_signal": {"name": "SIGTERM", "number": 15}, "stop_timeout": "10s",
+            "stop_command": null, "disabled": false, "logs": {"max_size": 1024, "keep": 1}
+        }))
+        .expect("a process");
+        spec.oneshot = true;
+        same.old_spec = Some(spec);
+        let a = from_run(&p, "seed", &exited(3), Some(&same), None).expect("adoptable");
+        assert_eq!(a.record.state, ProcState::Completed, "3 is a success code");
+        let a = from_run(&p, "seed", &exited(1), Some(&same), None).expect("adoptable");
+        assert_eq!(a.record.state, ProcState::Failed);
+        let a = from_run(&p, "seed", &exited(3), None, None).expect("adoptable");
+        assert_eq!(a.record.state, ProcState::Failed, "unknown config: only 0");
     }
 
     #[test]
@@ -413,6 +505,51 @@ mod tests {
         let a = from_run(&paths(), "seed", &run, None, None).expect("adoptable");
         assert_eq!(a.ended.map(|e| e.exit), Some(None));
         assert_eq!(a.record.state, ProcState::Failed);
+    }
+
+    fn tagged(pid: i32, group: i32, start_time: u64, process: &str) -> platform::Tagged {
+        platform::Tagged {
+            pid,
+            ppid: 1,
+            pgid: group,
+            start_time,
+            project_id: "p".into(),
+            project: None,
+            process: Some(process.into()),
+        }
+    }
+
+    #[test]
+    fn the_orphaned_program_of_a_killed_waiting_parent_is_found_in_its_group() {
+        let mut run = exited(0);
+        run.state = RunState::Running;
+        run.pid = Some(40);
+        run.start_time = Some(100);
+        let found = [
+            tagged(41, 99, 150, "seed"), // another group
+            tagged(42, 40, 90, "seed"),  // older than the waiting parent: not its program
+            tagged(43, 40, 120, "other"),
+            tagged(45, 40, 130, "seed"), // the program's child
+            tagged(44, 40, 110, "seed"), // the program
+        ];
+        assert_eq!(orphan_program(&run, "seed", &found), Some((44, 110)));
+        assert_eq!(orphan_program(&run, "seed", &found[..3]), None);
+        run.start_time = None;
+        assert_eq!(orphan_program(&run, "seed", &found), None);
+    }
+
+    #[test]
+    fn a_run_is_the_run_of_its_waiting_parent_or_of_its_program() {
+        let mut run = exited(0);
+        run.pid = Some(40);
+        run.start_time = Some(100);
+        run.program_pid = Some(44);
+        run.program_start_time = Some(110);
+        assert!(run.is_run_of(40, 100));
+        assert!(run.is_run_of(44, 110));
+        assert!(run.is_run_of(44, 0));
+        assert!(!run.is_run_of(44, 111));
+        assert!(!run.is_run_of(45, 110));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::time::Duration;
 use super::backoff;
 use crate::config::{Condition, Process, RestartPolicy};
 use crate::registry::ProcState;
+pub use crate::registry::runs::{exit_succeeded, oneshot_end};
 
 /// What everyone can see of a process.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,9 +208,9 @@ pub enum Input {
     Exited(ExitFacts),
     /// The backoff delay passed.
     BackoffOver,
-    /// A process found running after a supervisor restart (SIGKILL) is taken over: `ready`
-    /// if the registry says it was ready (healthy, or running) when the old supervisor died.
-    Adopted { pid: i32, ready: bool },
+    /// A process found running after a supervisor restart (SIGKILL) is taken over, with
+    /// what the registry says it was when the old supervisor died.
+    Adopted { pid: i32, was: Recorded },
     /// An explicit stop.
     Stop,
     /// The stop finished: how (`stopped (exited with code 0)`), and the pids still alive.
@@ -217,6 +218,31 @@ pub enum Input {
         message: String,
         survivors: Vec<i32>,
     },
+}
+
+/// What the registry said an adopted process was when its supervisor died.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// Not ready yet (starting, or anything that is not one of the others).
+    NotReady,
+    /// Ready: `healthy`, or `running` (stayed up `ready_after`).
+    Ready,
+    /// Its check had failed `retries` times in a row after it was healthy: it is not
+    /// ready, and stays unhealthy until its check passes again.
+    Unhealthy { reason: String },
+}
+
+impl Recorded {
+    /// What a recorded state means for adoption.
+    pub fn from_state(state: ProcState, reason: Option<&str>) -> Self {
+        match state {
+            ProcState::Healthy | ProcState::Running => Self::Ready,
+            ProcState::Unhealthy => Self::Unhealthy {
+                reason: reason.unwrap_or("unhealthy").to_owned(),
+            },
+            _ => Self::NotReady,
+        }
+    }
 }
 
 /// What the actor knows about an exit.
@@ -421,23 +447,29 @@ pub fn transition(
         ),
         // Adoption takes over what runs as it was: a process that was healthy stays healthy
         // (its `log` check's line is older than the new supervisor: it is not looked for
-        // again), one that was not ready yet goes on starting (its checks and its
-        // `start_timeout` start again), a oneshot runs until its exit is learned.
-        (S::Stopped { .. }, I::Adopted { pid, ready }) => {
-            let state = if spec.oneshot {
-                S::Running { pid }
-            } else if has_health(spec) && ready {
-                S::Healthy {
+        // again), one that was unhealthy stays unhealthy until its check passes (never
+        // healthy by adoption), one that was not ready yet goes on starting (its checks and
+        // its `start_timeout` start again), a oneshot runs until its exit is learned.
+        (S::Stopped { .. }, I::Adopted { pid, was }) => {
+            let state = match was {
+                _ if spec.oneshot => S::Running { pid },
+                Recorded::Ready if has_health(spec) => S::Healthy {
                     pid,
                     fails_in_row: 0,
+                },
+                Recorded::Unhealthy { reason } if has_health(spec) => S::Unhealthy { pid, reason },
+                Recorded::NotReady | Recorded::Unhealthy { .. }
+                    if has_health(spec) || settles(spec) =>
+                {
+                    S::Starting {
+                        pid,
+                        last_check: None,
+                    }
                 }
-            } else if (has_health(spec) || settles(spec)) && !ready {
-                S::Starting {
-                    pid,
-                    last_check: None,
+                // Ready without a check, or nothing left to wait for.
+                Recorded::Ready | Recorded::NotReady | Recorded::Unhealthy { .. } => {
+                    S::Running { pid }
                 }
-            } else {
-                S::Running { pid }
             };
             (
                 state,
@@ -620,6 +652,7 @@ fn on_exit(spec: &Process, counters: &mut Counters, facts: &ExitFacts) -> (State
 mod tests {
     use super::*;
     use crate::config::Command;
+    use crate::platform::ExitInfo;
 
     fn spec() -> Process {
         let mut p: Process = serde_json::from_value(serde_json::json!({
@@ -930,6 +963,51 @@ mod tests {
     }
 
     #[test]
+    fn success_is_a_code_in_success_exit_codes_the_same_for_live_and_learned_exits() {
+        let codes = [0, 3];
+        assert!(exit_succeeded(&codes, Some(ExitInfo::Code(0))));
+        assert!(exit_succeeded(&codes, Some(ExitInfo::Code(3))));
+        assert!(!exit_succeeded(&codes, Some(ExitInfo::Code(1))));
+        assert!(!exit_succeeded(&codes, Some(ExitInfo::Signal(3))));
+        assert!(!exit_succeeded(&codes, None));
+        assert!(!exit_succeeded(&[3], Some(ExitInfo::Code(0))));
+        assert_eq!(
+            oneshot_end(&codes, Some(ExitInfo::Code(3)), false),
+            ProcState::Completed
+        );
+        assert_eq!(
+            oneshot_end(&[0], Some(ExitInfo::Code(3)), false),
+            ProcState::Failed
+        );
+        assert_eq!(oneshot_end(&codes, None, false), ProcState::Failed);
+        assert_eq!(
+            oneshot_end(&codes, Some(ExitInfo::Code(0)), true),
+            ProcState::Stopped
+        );
+        // The machine, given that verdict, agrees for a oneshot.
+        let mut one = spec();
+        one.oneshot = true;
+        one.restart = RestartPolicy::No;
+        one.success_exit_codes = codes.to_vec();
+        for code in [0, 1, 3] {
+            let exit = Some(ExitInfo::Code(code));
+            let input = Input::Exited(ExitFacts {
+                reason: format!("exited with code {code}"),
+                success: exit_succeeded(&one.success_exit_codes, exit),
+                uptime: Duration::ZERO,
+                port_in_use: None,
+                seed: 0,
+            });
+            let (s, _) = step(&one, State::Running { pid: 3 }, input);
+            assert_eq!(
+                s.proc_state(),
+                oneshot_end(&one.success_exit_codes, exit, false),
+                "code {code}"
+            );
+        }
+    }
+
+    #[test]
     fn an_address_in_use_by_a_foreign_process_fails_without_restart() {
         let input = Input::Exited(ExitFacts {
             reason: "exited with code 1".into(),
@@ -1006,7 +1084,7 @@ mod tests {
             stopped.clone(),
             Input::Adopted {
                 pid: 5,
-                ready: true,
+                was: Recorded::Ready,
             },
         );
         assert_eq!(
@@ -1028,7 +1106,7 @@ mod tests {
             stopped.clone(),
             Input::Adopted {
                 pid: 5,
-                ready: false,
+                was: Recorded::NotReady,
             },
         );
         assert_eq!(
@@ -1044,7 +1122,7 @@ mod tests {
             stopped.clone(),
             Input::Adopted {
                 pid: 5,
-                ready: true,
+                was: Recorded::Ready,
             },
         );
         assert_eq!(s, State::Running { pid: 5 });
@@ -1053,7 +1131,7 @@ mod tests {
             stopped.clone(),
             Input::Adopted {
                 pid: 5,
-                ready: false,
+                was: Recorded::NotReady,
             },
         );
         assert_eq!(s.proc_state(), ProcState::Starting);
@@ -1065,7 +1143,7 @@ mod tests {
                 live.clone(),
                 Input::Adopted {
                     pid: 5,
-                    ready: true
+                    was: Recorded::Ready,
                 }
             ),
             (live, vec![])
@@ -1083,7 +1161,7 @@ mod tests {
                 State::Stopped { reason: None },
                 Input::Adopted {
                     pid: 8,
-                    ready: false,
+                    was: Recorded::NotReady,
                 },
             )
             .0
@@ -1098,13 +1176,61 @@ mod tests {
     }
 
     #[test]
+    fn an_adopted_unhealthy_process_stays_unhealthy_until_its_check_passes() {
+        let was = Recorded::from_state(ProcState::Unhealthy, Some("unhealthy: refused"));
+        let (s, _) = step(
+            &checked(),
+            State::Stopped { reason: None },
+            Input::Adopted { pid: 5, was },
+        );
+        assert_eq!(
+            s,
+            State::Unhealthy {
+                pid: 5,
+                reason: "unhealthy: refused".into()
+            }
+        );
+        assert_eq!(s.proc_state(), ProcState::Unhealthy);
+        // Failing checks change nothing (no restart: it was handled when it turned
+        // unhealthy), no start timeout applies, and a passing check heals it.
+        assert_eq!(
+            step(&checked(), s.clone(), Input::ProbeFail("refused".into())),
+            (s.clone(), vec![])
+        );
+        assert_eq!(
+            step(&checked(), s.clone(), Input::StartTimeout),
+            (s.clone(), vec![])
+        );
+        assert_eq!(
+            step(&checked(), s, Input::ProbePass).0,
+            State::Healthy {
+                pid: 5,
+                fails_in_row: 0
+            }
+        );
+        // What each recorded state means.
+        assert_eq!(
+            Recorded::from_state(ProcState::Healthy, None),
+            Recorded::Ready
+        );
+        assert_eq!(
+            Recorded::from_state(ProcState::Running, None),
+            Recorded::Ready
+        );
+        assert_eq!(
+            Recorded::from_state(ProcState::Starting, None),
+            Recorded::NotReady
+        );
+    }
+
+    #[test]
     fn an_adopted_healthy_process_is_never_failed_by_a_start_timeout() {
         let (s, _) = step(
             &checked(),
             State::Stopped { reason: None },
             Input::Adopted {
                 pid: 5,
-                ready: true,
+                was: Recorded::Ready,
             },
         );
         let (after, e) = step(&checked(), s.clone(), Input::StartTimeout);

@@ -582,13 +582,14 @@ impl Orchestrator {
         // Processes gone from the file, and changed ones, are stopped first (dependents
         // before their dependencies).
         let mut retire = Vec::new();
+        let mut removed = Vec::new();
         {
             let state = self.state();
             for (name, handle) in &state.services {
                 match config.processes.get(name) {
                     None => {
                         notes.push(format!("{name}: stopped (removed from the config)"));
-                        registry::runs::remove(&self.shared.paths.run_file(name));
+                        removed.push(name.clone());
                         retire.push(name.clone());
                     }
                     Some(spec) if config_hash(spec) != handle.hash => {
@@ -604,6 +605,10 @@ impl Orchestrator {
                     Some(_) => {}
                 }
             }
+        }
+        // File IO happens outside the state lock (it is held for short sections only).
+        for name in &removed {
+            registry::runs::remove(&self.shared.paths.run_file(name));
         }
         let mut membership_changed = !retire.is_empty();
         let mut stop_order: Vec<String> = retire.clone();
@@ -747,7 +752,7 @@ impl Orchestrator {
                     start_time: a.start_time,
                     started_at: a.started_at.clone(),
                     restarts: a.restarts,
-                    ready: a.ready,
+                    was: a.was.clone(),
                 };
                 (Status::new(ProcState::Stopped), Some(adoption))
             } else if let Some(ended) = a.ended {

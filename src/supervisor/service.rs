@@ -107,13 +107,13 @@ pub struct Handle {
 /// What a previous supervisor left, to take over instead of starting anew.
 #[derive(Debug, Clone)]
 pub enum Adopt {
-    /// A live process (verified pid): `ready` if it was ready when that supervisor died.
+    /// A live process (verified pid), with what it was when that supervisor died.
     Running {
         pid: i32,
         start_time: u64,
         started_at: Option<String>,
         restarts: u32,
-        ready: bool,
+        was: machine::Recorded,
     },
     /// A oneshot whose run ended while no supervisor watched: how it ended, as its waiting
     /// parent recorded it (`None`: the waiting parent was killed before it could record).
@@ -375,8 +375,8 @@ impl Actor {
                 start_time,
                 started_at,
                 restarts,
-                ready,
-            }) => self.adopt(pid, start_time, started_at, restarts, ready),
+                was,
+            }) => self.adopt(pid, start_time, started_at, restarts, was),
             Some(Adopt::Ended {
                 exit,
                 seen,
@@ -751,23 +751,27 @@ impl Actor {
         start_time: u64,
         started_at: Option<String>,
         restarts: u32,
-        ready: bool,
+        was: machine::Recorded,
     ) -> Mode {
-        let Ok(Some(fd)) = PidFd::open(pid) else {
+        // Opened only if the pid is still the process that started at the recorded time: a
+        // pid reused since the registry was read is never watched or signalled.
+        let Ok(Some(fd)) = PidFd::open_verified(pid, start_time) else {
             return Mode::Idle;
         };
         let (next, effects) = machine::transition(
             &self.spec,
             &mut self.counters(),
             machine::State::Stopped { reason: None },
-            machine::Input::Adopted { pid, ready },
+            machine::Input::Adopted { pid, was },
         );
         self.log_effects(&effects);
         let state = next.proc_state();
+        let reason = next.reason().map(str::to_owned);
         let now_ready = matches!(state, ProcState::Running | ProcState::Healthy);
         let spec = Arc::clone(&self.spec);
         self.set(|s| {
             s.state = state;
+            s.reason = reason;
             s.pid = Some(pid);
             s.pgid = Some(pid);
             s.start_time = Some(start_time);
@@ -791,14 +795,17 @@ impl Actor {
             None
         }
         .unwrap_or_else(|| std::fs::metadata(&self.log).map_or(0, |m| m.len()));
-        let passed = state == ProcState::Healthy;
+        // An unhealthy process had passed its check in this run (then failed it): its
+        // probes go on at `interval`, without a start timeout, until one passes again.
+        let unhealthy = state == ProcState::Unhealthy;
+        let passed = state == ProcState::Healthy || unhealthy;
         let mut run = self.watch_running(pid, Exit::Adopted(fd), log_offset, passed);
         // The pid a `daemon: true` process recorded is its daemon's.
         run.daemonized = spec.daemon;
         if passed {
             run.start_deadline = None;
         }
-        run.healthy_once = now_ready;
+        run.healthy_once = now_ready || unhealthy;
         if state == ProcState::Starting && !has_health(&spec) {
             run.ready_at = Some(run.started + spec.ready_after);
         }
@@ -841,7 +848,7 @@ impl Actor {
             machine::State::Stopped { reason: None },
             machine::Input::Adopted {
                 pid: 0,
-                ready: false,
+                was: machine::Recorded::NotReady,
             },
         );
         drop(effects);
@@ -849,7 +856,7 @@ impl Actor {
             || "exited (status unknown: its waiting parent was killed)".to_owned(),
             exit_reason,
         );
-        let success = matches!(exit, Some(ExitInfo::Code(code)) if self.spec.success_exit_codes.contains(&code));
+        let success = machine::exit_succeeded(&self.spec.success_exit_codes, exit);
         let facts = machine::ExitFacts {
             reason: if seen {
                 reason
@@ -1088,7 +1095,7 @@ impl Actor {
         if self.spec.daemon && !run.daemonized && matches!(info, Some(ExitInfo::Code(0))) {
             let main_start = self.status.borrow().start_time.unwrap_or(0);
             if let Some((pid, start_time)) = self.find_daemon(main_start).await
-                && let Ok(Some(fd)) = PidFd::open(pid)
+                && let Ok(Some(fd)) = PidFd::open_verified(pid, start_time)
                 && crate::platform::is_alive_same(pid, start_time, &self.shared.boot_id)
             {
                 self.event(&format!(
@@ -1141,10 +1148,7 @@ impl Actor {
             || "exited (status unknown: adopted process)".to_owned(),
             exit_reason,
         );
-        let success = match info {
-            Some(ExitInfo::Code(code)) => spec.success_exit_codes.contains(&code),
-            _ => false,
-        };
+        let success = machine::exit_succeeded(&spec.success_exit_codes, info);
         let (code, signal) = match info {
             Some(ExitInfo::Code(c)) => (Some(c), None),
             Some(ExitInfo::Signal(s)) => (None, Some(s)),

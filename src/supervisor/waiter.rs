@@ -7,10 +7,13 @@
 //! The supervisor spawns it in place of the program (same environment, directory, log, process
 //! group and cgroup, which the program inherits).
 //! Order, each write durable (fsync) before the next step: `running` (own pid and kernel start
-//! time) → start the program → reap it → `exited` (code or signal) → end the same way.
+//! time) → start the program → `running` with the program's pid and start time → reap it →
+//! `exited` (code or signal) → end the same way.
 //! Invariants: it survives every signal a stop sends to the group (only SIGKILL ends it early;
-//! then the record stays `running` and the status is reported as unknown, never guessed), and
-//! it never outlives the program.
+//! then the record stays `running`: a program still alive is adopted by the next supervisor,
+//! never run again, and its status is reported as unknown, never guessed), and it never
+//! outlives the program. The program gets no `PR_SET_PDEATHSIG`: its waiting parent's death
+//! must not end its work.
 
 use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
@@ -44,7 +47,24 @@ pub fn run(args: &[OsString]) -> i32 {
             record.display()
         );
     }
-    let status = std::process::Command::new(program).args(rest).status();
+    let status = std::process::Command::new(program)
+        .args(rest)
+        .spawn()
+        .and_then(|mut child| {
+            // Who the program is, durable before anything else: if this process is killed
+            // (SIGKILL), the program lives on and the next supervisor adopts it by this.
+            let program_pid = child.id() as i32;
+            rec.program_pid = Some(program_pid);
+            rec.program_start_time = platform::start_time(program_pid);
+            if let Err(err) = runs::write(&record, &rec) {
+                eprintln!(
+                    "[procs] {} cannot write {}: {err}",
+                    crate::registry::now_rfc3339(),
+                    record.display()
+                );
+            }
+            child.wait()
+        });
     let (code, signal) = match status {
         Ok(status) => (status.code(), status.signal()),
         Err(err) => {

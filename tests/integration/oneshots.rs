@@ -291,3 +291,103 @@ fn a_oneshot_stopped_before_a_supervisor_sigkill_stays_stopped() {
     p.procs(["down"]).success();
     p.assert_no_survivors();
 }
+
+/// A process that was unhealthy when its supervisor was killed (SIGKILL) is adopted unhealthy (never
+/// healthy by adoption: `up` does not count it as ready) and becomes healthy only when its
+/// check passes again — same pid, no restart.
+#[test]
+fn an_adopted_unhealthy_process_stays_unhealthy_until_its_check_passes() {
+    let mut p = Project::new().config(
+        r#"
+processes:
+  web:
+    command: ["{testd}"]
+    healthcheck: { exec: "test -f ok", interval: 500ms, retries: 2, start_timeout: 30s }
+    restart: "no"
+"#,
+    );
+    std::fs::write(p.path().join("ok"), "").expect("write ok");
+    p.procs(["up"]).success();
+    let web = proc_status(&p, "web")["pid"].as_i64().expect("web pid");
+    std::fs::remove_file(p.path().join("ok")).expect("remove ok");
+    wait_until("`web` to turn unhealthy", WAIT, || {
+        proc_status(&p, "web")["state"] == "unhealthy"
+    });
+    kill_supervisor(&p);
+    let up = p.procs(["up", "--timeout", "2s"]).failure();
+    assert!(
+        up.stdout.contains(&format!("web: adopted pid {web}")),
+        "{up:?}"
+    );
+    assert!(
+        up.stdout.contains("unhealthy") || up.stderr.contains("unhealthy"),
+        "`up` names it unhealthy: {up:?}"
+    );
+    let status = proc_status(&p, "web");
+    assert_eq!(status["state"], "unhealthy", "{status}");
+    assert_eq!(status["pid"], web, "adopted, not restarted");
+    std::fs::write(p.path().join("ok"), "").expect("write ok");
+    wait_until("`web` to be healthy once its check passes", WAIT, || {
+        proc_status(&p, "web")["state"] == "healthy"
+    });
+    assert_eq!(proc_status(&p, "web")["pid"], web);
+    p.procs(["up"]).success();
+    p.procs(["down"]).success();
+    p.assert_no_survivors();
+}
+
+/// The program a waiting parent started, as its run record names it.
+fn program_of(p: &Project, name: &str) -> i32 {
+    let path = p.state_dir().join("runs").join(format!("{name}.json"));
+    let mut pid = None;
+    wait_until("the run record to name the program", WAIT, || {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        pid = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["program_pid"].as_i64());
+        pid.is_some()
+    });
+    pid.expect("a program pid") as i32
+}
+
+/// The waiting parent and the supervisor are both killed (SIGKILL) while the program runs: the
+/// next supervisor adopts the live program (same pid, verified by its start time) and never
+/// runs it again; its exit, which nobody can learn now, is reported as unknown.
+#[test]
+fn a_program_whose_waiting_parent_was_killed_is_adopted_never_run_again() {
+    let mut p = Project::new().config(WAITING_SEED);
+    let waiter = seed_running(&p);
+    let program = program_of(&p, "seed");
+    assert_ne!(program, waiter);
+    kill_supervisor(&p);
+    kill9(waiter);
+    wait_until("the waiting parent to die", WAIT, || !pid_alive(waiter));
+    assert!(pid_alive(program), "the program lives on");
+    p.procs(["up", "--no-wait"])
+        .success()
+        .stdout_contains(&format!("seed: adopted pid {program}"));
+    let seed = proc_status(&p, "seed");
+    assert_eq!(seed["state"], "running", "{seed}");
+    assert_eq!(seed["pid"], program, "{seed}");
+    assert_eq!(lines(&p, "runs.txt"), 1, "not run again");
+    // A second `up` while it runs does not start it either.
+    p.procs(["up", "--no-wait"]).success();
+    assert_eq!(lines(&p, "runs.txt"), 1, "not run again by a second up");
+    std::fs::write(p.path().join("go"), "0").expect("write go");
+    wait_until("the adopted program's end to make it failed", WAIT, || {
+        proc_status(&p, "seed")["state"] == "failed"
+    });
+    let seed = proc_status(&p, "seed");
+    assert_eq!(seed["state"], "failed", "{seed}");
+    assert!(
+        seed["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("unknown"),
+        "its exit status is unknown, never guessed: {seed}"
+    );
+    assert!(!pid_alive(program));
+    assert_eq!(lines(&p, "runs.txt"), 1, "it ran once");
+    p.procs(["down"]).success();
+    p.assert_no_survivors();
+}
