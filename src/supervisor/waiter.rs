@@ -15,11 +15,12 @@
 //! outlives the program. The program gets no `PR_SET_PDEATHSIG`: its waiting parent's death
 //! must not end its work.
 
-use std::ffi::OsString;
-use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::os::fd::AsFd as _;
+use std::path::{Path, PathBuf};
 
-use crate::platform;
+use crate::platform::{self, ExitInfo};
 use crate::registry::runs::{self, RunRecord, RunState};
 
 /// The hidden role name on the command line.
@@ -28,6 +29,9 @@ pub const ROLE: &str = "__oneshot";
 /// Run the role with the arguments after [`ROLE`]; returns the exit code.
 pub fn run(args: &[OsString]) -> i32 {
     platform::outlast_signals();
+    // A stop that arrives from here until the program runs stays pending (not swallowed by
+    // the handler): it is seen before the program is started, or it reaches the program.
+    let held = platform::HeldStops::hold().ok();
     let [record, hash, program, rest @ ..] = args else {
         eprintln!("usage: procs {ROLE} RECORD HASH PROGRAM [ARG…]");
         return 2;
@@ -40,56 +44,98 @@ pub fn run(args: &[OsString]) -> i32 {
     rec.start_time = platform::start_time(pid);
     rec.boot_id = Some(platform::boot_id().to_owned());
     rec.started_at = Some(crate::registry::now_rfc3339());
-    if let Err(err) = runs::write(&record, &rec) {
-        eprintln!(
-            "[procs] {} cannot write {}: {err}",
-            crate::registry::now_rfc3339(),
-            record.display()
-        );
-    }
-    let status = std::process::Command::new(program)
-        .args(rest)
-        .spawn()
-        .and_then(|mut child| {
+    write(&record, &rec);
+    let exit = match start(program, rest, held.as_ref()) {
+        Started::Program(program_pid) => {
             // Who the program is, durable before anything else: if this process is killed
             // (SIGKILL), the program lives on and the next supervisor adopts it by this.
-            let program_pid = child.id() as i32;
             rec.program_pid = Some(program_pid);
             rec.program_start_time = platform::start_time(program_pid);
-            if let Err(err) = runs::write(&record, &rec) {
-                eprintln!(
-                    "[procs] {} cannot write {}: {err}",
-                    crate::registry::now_rfc3339(),
-                    record.display()
-                );
-            }
-            child.wait()
-        });
-    let (code, signal) = match status {
-        Ok(status) => (status.code(), status.signal()),
-        Err(err) => {
+            write(&record, &rec);
+            drop(held);
+            platform::wait_child(program_pid).unwrap_or(ExitInfo::Code(127))
+        }
+        // Stopped before the program existed: it is not started; the run ends as the stop
+        // asked (the supervisor sees the signal, as if the program had got it).
+        Started::Stopped(sig) => ExitInfo::Signal(sig),
+        Started::Failed(err) => {
             eprintln!(
                 "[procs] {} cannot start {}: {err}",
                 crate::registry::now_rfc3339(),
                 program.to_string_lossy()
             );
-            (Some(127), None)
+            ExitInfo::Code(127)
         }
+    };
+    let (code, signal) = match exit {
+        ExitInfo::Code(code) => (Some(code), None),
+        ExitInfo::Signal(sig) => (None, Some(sig)),
     };
     rec.state = RunState::Exited;
     rec.code = code;
     rec.signal = signal;
     rec.ended_at = Some(crate::registry::now_rfc3339());
-    if let Err(err) = runs::write(&record, &rec) {
+    write(&record, &rec);
+    match (code, signal) {
+        (Some(code), _) => code,
+        (None, Some(sig)) => platform::end_like(sig),
+        (None, None) => 1,
+    }
+}
+
+/// What starting the program came to.
+enum Started {
+    Program(i32),
+    /// A stop signal arrived before the program existed.
+    Stopped(i32),
+    Failed(std::io::Error),
+}
+
+/// Start the program as our child, in our process group, with our stdio, environment and
+/// directory — unless a stop signal is pending (`held`).
+fn start(program: &OsString, rest: &[OsString], held: Option<&platform::HeldStops>) -> Started {
+    let env: BTreeMap<String, String> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    let Ok(cwd) = std::env::current_dir() else {
+        return Started::Failed(std::io::Error::other("no working directory"));
+    };
+    let mut argv: Vec<&OsStr> = vec![program.as_os_str()];
+    argv.extend(rest.iter().map(OsString::as_os_str));
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    let spec = platform::ChildSpec {
+        program: Path::new(program),
+        argv,
+        env: &env,
+        cwd: &cwd,
+        stdout: stdout.as_fd(),
+        stderr: stderr.as_fd(),
+        cgroup_procs: None,
+        announce: None,
+        own_group: false,
+        abort_on_pending: held.is_some(),
+    };
+    loop {
+        if let Some(sig) = held.and_then(platform::HeldStops::pending) {
+            return Started::Stopped(sig);
+        }
+        match platform::spawn_child(&spec) {
+            Ok(pid) => return Started::Program(pid),
+            // Some signal was pending at the last moment: a stop is seen above; any other
+            // (it was blocked only for the `clone`) has been delivered by now.
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => return Started::Failed(err),
+        }
+    }
+}
+
+fn write(record: &Path, rec: &RunRecord) {
+    if let Err(err) = runs::write(record, rec) {
         eprintln!(
             "[procs] {} cannot write {}: {err}",
             crate::registry::now_rfc3339(),
             record.display()
         );
-    }
-    match (code, signal) {
-        (Some(code), _) => code,
-        (None, Some(sig)) => platform::end_like(sig),
-        (None, None) => 1,
     }
 }

@@ -391,3 +391,70 @@ fn a_program_whose_waiting_parent_was_killed_is_adopted_never_run_again() {
     p.procs(["down"]).success();
     p.assert_no_survivors();
 }
+
+/// A process group started by the test: killed whole (SIGKILL) and its leader reaped when
+/// dropped.
+struct GroupOnDrop(std::process::Child);
+
+impl Drop for GroupOnDrop {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(self.0.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = self.0.wait();
+    }
+}
+
+/// A stop signal sent to a waiting parent's group at any moment of its start — while it
+/// writes its run record (fsync), between its fork and the program's `exec`, or after —
+/// ends the run: never swallowed, never a program left waiting for SIGKILL. The waiting
+/// parent (the real binary's hidden role) is signalled 0–10 ms after it was spawned.
+#[test]
+fn a_stop_signal_at_any_moment_of_a_waiting_parents_start_ends_the_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runs = dir.path().join("runs");
+    std::fs::create_dir(&runs).expect("runs dir");
+    for round in 0..40u64 {
+        let record = runs.join(format!("seed{round}.json"));
+        let mut cmd = std::process::Command::new(crate::harness::procs_bin());
+        cmd.arg("__oneshot")
+            .arg(&record)
+            .arg("h1")
+            .arg("/bin/sleep")
+            .arg("30")
+            .current_dir(dir.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let mut group = GroupOnDrop(cmd.spawn().expect("spawn the waiting parent"));
+        let pgid = nix::unistd::Pid::from_raw(group.0.id() as i32);
+        // Spread over the waiting parent's start (exec, record write, spawn of the program).
+        std::thread::sleep(Duration::from_micros(round * 250));
+        nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+        let mut status = None;
+        wait_until(
+            &format!(
+                "round {round}: the waiting parent to end after SIGTERM (it swallowed the stop)"
+            ),
+            Duration::from_secs(5),
+            || {
+                status = group.0.try_wait().expect("try_wait");
+                status.is_some()
+            },
+        );
+        let status = status.expect("an exit status");
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(15),
+            "round {round}: it ends as the stop asked: {status:?}"
+        );
+        // Whatever ran in the group ended with it.
+        wait_until(
+            &format!("round {round}: nothing left in the group"),
+            Duration::from_secs(5),
+            || nix::sys::signal::killpg(pgid, None).is_err(),
+        );
+    }
+}
