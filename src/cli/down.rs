@@ -2,6 +2,10 @@
 //! the CLI takes the supervisor lock itself (so no supervisor can start meanwhile) and
 //! stops every verified recorded process and every process tagged with this project's
 //! id, with the same verified whole-tree stop the supervisor uses.
+//!
+//! The supervisor-less stop ([`stop_without_supervisor`]) is shared with the dashboard's
+//! API and `procs mcp` (through [`super::ops`]), so their `down`/`stop` of a project whose
+//! supervisor is gone stops its leftover processes exactly as `procs down` does.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -13,6 +17,7 @@ use anyhow::Context as _;
 use super::args::Global;
 use super::out::Out;
 use super::{project, render};
+use crate::config::Config;
 use crate::config::graph::Graph;
 use crate::config::model::defaults;
 use crate::control::protocol::Request;
@@ -139,6 +144,29 @@ fn without_supervisor(
     names: &[String],
     timeout: Option<Duration>,
 ) -> anyhow::Result<i32> {
+    let config = project::load(global).ok();
+    let wanted = stop_without_supervisor(paths, config.as_ref(), names, timeout)?;
+    if !out.quiet && !out.json {
+        if wanted.is_empty() {
+            println!("nothing to stop");
+        } else {
+            println!("stopped (no supervisor was running): {}", wanted.join(", "));
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// Stop `names` (empty: the whole project, and whatever no process claims) with no
+/// supervisor running: under the supervisor lock, by the registry's verified pids and by
+/// membership (tags, cgroup, lineage), in reverse dependency order of `config` when there
+/// is one. Records them stopped and answers the names it stopped; processes that survive
+/// are [`Error::Survivors`]. Warnings (a corrupt registry, a cgroup left) go to stderr.
+pub fn stop_without_supervisor(
+    paths: &Paths,
+    config: Option<&Config>,
+    names: &[String],
+    timeout: Option<Duration>,
+) -> anyhow::Result<Vec<String>> {
     let _lock = take_lock(paths)?;
     let mut registry = match registry::load(&paths.state_file, true)? {
         Loaded::Ok(reg) => Some(reg),
@@ -151,7 +179,6 @@ fn without_supervisor(
             None
         }
     };
-    let config = project::load(global).ok();
     let (membership, warnings) = Membership::for_cli(
         &paths.project_id,
         registry.as_ref().and_then(|r| r.cgroup.as_deref()),
@@ -179,7 +206,7 @@ fn without_supervisor(
     let mut targets: BTreeMap<String, LocalTarget> = BTreeMap::new();
     for name in &wanted {
         let rec = registry.as_ref().and_then(|r| r.processes.get(name));
-        let spec = config.as_ref().and_then(|c| c.processes.get(name));
+        let spec = config.and_then(|c| c.processes.get(name));
         let signal = spec.map_or(platform::Signal::TERM.number(), |s| s.stop_signal.number);
         let stop_timeout =
             timeout.unwrap_or_else(|| spec.map_or(defaults::STOP_TIMEOUT, |s| s.stop_timeout));
@@ -193,7 +220,7 @@ fn without_supervisor(
             },
         );
     }
-    let layers: Vec<Vec<String>> = match config.as_ref().map(Graph::new) {
+    let layers: Vec<Vec<String>> = match config.map(Graph::new) {
         Some(Ok(graph)) => {
             let mut layers = graph.layers();
             let placed: BTreeSet<String> = layers.iter().flatten().cloned().collect();
@@ -266,7 +293,7 @@ fn without_supervisor(
         }
     }
     let reg = registry.get_or_insert_with(|| {
-        let project = config.as_ref().map_or_else(String::new, |c| c.name.clone());
+        let project = config.map_or_else(String::new, |c| c.name.clone());
         Registry::new(&project, &paths.project_dir, &paths.project_id)
     });
     reg.supervisor = None;
@@ -310,13 +337,5 @@ fn without_supervisor(
         }
         .into());
     }
-    if !out.quiet && !out.json {
-        if wanted.is_empty() {
-            println!("nothing to stop");
-        } else {
-            let list: Vec<&str> = wanted.iter().map(String::as_str).collect();
-            println!("stopped (no supervisor was running): {}", list.join(", "));
-        }
-    }
-    Ok(exit::OK)
+    Ok(wanted.into_iter().collect())
 }

@@ -12,14 +12,15 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{launch, project, status};
+use super::{down, launch, project, status};
 use crate::config;
 use crate::control::client::Connection;
-use crate::control::protocol::{Outcome, Request, Response, UpRequest};
+use crate::control::protocol::{Outcome, ProcessOutcome, Request, Response, UpRequest};
 use crate::error::{Error, exit};
 use crate::index;
 use crate::logs;
 use crate::paths::Paths;
+use crate::registry::ProcState;
 
 /// How long an action waits for readiness before answering with what it has.
 pub const ACTION_TIMEOUT: Duration = Duration::from_mins(1);
@@ -94,7 +95,8 @@ pub fn names(project: &ProjectInfo) -> anyhow::Result<Vec<String>> {
     Ok(load_config(project)?.processes.keys().cloned().collect())
 }
 
-fn check_process(project: &ProjectInfo, name: &str) -> anyhow::Result<()> {
+/// An unknown process name is an error naming the known ones.
+pub fn check_process(project: &ProjectInfo, name: &str) -> anyhow::Result<()> {
     let known = names(project)?;
     if known.iter().any(|n| n == name) {
         Ok(())
@@ -146,7 +148,9 @@ impl Action {
 }
 
 /// Run `action` on `names` of `project` (empty = the whole project) and answer with the
-/// supervisor's outcome. Starting with no supervisor running starts one (like `procs up`).
+/// supervisor's outcome. Starting with no supervisor running starts one (like `procs up`);
+/// stopping with none running stops what is left of the project (adopted or leftover
+/// processes) the way `procs down` does, by registry and membership.
 pub fn act(project: &ProjectInfo, action: Action, names: &[String]) -> anyhow::Result<Outcome> {
     for name in names {
         check_process(project, name)?;
@@ -156,7 +160,7 @@ pub fn act(project: &ProjectInfo, action: Action, names: &[String]) -> anyhow::R
     let request = match action {
         Action::Up => return up(project, names),
         Action::Start | Action::Restart if !running => return up(project, names),
-        Action::Stop | Action::Down if !running => return Ok(Outcome::default()),
+        Action::Stop | Action::Down if !running => return stop_locally(project, names),
         Action::Start => Request::Start {
             names: names.to_vec(),
             timeout_ms,
@@ -176,6 +180,38 @@ pub fn act(project: &ProjectInfo, action: Action, names: &[String]) -> anyhow::R
         },
     };
     send(&project.paths, request)
+}
+
+/// `procs down`'s supervisor-less stop, answered as an outcome: every process it stopped,
+/// stopped (processes that survive are an error).
+fn stop_locally(project: &ProjectInfo, names: &[String]) -> anyhow::Result<Outcome> {
+    let config = load_config(project).ok();
+    let stopped = down::stop_without_supervisor(&project.paths, config.as_ref(), names, None)?;
+    let note = if stopped.is_empty() {
+        "nothing to stop".to_owned()
+    } else {
+        format!(
+            "stopped (no supervisor was running): {}",
+            stopped.join(", ")
+        )
+    };
+    Ok(Outcome {
+        processes: stopped
+            .into_iter()
+            .map(|name| ProcessOutcome {
+                log: project.paths.log_file(&name).display().to_string(),
+                name,
+                state: ProcState::Stopped,
+                reason: None,
+                pid: None,
+                ok: true,
+                port_conflict: false,
+                log_from: None,
+            })
+            .collect(),
+        notes: vec![note],
+        timed_out: false,
+    })
 }
 
 fn up(project: &ProjectInfo, names: &[String]) -> anyhow::Result<Outcome> {
@@ -303,24 +339,35 @@ pub fn log_lines(
     query: &LogQuery,
 ) -> anyhow::Result<Vec<LogLine>> {
     check_process(project, name)?;
-    let path = project.paths.log_file(name);
-    let keep = |l: &str| query.keeps(l);
-    let lines = logs::tail(&path, &query.tail_query(&keep)).unwrap_or_default();
-    Ok(lines.iter().map(|l| LogLine::new(name, l)).collect())
+    Ok(tail_until(project, &[(name.to_owned(), None)], query))
 }
 
 /// The last lines of every process's log, merged by time (`n` counts matching lines of
 /// the merge). Processes whose log is missing contribute nothing.
 pub fn log_lines_all(project: &ProjectInfo, query: &LogQuery) -> anyhow::Result<Vec<LogLine>> {
+    let logs: Vec<(String, Option<u64>)> = names(project)?.into_iter().map(|n| (n, None)).collect();
+    Ok(tail_until(project, &logs, query))
+}
+
+/// The last lines of each `(process, end)` log, merged by time; `end` limits the live log
+/// to the bytes before that offset (where a follower started: the tail and the follow
+/// then neither miss nor repeat a line). Missing logs contribute nothing.
+pub fn tail_until(
+    project: &ProjectInfo,
+    logs: &[(String, Option<u64>)],
+    query: &LogQuery,
+) -> Vec<LogLine> {
+    let keep = |l: &str| query.keeps(l);
     let mut all: Vec<(i64, LogLine)> = Vec::new();
-    for name in names(project)? {
-        let path = project.paths.log_file(&name);
-        let keep = |l: &str| query.keeps(l);
-        for line in logs::tail(&path, &query.tail_query(&keep)).unwrap_or_default() {
-            all.push((line.time, LogLine::new(&name, &line)));
+    for (name, end) in logs {
+        let path = project.paths.log_file(name);
+        let mut q = query.tail_query(&keep);
+        q.end = *end;
+        for line in logs::tail(&path, &q).unwrap_or_default() {
+            all.push((line.time, LogLine::new(name, &line)));
         }
     }
-    Ok(merge_tail(all, query.n.unwrap_or(100)))
+    merge_tail(all, query.n.unwrap_or(100))
 }
 
 /// Order lines by time (stable: one log's own order is kept) and keep the last `n`.

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{Project, free_port, wait_until};
+use crate::harness::{Project, free_port, pid_alive, run, wait_until};
 use crate::lifecycle::pid_of;
+use crate::recovery::{daemons, kill_supervisor};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -23,9 +24,17 @@ pub struct Dashboard {
 
 impl Dashboard {
     pub fn start(p: &Project) -> Self {
-        let mut child = p
-            .command(p.procs_path())
-            .args(["--json", "dashboard"])
+        Self::start_with(p, &[], &[])
+    }
+
+    /// `procs --json dashboard ARGS…` with `env` added to the project's environment.
+    pub fn start_with(p: &Project, args: &[&str], env: &[(&str, String)]) -> Self {
+        let mut cmd = p.command(p.procs_path());
+        cmd.args(["--json", "dashboard"]).args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -326,7 +335,8 @@ fn the_guard_refuses_no_token_a_foreign_host_and_a_foreign_origin() {
         .find(|l| l.to_lowercase().starts_with("set-cookie:"))
         .unwrap_or_else(|| panic!("no cookie: {head}"));
     assert!(cookie_line.contains("HttpOnly") && cookie_line.contains("SameSite=Strict"));
-    let cookie = format!("Cookie: procs_token={}\r\n", d.token);
+    let port = d.addr.rsplit(':').next().expect("port");
+    let cookie = format!("Cookie: procs_token_{port}={}\r\n", d.token);
     let (code, _, body) = d.raw("GET", "/", &cookie);
     assert_eq!(code, 200);
     assert!(
@@ -354,4 +364,282 @@ fn listening_beyond_loopback_needs_the_explicit_flag() {
         .code(2)
         .stderr_contains("not a loopback address")
         .stderr_contains("--allow-remote");
+}
+
+#[test]
+fn down_over_the_api_stops_what_a_killed_supervisor_left_running() {
+    let mut p = Project::new().config(
+        "processes:\n  a:\n    command: [\"{testd}\"]\n  b:\n    command: [\"{testd}\", --spawn-grandchild]\n    depends_on: [a]\n",
+    );
+    p.procs(["up"]).success();
+    kill_supervisor(&p);
+    let left = daemons(&p);
+    assert!(
+        left.len() >= 3,
+        "a, b and b's grandchild outlive their supervisor: {left:?}"
+    );
+    let d = Dashboard::start(&p);
+    let id = d.json("GET", "/api/v1/projects")["projects"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let down = d.json("POST", &format!("/api/v1/projects/{id}/down"));
+    let stopped: Vec<&str> = down["processes"]
+        .as_array()
+        .expect("processes")
+        .iter()
+        .filter(|e| e["state"] == "stopped" && e["ok"] == true)
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert_eq!(stopped, ["a", "b"], "{down}");
+    // Answered once the stop is verified: nothing of the project runs any more.
+    let alive: Vec<i32> = left.into_iter().filter(|pid| pid_alive(*pid)).collect();
+    assert!(
+        alive.is_empty(),
+        "still running after down: {alive:?} ({down})"
+    );
+    let status = p.procs(["--json", "status"]).success().json();
+    assert!(
+        status["processes"]
+            .as_array()
+            .is_some_and(|ps| ps.iter().all(|e| e["state"] == "stopped")),
+        "{status}"
+    );
+    drop(d);
+    p.assert_no_survivors();
+}
+
+#[test]
+fn a_followed_log_has_every_line_once_across_the_tail_and_the_stream() {
+    // A writer that never pauses: lines are written while the tail is read and the
+    // follower starts, so a gap (or a repeat) between them shows in the numbers.
+    let mut p = Project::new().config(
+        "processes:\n  w:\n    command: 'i=0; while :; do echo \"n $$i\"; i=$$((i+1)); done'\n    logs: { max_size: 1GiB }\n",
+    );
+    p.procs(["up"]).success();
+    let d = Dashboard::start(&p);
+    let id = d.json("GET", "/api/v1/projects")["projects"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    wait_until("the writer's first lines", WAIT, || {
+        let tail = d.json(
+            "GET",
+            &format!("/api/v1/projects/{id}/processes/w/logs?n=1"),
+        );
+        tail["lines"].as_array().is_some_and(|l| !l.is_empty())
+    });
+    for path in [
+        format!("/api/v1/projects/{id}/processes/w/logs?follow=true&n=50"),
+        format!("/api/v1/projects/{id}/logs?follow=true&n=50"),
+    ] {
+        let stream = d.sse(&path);
+        let mut previous: Option<u64> = None;
+        let mut seen = 0;
+        while seen < 20_000 {
+            let v = until(&stream, "the next line", |v| {
+                v["line"].as_str().is_some_and(|l| l.starts_with("n "))
+            });
+            let line = v["line"].as_str().unwrap_or_default();
+            let n: u64 = line[2..]
+                .parse()
+                .unwrap_or_else(|e| panic!("{path}: not a numbered line ({e}): {line:?}"));
+            if let Some(prev) = previous {
+                assert_eq!(
+                    n,
+                    prev + 1,
+                    "{path}: line {n} follows line {prev} (after {seen} lines): lost or repeated between the tail and the stream"
+                );
+            }
+            previous = Some(n);
+            seen += 1;
+        }
+    }
+    drop(d);
+    p.procs(["down"]).success();
+    p.assert_no_survivors();
+}
+
+/// The `Set-Cookie` line the printed link answers with.
+fn link_cookie(d: &Dashboard) -> String {
+    let (code, head, _) = d.raw("GET", &format!("/?token={}", d.token), "");
+    assert_eq!(code, 303, "{head}");
+    head.lines()
+        .find(|l| l.to_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("no cookie: {head}"))
+        .to_owned()
+}
+
+#[test]
+fn each_dashboard_names_its_cookie_after_its_port() {
+    let p = Project::new().config("processes:\n  a:\n    command: \"{testd}\"\n");
+    let (one, two) = (Dashboard::start(&p), Dashboard::start(&p));
+    let mut pairs = Vec::new();
+    for d in [&one, &two] {
+        let port = d.addr.rsplit(':').next().expect("port");
+        let line = link_cookie(d);
+        let name = format!("procs_token_{port}");
+        assert!(
+            line.contains(&format!(" {name}={};", d.token)),
+            "the cookie is named after the port: {line}"
+        );
+        assert!(
+            line.contains("HttpOnly") && line.contains("SameSite=Strict"),
+            "{line}"
+        );
+        // The shared, port-less name is not accepted any more.
+        let (code, _, _) = d.raw("GET", "/", &format!("Cookie: procs_token={}\r\n", d.token));
+        assert_eq!(code, 401, "a cookie without our port in its name");
+        pairs.push(format!("{name}={}", d.token));
+    }
+    assert_ne!(pairs[0], pairs[1]);
+    // A browser holding both (cookies are not port-scoped) sends both to each dashboard:
+    // neither overwrote the other, each dashboard finds its own.
+    let both = format!("Cookie: {}; {}\r\n", pairs[0], pairs[1]);
+    for d in [&one, &two] {
+        let (code, head, _) = d.raw("GET", "/api/v1/projects", &both);
+        assert_eq!(code, 200, "{head}");
+    }
+    // One dashboard's cookie does not open the other.
+    let (code, _, _) = two.raw(
+        "GET",
+        "/api/v1/projects",
+        &format!("Cookie: {}\r\n", pairs[0]),
+    );
+    assert_eq!(code, 401);
+}
+
+/// The outcome's entry for `name`.
+#[track_caller]
+fn outcome_of<'a>(outcome: &'a Value, name: &str) -> &'a Value {
+    outcome["processes"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|e| e["name"] == name))
+        .unwrap_or_else(|| panic!("{name} in the outcome: {outcome}"))
+}
+
+#[test]
+fn the_dashboard_covers_every_project_on_the_port_asked_and_acts_on_each() {
+    let mut p = Project::new().config(
+        "processes:\n  a:\n    command: [\"{testd}\"]\n  b:\n    command: [\"{testd}\"]\n    depends_on: [a]\n",
+    );
+    p.file(
+        "other/procs.yaml",
+        &format!(
+            "processes:\n  c:\n    command: [\"{}\"]\n",
+            p.testd_path().display()
+        ),
+    );
+    let other = p.path().join("other");
+    p.procs(["up"]).success();
+    run(
+        p.command(p.procs_path()).arg("up").current_dir(&other),
+        WAIT,
+    )
+    .success();
+    // `--open` runs `xdg-open LINK`: a stand-in on PATH records what it was given.
+    let bin = p.path().join("fake-bin");
+    let opened = p.path().join("opened.txt");
+    p.file(
+        "fake-bin/xdg-open",
+        &format!("#!/bin/sh\nprintf '%s\\n' \"$1\" > {}\n", opened.display()),
+    );
+    std::fs::set_permissions(
+        bin.join("xdg-open"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod xdg-open");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let port = free_port();
+    let d = Dashboard::start_with(
+        &p,
+        &["--port", &port.to_string(), "--open"],
+        &[("PATH", path)],
+    );
+    assert_eq!(d.addr, format!("127.0.0.1:{port}"), "listens on --port");
+    wait_until("xdg-open to be given the printed link", WAIT, || {
+        std::fs::read_to_string(&opened).is_ok_and(|t| t.trim() == d.link())
+    });
+
+    let projects = d.json("GET", "/api/v1/projects");
+    let list = projects["projects"].as_array().expect("projects");
+    let id_of = |dir: &std::path::Path| -> String {
+        let dir = std::fs::canonicalize(dir).expect("canonical dir");
+        list.iter()
+            .find(|e| e["dir"].as_str().map(std::path::Path::new) == Some(dir.as_path()))
+            .and_then(|e| e["id"].as_str())
+            .unwrap_or_else(|| panic!("{} in {projects}", dir.display()))
+            .to_owned()
+    };
+    assert_eq!(list.len(), 2, "{projects}");
+    let (main_id, other_id) = (id_of(p.path()), id_of(&other));
+    let names = |id: &str| -> Vec<String> {
+        d.json("GET", &format!("/api/v1/projects/{id}/processes"))["processes"]
+            .as_array()
+            .expect("processes")
+            .iter()
+            .filter_map(|e| e["name"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert_eq!(names(&main_id), ["a", "b"]);
+    assert_eq!(names(&other_id), ["c"]);
+
+    // One process: stop, then start again (a new pid).
+    let pid_c = |d: &Dashboard| {
+        d.json("GET", &format!("/api/v1/projects/{other_id}/processes/c"))["pid"].clone()
+    };
+    let old_c = pid_c(&d);
+    let stop = d.json(
+        "POST",
+        &format!("/api/v1/projects/{other_id}/processes/c/stop"),
+    );
+    assert_eq!(outcome_of(&stop, "c")["state"], "stopped", "{stop}");
+    assert_eq!(pid_c(&d), Value::Null, "stopped: no pid");
+    assert!(old_c.as_i64().is_some_and(|pid| !pid_alive(pid as i32)));
+    let start = d.json(
+        "POST",
+        &format!("/api/v1/projects/{other_id}/processes/c/start"),
+    );
+    assert_eq!(outcome_of(&start, "c")["state"], "running", "{start}");
+    assert!(pid_c(&d).is_i64() && pid_c(&d) != old_c);
+
+    // The project's rolling restart: every process a new pid, ready again.
+    let before = (pid_of(&p, "a"), pid_of(&p, "b"));
+    let restart = d.json("POST", &format!("/api/v1/projects/{main_id}/restart"));
+    for name in ["a", "b"] {
+        assert_eq!(outcome_of(&restart, name)["ok"], true, "{restart}");
+    }
+    let after = (pid_of(&p, "a"), pid_of(&p, "b"));
+    assert!(
+        after.0 != before.0 && after.1 != before.1,
+        "{before:?} → {after:?}"
+    );
+
+    // Down, then up again from the dashboard (which starts the supervisor).
+    let down = d.json("POST", &format!("/api/v1/projects/{other_id}/down"));
+    assert_eq!(outcome_of(&down, "c")["state"], "stopped", "{down}");
+    wait_until("the other supervisor exits after down", WAIT, || {
+        run(
+            p.command(p.procs_path())
+                .args(["--json", "status"])
+                .current_dir(&other),
+            WAIT,
+        )
+        .success()
+        .json()["supervisor"]["running"]
+            == false
+    });
+    let up = d.json("POST", &format!("/api/v1/projects/{other_id}/up"));
+    assert_eq!(outcome_of(&up, "c")["state"], "running", "{up}");
+    assert_eq!(outcome_of(&up, "c")["ok"], true, "{up}");
+
+    for id in [&main_id, &other_id] {
+        d.json("POST", &format!("/api/v1/projects/{id}/down"));
+    }
+    drop(d);
+    p.assert_no_survivors();
 }

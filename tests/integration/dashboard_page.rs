@@ -1,11 +1,12 @@
 //! The dashboard's web page in real headless Chromium (Debian's `chromium`), driven over
-//! the `DevTools` protocol: it loads through the printed token link, shows every process and
+//! the `DevTools` protocol over `--remote-debugging-pipe` (no debugging port that another
+//! local user could connect to): it loads through the printed token link, shows every process and
 //! its state, a restart clicked on the page (and confirmed in its dialog) changes the pid,
 //! and a line a process writes to its log appears in the page. Screenshots are kept under
 //! `target/dashboard-screenshots/` (CI artifacts).
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -47,13 +48,42 @@ fn screenshot_dir() -> PathBuf {
     dir
 }
 
-/// A headless Chromium and a `DevTools` connection to its one page.
+/// A headless Chromium and a `DevTools` connection to its one page, over the pipes of
+/// `--remote-debugging-pipe` (Chromium reads commands on fd 3 and writes answers and events
+/// on fd 4, each message JSON ended by a NUL byte). No port is opened: a debugging port
+/// would let any local user drive the browser (and read the page's cookie) during the test.
 struct Browser {
     child: Child,
-    ws: tungstenite::WebSocket<TcpStream>,
+    /// Commands to Chromium (its fd 3).
+    commands: std::io::PipeWriter,
+    /// Every message Chromium sends, parsed, from the reader thread.
+    messages: mpsc::Receiver<Value>,
     next_id: u64,
     /// The page's `DevTools` session (`None`: commands go to the browser).
     session: Option<String>,
+}
+
+/// In the child between fork and exec: `commands` becomes fd 3 and `answers` fd 4, without
+/// close-on-exec. Both are first copied above fd 10, so neither is overwritten (or left
+/// close-on-exec by a `dup2` onto itself) when one of them already is 3 or 4.
+fn pipes_to_3_and_4(commands: RawFd, answers: RawFd) -> std::io::Result<()> {
+    use nix::fcntl::{FcntlArg, fcntl};
+    // SAFETY: both descriptors are open in the child (inherited from the parent, which
+    // keeps them until after `spawn`); the borrows end within these calls.
+    let high = unsafe {
+        (
+            fcntl(BorrowedFd::borrow_raw(commands), FcntlArg::F_DUPFD(10))?,
+            fcntl(BorrowedFd::borrow_raw(answers), FcntlArg::F_DUPFD(10))?,
+        )
+    };
+    for (from, to) in [(high.0, 3), (high.1, 4)] {
+        // SAFETY: `from` was just opened above; `to` is taken over on purpose (whatever
+        // it was is closed by dup2) and must stay open across exec, so the owned
+        // descriptor `dup2_raw` answers is forgotten, never closed.
+        let fd = unsafe { nix::unistd::dup2_raw(BorrowedFd::borrow_raw(from), to)? };
+        std::mem::forget(fd);
+    }
+    Ok(())
 }
 
 impl Browser {
@@ -68,8 +98,7 @@ impl Browser {
             "--disable-extensions",
             "--disable-background-networking",
             "--window-size=1280,900",
-            "--remote-debugging-address=127.0.0.1",
-            "--remote-debugging-port=0",
+            "--remote-debugging-pipe",
         ])
         .arg(format!("--user-data-dir={}", profile.display()));
         // Chromium refuses to start as root with its sandbox on: the sandbox drops
@@ -81,36 +110,45 @@ impl Browser {
         cmd.arg("about:blank")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .stderr(Stdio::null());
         // Its own process group: on drop the whole browser (zygote, renderers) goes.
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        let mut child = cmd.spawn().expect("spawn chromium");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = mpsc::channel();
+        // Close-on-exec pipes: no other test's child inherits them.
+        let (their_commands, commands) = std::io::pipe().expect("a pipe for DevTools commands");
+        let (answers, their_answers) = std::io::pipe().expect("a pipe for DevTools answers");
+        let (c, a) = (their_commands.as_raw_fd(), their_answers.as_raw_fd());
+        // SAFETY: the closure runs in the forked child before exec and only calls fcntl
+        // and dup2, which are async-signal-safe; it allocates nothing.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || pipes_to_3_and_4(c, a));
+        }
+        let child = cmd.spawn().expect("spawn chromium");
+        // Only Chromium holds these ends now: its exit is the reader's end of file.
+        drop((their_commands, their_answers));
+        let (tx, messages) = mpsc::channel();
         std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { return };
-                if let Some(url) = line.split("DevTools listening on ").nth(1) {
-                    let _ = tx.send(url.trim().to_owned());
+            let mut answers = BufReader::new(answers);
+            loop {
+                let mut msg = Vec::new();
+                match answers.read_until(0, &mut msg) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+                if msg.last() == Some(&0) {
+                    msg.pop();
+                }
+                let Ok(v) = serde_json::from_slice::<Value>(&msg) else {
+                    continue;
+                };
+                if tx.send(v).is_err() {
+                    return;
                 }
             }
         });
-        let browser_url = rx.recv_timeout(WAIT).unwrap_or_else(|e| {
-            let _ = child.kill();
-            panic!("chromium printed no DevTools address within {WAIT:?}: {e}")
-        });
-        let host = browser_url
-            .strip_prefix("ws://")
-            .and_then(|r| r.split('/').next())
-            .expect("ws://HOST:PORT/…")
-            .to_owned();
-        let stream = TcpStream::connect(&host).expect("connect to DevTools");
-        stream.set_read_timeout(Some(WAIT)).expect("read timeout");
-        let (ws, _) =
-            tungstenite::client(browser_url.as_str(), stream).expect("DevTools handshake");
         let mut b = Self {
             child,
-            ws,
+            commands,
+            messages,
             next_id: 0,
             session: None,
         };
@@ -143,19 +181,18 @@ impl Browser {
         if let Some(session) = &self.session {
             msg.insert("sessionId".into(), session.clone().into());
         }
-        let msg = Value::Object(msg).to_string();
-        self.ws
-            .send(tungstenite::Message::text(msg))
-            .unwrap_or_else(|e| panic!("send {method}: {e}"));
+        let mut bytes = Value::Object(msg).to_string().into_bytes();
+        bytes.push(0);
+        self.commands
+            .write_all(&bytes)
+            .unwrap_or_else(|e| panic!("send {method} to chromium: {e}"));
+        let deadline = Instant::now() + WAIT;
         loop {
-            let frame = self
-                .ws
-                .read()
-                .unwrap_or_else(|e| panic!("no answer to {method}: {e}"));
-            let tungstenite::Message::Text(text) = frame else {
-                continue;
-            };
-            let v: Value = serde_json::from_str(&text).expect("DevTools sends JSON");
+            let left = deadline.saturating_duration_since(Instant::now());
+            let v = self
+                .messages
+                .recv_timeout(left)
+                .unwrap_or_else(|e| panic!("no answer to {method} within {WAIT:?}: {e}"));
             if v["id"] == id {
                 assert!(v["error"].is_null(), "{method} failed: {v}");
                 return v["result"].clone();
@@ -230,7 +267,6 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.ws.close(None);
         // The whole group chromium leads: its zygote and renderers go with it.
         let pgid = nix::unistd::Pid::from_raw(-(self.child.id() as i32));
         let _ = nix::sys::signal::kill(pgid, nix::sys::signal::Signal::SIGKILL);

@@ -14,14 +14,14 @@ fn kill9(pid: i32) {
     .expect("SIGKILL");
 }
 
-fn supervisor_pid(p: &Project) -> i32 {
+pub fn supervisor_pid(p: &Project) -> i32 {
     let state = p.state_json();
     state["supervisor"]["pid"]
         .as_i64()
         .unwrap_or_else(|| panic!("no supervisor recorded: {state}")) as i32
 }
 
-fn kill_supervisor(p: &Project) {
+pub fn kill_supervisor(p: &Project) {
     let pid = supervisor_pid(p);
     kill9(pid);
     wait_until("the supervisor to die", Duration::from_secs(10), || {
@@ -30,7 +30,7 @@ fn kill_supervisor(p: &Project) {
 }
 
 /// Live fixture daemons of this project (not the supervisor, not helpers).
-fn daemons(p: &Project) -> Vec<i32> {
+pub fn daemons(p: &Project) -> Vec<i32> {
     p.tagged_pids()
         .into_iter()
         .filter(|pid| pid_cmdline(*pid).contains("procs-testd"))

@@ -198,11 +198,16 @@ async fn logs(
 ) -> ApiResult<Response> {
     let query = LogQuery::parse(params.n, params.grep.as_deref(), params.since.as_deref())?;
     let p = project(id).await?;
-    let first = {
-        let (p, name, query) = (p.clone(), name.clone(), query.clone());
-        blocking(move || ops::log_lines(&p, &name, &query)).await?
-    };
-    Ok(answer_logs(p, vec![name], query, first, params.follow))
+    if !params.follow {
+        let lines = blocking(move || ops::log_lines(&p, &name, &query)).await?;
+        return Ok(Json(serde_json::json!({ "lines": lines })).into_response());
+    }
+    let names = vec![name];
+    {
+        let (p, names) = (p.clone(), names.clone());
+        blocking(move || ops::check_process(&p, &names[0])).await?;
+    }
+    Ok(follow_response(p, names, query))
 }
 
 /// Every process's log, merged by time.
@@ -212,39 +217,28 @@ async fn project_logs(
 ) -> ApiResult<Response> {
     let query = LogQuery::parse(params.n, params.grep.as_deref(), params.since.as_deref())?;
     let p = project(id).await?;
-    let (first, names) = {
-        let (p, query) = (p.clone(), query.clone());
-        blocking(move || Ok((ops::log_lines_all(&p, &query)?, ops::names(&p)?))).await?
+    if !params.follow {
+        let lines = blocking(move || ops::log_lines_all(&p, &query)).await?;
+        return Ok(Json(serde_json::json!({ "lines": lines })).into_response());
+    }
+    let names = {
+        let p = p.clone();
+        blocking(move || ops::names(&p)).await?
     };
-    Ok(answer_logs(p, names, query, first, params.follow))
+    Ok(follow_response(p, names, query))
 }
 
-/// The lines as JSON, or (with `follow`) as a stream: `first`, then every new line.
-fn answer_logs(
-    p: ProjectInfo,
-    names: Vec<String>,
-    query: LogQuery,
-    first: Vec<LogLine>,
-    follow: bool,
-) -> Response {
-    if !follow {
-        return Json(serde_json::json!({ "lines": first })).into_response();
-    }
+/// The stream of `names`' logs: the tail, then every new line.
+fn follow_response(p: ProjectInfo, names: Vec<String>, query: LogQuery) -> Response {
     let (tx, rx) = mpsc::channel(256);
-    std::thread::spawn(move || follow_logs(&p, &names, &query, &first, &tx));
+    std::thread::spawn(move || follow_logs(&p, &names, &query, &tx));
     sse_from(rx).into_response()
 }
 
-/// Send `first`, then every new line of the `names`' logs, until the client goes away.
-/// The followers start at the logs' ends after `first` was read: a line written in
-/// between may be missed, none is sent twice.
-fn follow_logs(
-    p: &ProjectInfo,
-    names: &[String],
-    query: &LogQuery,
-    first: &[LogLine],
-    tx: &mpsc::Sender<SseEvent>,
-) {
+/// Send the tail of the `names`' logs (merged by time), then every new line, until the
+/// client goes away. The followers start first and the tail ends at the exact offset each
+/// one starts from: a line written meanwhile is sent once, by the follower.
+fn follow_logs(p: &ProjectInfo, names: &[String], query: &LogQuery, tx: &mpsc::Sender<SseEvent>) {
     let Ok(watch) = platform::DirWatch::new(&p.paths.logs_dir) else {
         return;
     };
@@ -252,8 +246,12 @@ fn follow_logs(
         .iter()
         .map(|name| (name.clone(), Followed::at_end(name, p.paths.log_file(name))))
         .collect();
-    for line in first {
-        if tx.blocking_send(json_event("log", line)).is_err() {
+    let ends: Vec<(String, Option<u64>)> = files
+        .iter()
+        .map(|(name, f)| (name.clone(), Some(f.offset())))
+        .collect();
+    for line in ops::tail_until(p, &ends, query) {
+        if tx.blocking_send(json_event("log", &line)).is_err() {
             return;
         }
     }

@@ -5,6 +5,10 @@
 //! resolves to 127.0.0.1 sends its own name as `Host`), the `Origin` check on every POST
 //! (cross-site form posts), and the cookie set by the printed link. No CORS header is
 //! ever sent, so other origins cannot read answers.
+//!
+//! The cookie is named after the port (`procs_token_PORT`): browsers scope cookies by host,
+//! not port, so one name shared by every dashboard would let the newest link overwrite the
+//! cookie of every other dashboard (and of any other local app using that name).
 //! Invariant: the checks are pure functions of the request's headers (unit-tested here);
 //! the middleware only applies them.
 
@@ -16,8 +20,8 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 
-/// The cookie the printed link sets.
-pub const COOKIE: &str = "procs_token";
+/// The name of the cookie the printed link sets, before the port: `procs_token_PORT`.
+pub const COOKIE_PREFIX: &str = "procs_token_";
 
 /// What the guard checks against.
 #[derive(Debug, Clone)]
@@ -77,6 +81,11 @@ impl Guard {
             .is_some_and(|host| self.host_ok(Some(host)))
     }
 
+    /// The cookie of this dashboard: `procs_token_PORT`.
+    pub fn cookie_name(&self) -> String {
+        format!("{COOKIE_PREFIX}{}", self.port)
+    }
+
     fn token_eq(&self, given: &str) -> bool {
         // Constant time over the token's length.
         let a = self.token.as_bytes();
@@ -94,13 +103,14 @@ impl Guard {
         {
             return Some(Credential::Bearer);
         }
+        let name = self.cookie_name();
         for cookies in headers.get_all(header::COOKIE) {
             let Ok(cookies) = cookies.to_str() else {
                 continue;
             };
             for pair in cookies.split(';') {
                 if let Some((k, v)) = pair.trim().split_once('=')
-                    && k == COOKIE
+                    && k == name
                     && self.token_eq(v)
                 {
                     return Some(Credential::Cookie);
@@ -184,7 +194,8 @@ pub async fn guard(State(guard): State<Arc<Guard>>, req: Request, next: Next) ->
             // Set the cookie and drop the token from the address bar.
             let mut resp = Redirect::to(req.uri().path()).into_response();
             let cookie = format!(
-                "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/",
+                "{}={}; HttpOnly; SameSite=Strict; Path=/",
+                guard.cookie_name(),
                 guard.token
             );
             if let Ok(value) = HeaderValue::from_str(&cookie) {
@@ -252,8 +263,17 @@ mod tests {
             g.check(&Method::GET, &bad, None).map_err(|e| e.0),
             Err(StatusCode::UNAUTHORIZED)
         );
-        let cookie = headers(&[host.clone(), (header::COOKIE, "a=b; procs_token=t0k")]);
+        let cookie = headers(&[host.clone(), (header::COOKIE, "a=b; procs_token_4000=t0k")]);
         assert_eq!(g.check(&Method::GET, &cookie, None), Ok(Credential::Cookie));
+        // Another port's cookie, or the port-less name, is not ours.
+        for other in ["procs_token_4001=t0k", "procs_token=t0k"] {
+            let h = headers(&[host.clone(), (header::COOKIE, other)]);
+            assert_eq!(
+                g.check(&Method::GET, &h, None).map_err(|e| e.0),
+                Err(StatusCode::UNAUTHORIZED),
+                "{other}"
+            );
+        }
         let none = headers(&[host]);
         assert_eq!(
             g.check(&Method::GET, &none, Some("t0k")),
@@ -267,7 +287,7 @@ mod tests {
         let g = guard();
         let host = (header::HOST, "127.0.0.1:4000");
         let bearer = (header::AUTHORIZATION, "Bearer t0k");
-        let cookie = (header::COOKIE, "procs_token=t0k");
+        let cookie = (header::COOKIE, "procs_token_4000=t0k");
         let h = headers(&[host.clone(), bearer.clone()]);
         assert!(g.check(&Method::POST, &h, None).is_ok());
         let h = headers(&[host.clone(), cookie.clone()]);
