@@ -111,7 +111,11 @@ impl FileChanges {
             // Already gone if the file was deleted (the kernel removed the watch).
             let _ = inotify.rm_watch(wd);
         }
-        self.wd = Some(inotify.add_watch(path, self.flags).map_err(io::Error::from)?);
+        self.wd = Some(
+            inotify
+                .add_watch(path, self.flags)
+                .map_err(io::Error::from)?,
+        );
         Ok(())
     }
 
@@ -214,7 +218,10 @@ mod tests {
             .expect("write the old file");
         let quiet =
             tokio::time::timeout(std::time::Duration::from_millis(100), watch.changed()).await;
-        assert!(quiet.is_err(), "a write to the rotated copy woke the watcher");
+        assert!(
+            quiet.is_err(),
+            "a write to the rotated copy woke the watcher"
+        );
         std::fs::OpenOptions::new()
             .append(true)
             .open(&path)
