@@ -771,7 +771,7 @@ impl Actor {
         let spec = Arc::clone(&self.spec);
         // A oneshot's program adopted after its waiting parent was killed stays in that
         // parent's group; everything else adopted leads its own.
-        let pgid = if spec.oneshot {
+        let group = if spec.oneshot {
             crate::platform::stat(pid).map_or(pid, |st| st.pgid)
         } else {
             pid
@@ -780,7 +780,7 @@ impl Actor {
             s.state = state;
             s.reason = reason;
             s.pid = Some(pid);
-            s.pgid = Some(pgid);
+            s.pgid = Some(group);
             s.start_time = Some(start_time);
             s.started_at = started_at;
             s.restarts = restarts;

@@ -474,12 +474,17 @@ fn a_program_whose_waiting_parent_was_killed_under_a_live_supervisor_is_watched(
     });
     assert!(pid_alive(program));
     assert!(
-        p.read_log("seed").contains(&format!("watching its program, pid {program}")),
+        p.read_log("seed")
+            .contains(&format!("watching its program, pid {program}")),
         "{}",
         p.read_log("seed")
     );
     p.procs(["up", "--no-wait"]).success();
-    assert_eq!(lines(&p, "runs.txt"), 1, "not run again while its program runs");
+    assert_eq!(
+        lines(&p, "runs.txt"),
+        1,
+        "not run again while its program runs"
+    );
     let stop = p.procs(["stop", "seed"]).success();
     assert!(
         !stop.stdout.contains("killed after") && !stop.stderr.contains("killed after"),
