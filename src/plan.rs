@@ -13,10 +13,38 @@ use serde::Serialize;
 use crate::config::{Config, Process};
 use crate::registry::{ProcState, Registry, StoredSpec};
 
-/// Stable hash of everything procs passes to a process.
+/// Keys of a process that the supervisor applies itself, never the process: a change to
+/// them restarts nothing (`logs`: the rotation follows the new policy at once).
+const APPLIED_BY_THE_SUPERVISOR: [&str; 1] = ["logs"];
+
+/// `spec` as JSON without the keys the supervisor applies itself.
+fn hashed_part(mut value: serde_json::Value) -> serde_json::Value {
+    if let serde_json::Value::Object(map) = &mut value {
+        for key in APPLIED_BY_THE_SUPERVISOR {
+            map.remove(key);
+        }
+    }
+    value
+}
+
+/// Stable hash of everything procs passes to a process (not the log policy, which only
+/// the supervisor uses).
 pub fn config_hash(spec: &Process) -> String {
-    let bytes = serde_json::to_vec(spec).unwrap_or_default();
+    let value = serde_json::to_value(spec)
+        .map(hashed_part)
+        .unwrap_or_default();
+    let bytes = serde_json::to_vec(&value).unwrap_or_default();
     format!("{:016x}", crate::paths::fnv1a(&bytes))
+}
+
+/// Does `spec` run as the process recorded with `old_hash` (and, where known, its spec
+/// `old`) did? The same hash, or — for a hash written by a version that also hashed
+/// `logs` — the same spec but for what the supervisor applies itself.
+pub fn unchanged(old_hash: &str, old: Option<serde_json::Value>, spec: &Process) -> bool {
+    old_hash == config_hash(spec)
+        || old.is_some_and(|old| {
+            serde_json::to_value(spec).is_ok_and(|new| hashed_part(old) == hashed_part(new))
+        })
 }
 
 /// Field-level reasons why `new` differs from `old` (`env.COLOR changed`).
@@ -30,7 +58,7 @@ pub fn diff_reasons(old: &serde_json::Value, new: &Process) -> Vec<String> {
     let keys: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
     for key in keys {
         let (old_value, new_value) = (before.get(key), after.get(key));
-        if old_value == new_value {
+        if old_value == new_value || APPLIED_BY_THE_SUPERVISOR.contains(&key.as_str()) {
             continue;
         }
         if key == "env"
@@ -119,9 +147,15 @@ pub fn plan(
             continue;
         };
         let rec = registry.and_then(|r| r.processes.get(name));
-        let hash = config_hash(spec);
+        let same = |rec: &crate::registry::ProcessRecord| {
+            unchanged(
+                &rec.config_hash,
+                rec.spec.as_ref().and_then(StoredSpec::value),
+                spec,
+            )
+        };
         let action = match rec {
-            Some(rec) if live(name) && rec.config_hash == hash => Action {
+            Some(rec) if live(name) && same(rec) => Action {
                 name: name.clone(),
                 action: "keep",
                 reasons: Vec::new(),
@@ -137,7 +171,7 @@ pub fn plan(
             Some(rec)
                 if spec.oneshot
                     && rec.state == ProcState::Completed
-                    && rec.config_hash == hash
+                    && same(rec)
                     && registry.is_some_and(|r| r.supervisor.is_some()) =>
             {
                 Action {
@@ -193,5 +227,30 @@ mod tests {
             ["tool"],
             "a disabled process starts when named"
         );
+    }
+
+    #[test]
+    fn the_log_policy_is_not_part_of_the_config_hash_and_restarts_nothing() {
+        let cfg = config(&[("web", &[])]);
+        let old = cfg.processes["web"].clone();
+        let mut new = old.clone();
+        new.logs.keep = old.logs.keep + 5;
+        new.logs.compress = !old.logs.compress;
+        assert_eq!(config_hash(&old), config_hash(&new));
+        assert!(unchanged(&config_hash(&old), None, &new));
+        // A hash from a version that also hashed `logs`: the stored spec decides.
+        let legacy = "0123456789abcdef";
+        let stored = serde_json::to_value(&old).ok();
+        assert!(unchanged(legacy, stored.clone(), &new));
+        assert!(
+            !unchanged(legacy, None, &new),
+            "no spec: only the hash can tell"
+        );
+        let mut moved = new.clone();
+        moved.cwd = std::path::PathBuf::from("/elsewhere");
+        assert!(!unchanged(&config_hash(&old), stored.clone(), &moved));
+        assert_ne!(config_hash(&old), config_hash(&moved));
+        let reasons = diff_reasons(&stored.unwrap_or_default(), &moved);
+        assert_eq!(reasons, ["cwd changed"], "logs is never a reason");
     }
 }

@@ -236,6 +236,8 @@ pub mod defaults {
     pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
     pub const LOG_MAX_SIZE: u64 = 10 * 1024 * 1024;
     pub const LOG_KEEP: u32 = 3;
+    /// Most rotated copies `keep` may ask for: as many as `procs logs` reads.
+    pub const LOG_KEEP_MAX: u32 = 1000;
 }
 
 /// Durations as humantime text (`1m 30s`), written straight to the serializer (no

@@ -346,7 +346,8 @@ pub struct RawLogs {
     /// Rotate once the log passes this size: bytes, or `10MiB`, `10MB`, `512KiB`, `1GB`.
     /// Default: `10MiB`.
     pub max_size: Option<RawSize>,
-    /// Rotated files kept. Default: 3.
+    /// Rotated files kept (at most 1000). Default: 3.
+    #[schemars(range(max = 1000))]
     pub keep: Option<u32>,
     /// Delete rotated copies whose newest line is older than this (`14d`). Default: never.
     #[serde(default, with = "humantime_serde")]

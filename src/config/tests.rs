@@ -1347,3 +1347,27 @@ fn depends_on_restart_true_is_compose_spelling_and_survives_procs_config() {
     );
     assert_eq!(line, 6, "{message}");
 }
+
+#[test]
+fn keep_beyond_what_logs_reads_is_a_located_error() {
+    // A `keep` of four billion once meant four billion renames per rotation.
+    assert_eq!(
+        one_error("processes:\n  web:\n    command: x\n    logs: {keep: 4000000000}\n"),
+        e(
+            4,
+            18,
+            "`keep` is 4000000000; at most 1000 rotated copies are kept"
+        )
+    );
+    assert_eq!(
+        one_error("logs:\n  keep: 1001\nprocesses:\n  web: {command: x}\n").0,
+        2
+    );
+    let most = ok("logs: {keep: 1000}\nprocesses:\n  web: {command: x}\n");
+    assert_eq!(most.processes["web"].logs.keep, 1000);
+    assert_eq!(
+        crate::config::model::defaults::LOG_KEEP_MAX,
+        crate::logs::MAX_COPIES,
+        "readers look at as many copies as may be kept"
+    );
+}

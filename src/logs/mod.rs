@@ -89,8 +89,8 @@ fn rotation_in_progress(path: &Path) -> bool {
 const TAIL_PATIENCE: Duration = Duration::from_secs(1);
 /// How long [`Followed::read_new`] waits for it before giving up until its next call.
 const FOLLOW_PATIENCE: Duration = Duration::from_millis(200);
-/// Most rotated copies a reader looks at.
-const MAX_COPIES: u32 = 64;
+/// Most rotated copies a reader looks at: the most `logs.keep` may be.
+pub(crate) const MAX_COPIES: u32 = 1000;
 
 /// Identity of a file: inode and change time (a rename updates the change time, so an
 /// inode number reused by a later copy still reads as a different file).

@@ -382,6 +382,7 @@ async fn record_lineage(
     mut events: broadcast::Receiver<crate::control::protocol::Event>,
 ) {
     let slow = lineage::slow_scan();
+    let mut pace = lineage::Pace::new(lineage::MIN_INTERVAL);
     loop {
         tokio::select! {
             event = events.recv() => {
@@ -392,6 +393,10 @@ async fn record_lineage(
             () = reaper.reaped() => {}
             () = tokio::time::sleep(slow) => {}
         }
+        // At most one record per interval: the events that arrive meanwhile are covered by
+        // this (trailing) record.
+        tokio::time::sleep_until(pace.next_at(tokio::time::Instant::now())).await;
+        pace.started(tokio::time::Instant::now());
         // A burst of events is one record.
         while !matches!(
             events.try_recv(),

@@ -728,7 +728,12 @@ impl Orchestrator {
                 continue;
             }
             let (actor_spec, hash) = match a.old_spec.clone() {
-                Some(old) if !a.old_hash.is_empty() => (old, a.old_hash.clone()),
+                // The recorded spec is what runs: its hash, computed now (a hash written
+                // by an older version may have covered what no longer restarts, `logs`).
+                Some(old) if !a.old_hash.is_empty() => {
+                    let hash = config_hash(&old);
+                    (old, hash)
+                }
                 // A run record names the hash it ran with: a changed config is then seen as
                 // drift (and the oneshot run again), an unchanged one is kept.
                 None if a.from_run => (spec.clone(), a.old_hash.clone()),

@@ -355,7 +355,7 @@ fn copy_mtime(path: &Path, n: u32) -> Option<SystemTime> {
 pub fn retain(path: &Path, policy: &LogPolicy, tuning: Tuning) -> io::Result<Option<SystemTime>> {
     let now = SystemTime::now();
     let mut expiry: Option<SystemTime> = None;
-    for n in 1..=policy.keep.max(1) {
+    for n in 1..=policy.keep {
         ignore_missing(fs::remove_file(compress_temp(path, n)))?;
         let Some(mtime) = copy_mtime(path, n) else {
             continue;
@@ -375,7 +375,29 @@ pub fn retain(path: &Path, policy: &LogPolicy, tuning: Tuning) -> io::Result<Opt
             compress_copy(path, n, tuning.compress_pause)?;
         }
     }
+    remove_copies_beyond(path, policy.keep)?;
     Ok(expiry)
+}
+
+/// Delete the copies numbered above `keep` (left when `keep` was lowered, which `procs
+/// logs` would otherwise go on showing and nothing would ever delete). Copies are
+/// contiguous (a rotation shifts them all), so the sweep stops at the first number with
+/// no file: three `stat`s per log when there is nothing to do.
+fn remove_copies_beyond(path: &Path, keep: u32) -> io::Result<()> {
+    for n in keep.saturating_add(1)..=crate::logs::MAX_COPIES {
+        let temp = compress_temp(path, n);
+        let files = copy_files(path, n);
+        if !files
+            .iter()
+            .chain([&temp])
+            .any(|f| f.symlink_metadata().is_ok())
+        {
+            break;
+        }
+        ignore_missing(fs::remove_file(temp))?;
+        remove_copy(path, n)?;
+    }
+    Ok(())
 }
 
 /// Shortest pause between two looks at the logs while writes keep coming.
@@ -479,6 +501,10 @@ impl Rotator {
                     if changed.is_err() {
                         return;
                     }
+                    // A changed `keep`, `max_age` or `compress` applies now: every
+                    // log gets its retention pass again (a lowered `keep` deletes the
+                    // copies above it).
+                    self.retained.clear();
                     touched = self.known_logs();
                 }
                 Some(joined) = self.jobs.join_next() => {
@@ -1170,5 +1196,46 @@ mod tests {
         rotate_once(&log, 0).expect("truncate");
         append(&log, "new\n");
         assert_eq!(f.read_new(), ["new"]);
+    }
+
+    #[test]
+    fn lowering_keep_deletes_the_copies_above_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("web.log");
+        write(&log, "live\n");
+        for n in 1..=5 {
+            write(&rotated_path(&log, n), &format!("copy {n}\n"));
+        }
+        compress_copy(&log, 4, None).expect("compress");
+        write(&index_path(&rotated_path(&log, 3)), "index of copy 3");
+        // A copy past a gap is not looked for (copies are contiguous).
+        write(&rotated_path(&log, 7), "past a gap\n");
+        let policy = LogPolicy {
+            keep: 2,
+            ..LogPolicy::DEFAULT
+        };
+        retain(&log, &policy, Tuning::default()).expect("retain");
+        for n in [1, 2] {
+            assert!(rotated_path(&log, n).exists(), "copy {n} is within keep");
+        }
+        for n in [3, 4, 5] {
+            assert!(
+                !rotated_path(&log, n).exists(),
+                "copy {n} is above keep: deleted"
+            );
+            assert!(!compressed_path(&log, n).exists(), "copy {n}.gz deleted");
+            assert!(
+                !index_path(&rotated_path(&log, n)).exists(),
+                "index {n} deleted"
+            );
+        }
+        assert!(rotated_path(&log, 7).exists());
+        let none = LogPolicy {
+            keep: 0,
+            ..LogPolicy::DEFAULT
+        };
+        retain(&log, &none, Tuning::default()).expect("retain");
+        assert!(!rotated_path(&log, 1).exists(), "keep: 0 keeps no copy");
+        assert!(log.exists(), "the live log is never touched");
     }
 }

@@ -1092,33 +1092,30 @@ impl Actor {
         if self.spec.oneshot {
             self.mark_run_seen(run.pid, info, false).await;
         }
-        if self.spec.daemon && !run.daemonized && matches!(info, Some(ExitInfo::Code(0))) {
+        if self.spec.daemon && matches!(info, Some(ExitInfo::Code(0))) {
             let main_start = self.status.borrow().start_time.unwrap_or(0);
-            if let Some((pid, start_time)) = self.find_daemon(main_start).await
-                && let Ok(Some(fd)) = PidFd::open_verified(pid, start_time)
-                && crate::platform::is_alive_same(pid, start_time, &self.shared.boot_id)
-            {
-                self.event(&format!(
-                    "the main process exited 0; its daemon runs as pid {pid}"
-                ));
-                // The daemon is a member of this process from now on, whatever the mechanism
-                // (the probes, started for the main process, ask the membership).
-                self.shared
-                    .scanner
-                    .membership()
-                    .adopt(&self.spec.name, pid, start_time);
-                let pgid = crate::platform::stat(pid).map(|st| st.pgid);
-                self.set(|s| {
-                    s.pid = Some(pid);
-                    s.pgid = pgid;
-                    s.start_time = Some(start_time);
-                });
-                run.pid = pid;
-                run.exit = Exit::Adopted(fd);
-                run.daemonized = true;
-                return self.daemon_known(run).await;
+            if run.daemonized {
+                // The daemon exited 0 and left a successor: it was the intermediate of a
+                // double fork (fork, setsid, fork, exit), not the daemon. A daemon that dies
+                // (a signal, a failure) or leaves nothing is an exit like any other.
+                let gone = run.pid;
+                if self.take_daemon(&mut run, main_start, Duration::ZERO).await {
+                    self.event(&format!(
+                        "pid {gone} exited 0 and left pid {}: that is the daemon",
+                        run.pid
+                    ));
+                    return Mode::Running(run);
+                }
+            } else {
+                if self.take_daemon(&mut run, main_start, DAEMON_WAIT).await {
+                    self.event(&format!(
+                        "the main process exited 0; its daemon runs as pid {}",
+                        run.pid
+                    ));
+                    return self.daemon_known(run).await;
+                }
+                self.event("`daemon: true`, but the main process exited 0 and left no daemon");
             }
-            self.event("`daemon: true`, but the main process exited 0 and left no daemon");
         }
         if let Some((join, _)) = run.probes.take() {
             join.abort();
@@ -1247,6 +1244,51 @@ impl Actor {
         }
     }
 
+    /// Find the daemon of a `daemon: true` process (see [`Self::find_daemon`]; the pid file
+    /// waited for up to `wait`) and make it this run's pid: a member of the process from now
+    /// on, whatever the mechanism (the probes, started for the main process, ask the
+    /// membership). A daemon that is the supervisor's child (re-parented to the subreaper)
+    /// is watched through the reaper, so that its exit status is known; any other through
+    /// a pidfd. Returns whether one was found.
+    async fn take_daemon(&mut self, run: &mut Running, main_start: u64, wait: Duration) -> bool {
+        let reaper = Arc::clone(&self.shared.reaper);
+        // Held from before the look until the daemon is watched: an exit reaped meanwhile
+        // is kept for `watch`, never dropped as an orphan's.
+        let guard = reaper.begin_spawn();
+        let gone = run.daemonized.then_some(run.pid);
+        let Some((pid, start_time)) = self.find_daemon(main_start, wait, gone).await else {
+            return false;
+        };
+        let me = std::process::id() as i32;
+        let seen = crate::platform::stat(pid).filter(|st| st.start_time == start_time);
+        let exit = match &seen {
+            Some(st) if st.ppid == me => Exit::Child(reaper.watch(pid)),
+            _ => match PidFd::open_verified(pid, start_time) {
+                Ok(Some(fd))
+                    if crate::platform::is_alive_same(pid, start_time, &self.shared.boot_id) =>
+                {
+                    Exit::Adopted(fd)
+                }
+                _ => return false,
+            },
+        };
+        drop(guard);
+        self.shared
+            .scanner
+            .membership()
+            .adopt(&self.spec.name, pid, start_time);
+        let group = seen.map(|st| st.pgid);
+        self.set(|s| {
+            s.pid = Some(pid);
+            s.pgid = group;
+            s.start_time = Some(start_time);
+        });
+        run.pid = pid;
+        run.exit = exit;
+        run.daemonized = true;
+        true
+    }
+
     /// A `daemon: true` process's daemon is known: now it can be ready — through its check
     /// (a verdict given while the main process ran counts), after `ready_after`, or at once.
     async fn daemon_known(&mut self, mut run: Running) -> Mode {
@@ -1278,8 +1320,13 @@ impl Actor {
     /// lineage, tags) and, without a cgroup, the supervisor's untagged children started after
     /// the main process (the daemon re-parented to the subreaper). Waits up to
     /// [`DAEMON_WAIT`] for the pid file to name a member.
-    async fn find_daemon(&self, main_start: u64) -> Option<(i32, u64)> {
-        let deadline = Instant::now() + DAEMON_WAIT;
+    async fn find_daemon(
+        &self,
+        main_start: u64,
+        wait: Duration,
+        gone: Option<i32>,
+    ) -> Option<(i32, u64)> {
+        let deadline = Instant::now() + wait;
         // Watched before the first look, so that a write between that look and the wait is
         // not missed. A directory that cannot be watched (it does not exist) leaves the one
         // look at the exit.
@@ -1289,8 +1336,11 @@ impl Actor {
             .as_deref()
             .and_then(|file| crate::platform::FileChanges::entry(file).ok());
         loop {
-            if let Some(found) = self.look_for_daemon(main_start).await {
+            if let Some(found) = self.look_for_daemon(main_start, gone).await {
                 return Some(found);
+            }
+            if wait.is_zero() {
+                return None;
             }
             // Without a pid file the look at the main's exit is the answer: whatever the
             // main forked is a member by then (in its leaf, or re-parented to us before
@@ -1304,12 +1354,15 @@ impl Actor {
     }
 
     /// One look for the daemon (see [`Self::find_daemon`]).
-    async fn look_for_daemon(&self, main_start: u64) -> Option<(i32, u64)> {
+    async fn look_for_daemon(&self, main_start: u64, gone: Option<i32>) -> Option<(i32, u64)> {
         let scanner = Arc::clone(&self.shared.scanner);
         let (project_id, name) = (self.ctx.project_id.clone(), self.spec.name.clone());
         let pid_file = self.spec.pid_file.clone();
         tokio::task::spawn_blocking(move || {
             let mut members = scanner.members_of(&project_id, &name, None, Instant::now());
+            if let Some(pid) = gone {
+                members.remove(&pid);
+            }
             let table = crate::platform::process_table();
             let me = std::process::id() as i32;
             if scanner.membership().project_cgroup().is_none() {

@@ -193,9 +193,7 @@ pub fn spawn(
     let out = open_log(log)?;
     // The time index exists before the child writes (see `logs/index.rs`); after this the
     // watcher only appends to it, so no file appears in `logs/` while the process runs.
-    if !crate::logs::index_path(log).exists() {
-        let _ = crate::logs::index::open_for_append(log);
-    }
+    let _ = crate::logs::index::ensure(log, out.metadata().map_or(1, |m| m.len()));
     let env = environment(spec, ctx);
     let (mut program, mut argv) = program_and_argv(command, &env, &spec.cwd)?;
     if let Some(waiter) = waiter {

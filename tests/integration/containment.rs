@@ -115,13 +115,13 @@ impl Drop for Reap {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Mechanism {
+pub(crate) enum Mechanism {
     Cgroup,
     Lineage,
 }
 
 impl Mechanism {
-    fn env(self) -> Vec<(&'static str, &'static str)> {
+    pub(crate) fn env(self) -> Vec<(&'static str, &'static str)> {
         match self {
             Self::Cgroup => vec![],
             Self::Lineage => vec![("PROCS_NO_CGROUP", "1")],
@@ -204,10 +204,8 @@ pub(crate) fn is_known(state: &str, pid: i32) -> bool {
     in_lineage || main || parent_known
 }
 
-fn nginx(mech: Mechanism, kill: bool) {
-    let Some(nginx) = need("nginx") else { return };
-    let port = free_port();
-    let mut p = Project::new();
+/// nginx daemonizing (`daemon: true`, its pid file) on `port`, in `p`'s directory.
+pub(crate) fn write_nginx(p: &Project, nginx: &str, port: u16) {
     let dir = p.path().display().to_string();
     p.file(
         "nginx.conf",
@@ -222,6 +220,14 @@ fn nginx(mech: Mechanism, kill: bool) {
     p.write_config(&format!(
         "processes:\n  web:\n    command: {nginx} -p {dir} -c nginx.conf\n    daemon: true\n    pid_file: nginx.pid\n    ports: [{port}]\n"
     ));
+}
+
+fn nginx(mech: Mechanism, kill: bool) {
+    let Some(nginx) = need("nginx") else { return };
+    let port = free_port();
+    let mut p = Project::new();
+    let dir = p.path().display().to_string();
+    write_nginx(&p, &nginx, port);
     let _reap = Reap::new(&dir, &p);
     let env = mech.env();
     if !kill {

@@ -165,6 +165,65 @@ fn max_age_deletes_the_copies_of_an_idle_project() {
     p.assert_no_survivors();
 }
 
+#[test]
+fn lowering_keep_deletes_the_copies_above_it_at_the_next_up() {
+    // Four chunks, each over max_size, each written once the previous one was rotated
+    // (the test says when): four copies with `keep: 10`. The config then says `keep: 1`:
+    // the next `up` (which changes nothing else, so no rotation happens) leaves one copy,
+    // and `procs logs` shows no line of the others.
+    let config = |keep: u32| {
+        format!(
+            "processes:\n  w:\n    command: 'for c in 1 2 3 4; do {}; yes 0123456789012345678901234567890123456789 | head -n 1000 | sed \"s/^/$$c /\"; done; exec sleep 600'\n    logs: {{ max_size: 32KiB, keep: {keep} }}\n",
+            wait_for("go$$c")
+        )
+    };
+    let mut p = Project::new().config(&config(10));
+    p.procs(["up"]).success();
+    for c in 1..=4 {
+        fs::write(p.path().join(format!("go{c}")), "").expect("go");
+        wait_until(
+            &format!("chunk {c} to be rotated into copy 1"),
+            WAIT,
+            || {
+                copies(&p, 10, &[""]).len() >= c
+                    && fs::read_to_string(log_path(&p, "w.log.1")).is_ok_and(|t| {
+                        t.lines()
+                            .last()
+                            .is_some_and(|l| l.starts_with(&format!("{c} ")))
+                    })
+            },
+        );
+    }
+    p.write_config(&config(1));
+    p.procs(["up"]).success();
+    wait_until(
+        "copies 2.. to be deleted after keep went 10 -> 1",
+        WAIT,
+        || {
+            copies(&p, 10, &["", ".idx"])
+                .iter()
+                .all(|f| f.ends_with("w.log.1") || f.ends_with("w.log.1.idx"))
+        },
+    );
+    assert!(exists(&p, "w.log.1"), "copy 1 is within keep: 1");
+    let shown = p.procs(["logs", "w", "-n", "100000"]).success().stdout;
+    let chunks: std::collections::BTreeSet<&str> = shown
+        .lines()
+        .filter_map(|l| {
+            let (chunk, rest) = l.split_once("│ ")?.1.split_once(' ')?;
+            (rest == "0123456789012345678901234567890123456789").then_some(chunk)
+        })
+        .collect();
+    // A rotation takes what was written by then: copy 1 is chunk 4 and perhaps the end
+    // of chunk 3. Chunks 1 and 2 were only in the deleted copies.
+    assert!(
+        chunks.contains("4") && chunks.iter().all(|c| ["3", "4"].contains(c)),
+        "copy 1 holds chunk 4 (and perhaps the end of 3), never 1 or 2: {chunks:?}\n{shown}"
+    );
+    p.procs(["down"]).success();
+    p.assert_no_survivors();
+}
+
 fn supervisor_pid(p: &Project) -> i32 {
     let state = p.state_json();
     let pid = state["supervisor"]["pid"]

@@ -6,6 +6,7 @@
 mod architecture;
 mod cli;
 mod containment;
+mod containment_daemons;
 mod containment_faults;
 mod dashboard;
 mod dashboard_page;

@@ -131,6 +131,39 @@ processes:
     }
 }
 
+/// SIGHUP (decided and documented in docs/lifecycle.md, "Signals to the supervisor") is
+/// logged and otherwise ignored: the supervisor and its processes go on, and it still
+/// answers.
+#[test]
+fn sighup_to_the_supervisor_is_logged_and_changes_nothing() {
+    let mut p = Project::new().config(
+        r#"
+processes:
+  a:
+    command: ["{testd}"]
+    ready_after: 0s
+"#,
+    );
+    p.procs(["up"]).success();
+    let sup = supervisor_pid(&p);
+    let a = pid_of(&p, "a");
+    signal(sup, Signal::SIGHUP);
+    wait_until("the supervisor to log the SIGHUP", WAIT, || {
+        p.read_log("procs").contains("SIGHUP received: ignored")
+    });
+    assert!(pid_alive(sup), "the supervisor survived SIGHUP");
+    assert!(pid_alive(a), "`a` survived the supervisor's SIGHUP");
+    assert!(
+        !p.read_log("a").contains("got SIGHUP"),
+        "no signal was passed on"
+    );
+    procs_within(&p, &["up"], Duration::from_secs(20)).success();
+    assert_eq!(supervisor_pid(&p), sup, "the same supervisor answers");
+    assert_eq!(pid_of(&p, "a"), a, "nothing restarted");
+    procs_within(&p, &["down"], Duration::from_secs(20)).success();
+    p.assert_no_survivors();
+}
+
 #[test]
 fn up_timeout_holds_even_with_a_stalled_supervisor() {
     let mut p = Project::new().config(

@@ -143,7 +143,7 @@ pub(crate) fn validate(mut json: J, input: &Input<'_>) -> Result<Config, Found> 
     };
     let top_logs = logs(
         raw.logs.as_ref(),
-        || Site::value(path(&["logs", "max_size"])),
+        |key| Site::value(path(&["logs", key])),
         LogPolicy::DEFAULT,
         &mut found,
     );

@@ -230,7 +230,7 @@ impl Ctx<'_> {
         };
         let logs = match &p.logs {
             None => top_logs,
-            Some(l) => logs(Some(l), || at.value(&["logs", "max_size"]), top_logs, found),
+            Some(l) => logs(Some(l), |key| at.value(&["logs", key]), top_logs, found),
         };
         if found.len() > before || command.is_none() {
             return None;
@@ -382,10 +382,10 @@ impl Ctx<'_> {
     }
 }
 
-/// `site` places a problem at `max_size`.
+/// `site` places a problem at one of the keys of `logs:`.
 pub(crate) fn logs(
     raw: Option<&RawLogs>,
-    site: impl Fn() -> Site,
+    site: impl Fn(&str) -> Site,
     base: LogPolicy,
     found: &mut Found,
 ) -> LogPolicy {
@@ -394,19 +394,32 @@ pub(crate) fn logs(
         None => base.max_size,
         Some(s) => match parse_size(s) {
             Ok(0) => {
-                found.push((site(), "`max_size` must be greater than 0".into()));
+                found.push((site("max_size"), "`max_size` must be greater than 0".into()));
                 base.max_size
             }
             Ok(n) => n,
             Err(m) => {
-                found.push((site(), m));
+                found.push((site("max_size"), m));
                 base.max_size
             }
         },
     };
+    let keep = match raw.keep {
+        Some(n) if n > defaults::LOG_KEEP_MAX => {
+            found.push((
+                site("keep"),
+                format!(
+                    "`keep` is {n}; at most {} rotated copies are kept",
+                    defaults::LOG_KEEP_MAX
+                ),
+            ));
+            base.keep
+        }
+        other => other.unwrap_or(base.keep),
+    };
     LogPolicy {
         max_size,
-        keep: raw.keep.unwrap_or(base.keep),
+        keep,
         max_age: raw.max_age.or(base.max_age),
         compress: raw.compress.unwrap_or(base.compress),
         rotate_every: raw
