@@ -34,6 +34,10 @@ use crate::registry::{self, ProcState, ProcessRecord, Registry, SupervisorRecord
 
 /// Longest wait, after `up` saw a failure, for the dependents that fail with it to say so.
 const CONSEQUENCES: Duration = Duration::from_secs(2);
+/// Once one process of an `up` failed, how long the others get to settle (become ready
+/// or fail too) so that the verdict names each one's real state, not a snapshot of the
+/// moment of the first failure ("`typo` is pending" while it had exited 127).
+const OTHERS_GRACE: Duration = Duration::from_secs(2);
 
 /// Shortest pause between two background registry writes.
 const WRITE_INTERVAL: Duration = Duration::from_millis(50);
@@ -386,6 +390,21 @@ impl Orchestrator {
                     () = tokio::time::sleep_until(deadline) => { timed_out = true; break; }
                 }
             }
+            // A failure ended the wait: the others get a moment to settle too, so the
+            // verdict is each one's real state (the restart policies go on meanwhile).
+            let until = deadline.min(Instant::now() + OTHERS_GRACE);
+            while !timed_out && !self.all_settled(&wanted, &ready) {
+                tokio::select! {
+                    ev = events.recv() => match ev {
+                        Ok(ev) => if selection.contains(&ev.name) {
+                            let _ = out.send(Response::Event(ev)).await;
+                        },
+                        Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(broadcast::error::RecvError::Closed) => break,
+                    },
+                    () = tokio::time::sleep_until(until) => break,
+                }
+            }
         }
         if req.wait && !timed_out {
             // A failure's consequences (dependents failing with it) are part of the verdict:
@@ -531,6 +550,17 @@ impl Orchestrator {
         all_ready
     }
 
+    /// Is every process of `wanted` either ready or settled without being ready?
+    fn all_settled(&self, wanted: &[String], ready: &dyn Fn(&Process, &Status) -> bool) -> bool {
+        let state = self.state();
+        wanted.iter().all(|name| {
+            state.services.get(name).is_none_or(|h| {
+                let s = h.status.borrow();
+                ready(&h.spec, &s) || is_settled_bad(&s)
+            })
+        })
+    }
+
     fn outcome(&self, names: &[String], ok: impl Fn(&Process, &Status) -> bool) -> Outcome {
         let mut outcome = Outcome::default();
         let state = self.state();
@@ -553,7 +583,8 @@ impl Orchestrator {
                 _ => s
                     .reason
                     .clone()
-                    .or_else(|| s.waiting_for.clone().map(|w| format!("waiting for {w}"))),
+                    .or_else(|| s.waiting_for.clone().map(|w| format!("waiting for {w}")))
+                    .or_else(|| (!ok).then(|| still(s.state).to_owned())),
             };
             outcome.processes.push(ProcessOutcome {
                 name: name.clone(),
@@ -958,5 +989,17 @@ impl Orchestrator {
             kill_port_owners: false,
         };
         self.up(req, out).await;
+    }
+}
+
+/// What a process that is not ready, and says nothing more, is doing.
+fn still(state: ProcState) -> &'static str {
+    match state {
+        ProcState::Pending => "not started yet",
+        ProcState::Starting => "still starting",
+        ProcState::Running => "running, not ready yet",
+        ProcState::Unhealthy => "its health check is failing",
+        ProcState::Stopping => "being stopped",
+        _ => "not ready",
     }
 }

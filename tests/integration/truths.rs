@@ -59,6 +59,53 @@ processes:
 }
 
 #[test]
+fn ups_verdict_names_every_processs_real_state_not_the_moment_of_the_first_failure() {
+    // Two processes fail within milliseconds of each other while a third becomes healthy
+    // a moment later: the verdict used to be a snapshot of the first failure ("`typo` is
+    // pending: no reason recorded" although it had exited 127, "`web` is pending" although
+    // it was starting).
+    let port = crate::harness::free_port();
+    let mut p = Project::new().config(&format!(
+        r#"
+processes:
+  crasher:
+    command: 'echo "boom: config missing" >&2; exit 3'
+  typo:
+    command: pythn3 -m http.server
+  web:
+    command: ["{{testd}}", "--listen", "{port}"]
+    ports: [{port}]
+    healthcheck: {{ tcp: "127.0.0.1:{port}" }}
+"#
+    ));
+    let out = procs_within(&p, &["up", "--timeout", "60s"], Duration::from_secs(20)).code(1);
+    let err = &out.stderr;
+    assert!(err.contains("2 of 3 processes not ready"), "{err}");
+    assert!(
+        err.contains("`crasher` is backoff: exited with code 3 before it was ready"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`typo` is backoff: exited with code 127 before it was ready"),
+        "{err}"
+    );
+    // `web` normally became healthy within the grace; on a slow machine it may still be
+    // starting, which the verdict must then say in so many words.
+    assert!(
+        !err.contains("`web`") || err.contains("`web` is starting: waiting for tcp"),
+        "{err}"
+    );
+    assert!(!err.contains("no reason recorded"), "{err}");
+    wait_until(
+        "web to be healthy (the failures go on in the background)",
+        WAIT,
+        || proc_status(&p, "web")["state"] == "healthy",
+    );
+    p.procs(["down"]).success();
+    p.assert_no_survivors();
+}
+
+#[test]
 fn a_typo_in_the_program_fails_up_within_seconds() {
     let mut p = Project::new().config(
         "
