@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::harness::{Project, free_port, pid_alive, run, wait_until};
 use crate::lifecycle::pid_of;
-use crate::recovery::{daemons, kill_supervisor};
+use crate::recovery::{daemons, kill_supervisor, supervisor_pid};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -140,6 +140,32 @@ impl Drop for Dashboard {
     }
 }
 
+/// The inodes of the TCP and UDP (v4 and v6) sockets `pid` holds open.
+fn inet_sockets(pid: i32) -> Vec<u64> {
+    let mut inet = std::collections::HashSet::new();
+    for table in ["tcp", "tcp6", "udp", "udp6"] {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            if let Some(Ok(inode)) = line.split_whitespace().nth(9).map(str::parse::<u64>) {
+                inet.insert(inode);
+            }
+        }
+    }
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/fd: {e}"));
+    let mut held: Vec<u64> = fds
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter_map(|target| {
+            let t = target.to_str()?;
+            t.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+        })
+        .filter(|inode| inet.contains(inode))
+        .collect();
+    held.sort_unstable();
+    held
+}
+
 #[track_caller]
 fn until(rx: &mpsc::Receiver<Value>, what: &str, mut pred: impl FnMut(&Value) -> bool) -> Value {
     let deadline = Instant::now() + WAIT;
@@ -175,6 +201,17 @@ fn the_api_serves_status_actions_and_streams_of_a_real_stack() {
     p.procs(["up"]).success();
     let worker_pid = pid_of(&p, "worker");
     let d = Dashboard::start(&p);
+    // The dashboard listens; the supervisor it talks to opens no network port at all.
+    assert!(
+        !inet_sockets(d.child.id() as i32).is_empty(),
+        "the dashboard's listening socket is seen"
+    );
+    let supervisor = supervisor_pid(&p);
+    assert_eq!(
+        inet_sockets(supervisor),
+        Vec::<u64>::new(),
+        "the supervisor (pid {supervisor}) holds TCP/UDP sockets"
+    );
 
     let projects = d.json("GET", "/api/v1/projects");
     let list = projects["projects"].as_array().expect("projects");
