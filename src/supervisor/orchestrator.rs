@@ -308,6 +308,7 @@ impl Orchestrator {
         let selection = crate::plan::selection(&req.config, &graph, &req.names, req.no_deps);
         let order: Vec<String> = graph.start_order();
         let mut events = self.shared.events.subscribe();
+        let first_spawn = super::machine::spawn_mark();
         let notes = {
             let _guard = self.ops.lock().await;
             self.state().project.0.clone_from(&req.config.name);
@@ -430,7 +431,7 @@ impl Orchestrator {
         }
         // `--no-wait`: accepted and not already failed is success.
         let wait = req.wait;
-        let mut outcome = self.outcome(&wanted, |spec, s| {
+        let mut outcome = self.outcome(&wanted, first_spawn, |spec, s| {
             ready(spec, s) || (!wait && !is_settled_bad(s))
         });
         outcome.notes = notes;
@@ -561,7 +562,14 @@ impl Orchestrator {
         })
     }
 
-    fn outcome(&self, names: &[String], ok: impl Fn(&Process, &Status) -> bool) -> Outcome {
+    /// The verdict on `names`; a process not `ok` whose run is older than `first_spawn` and
+    /// that no longer runs did not run for this request at all (`not_run`).
+    fn outcome(
+        &self,
+        names: &[String],
+        first_spawn: u64,
+        ok: impl Fn(&Process, &Status) -> bool,
+    ) -> Outcome {
         let mut outcome = Outcome::default();
         let state = self.state();
         let services = &state.services;
@@ -595,6 +603,11 @@ impl Orchestrator {
                 port_conflict: s.port_conflict,
                 log: self.shared.paths.log_file(name).display().to_string(),
                 log_from: early.map(|e| e.log_offset),
+                not_run: !ok
+                    && early.is_none()
+                    && s.spawn_seq < first_spawn
+                    && !s.state.is_live()
+                    && s.state != ProcState::Backoff,
             });
         }
         outcome
@@ -940,7 +953,7 @@ impl Orchestrator {
             .filter(|n| targets.contains(*n))
             .cloned()
             .collect();
-        let mut outcome = self.outcome(&order, |_, s| !s.state.is_live() && s.pid.is_none());
+        let mut outcome = self.outcome(&order, 0, |_, s| !s.state.is_live() && s.pid.is_none());
         for p in &mut outcome.processes {
             let Some(o) = outcomes.get(&p.name) else {
                 continue;
@@ -1000,6 +1013,7 @@ fn still(state: ProcState) -> &'static str {
         ProcState::Running => "running, not ready yet",
         ProcState::Unhealthy => "its health check is failing",
         ProcState::Stopping => "being stopped",
+        ProcState::Stopped => "by a `down` or `stop` before it was ready",
         _ => "not ready",
     }
 }

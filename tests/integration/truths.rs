@@ -106,6 +106,60 @@ processes:
 }
 
 #[test]
+fn a_down_during_up_is_named_in_ups_verdict_without_an_earlier_runs_lines() {
+    // `db` never becomes healthy (nothing listens on its port), `api` waits for it; a
+    // `down` meanwhile: `up` says each was stopped before it was ready, and shows no log
+    // lines for `api`, which did not run for this `up` (its log holds an earlier run).
+    let port = crate::harness::free_port();
+    let mut p = Project::new().config(&format!(
+        r#"
+processes:
+  db:
+    command: ["{{testd}}"]
+    healthcheck: {{ tcp: "127.0.0.1:{port}" }}
+  api:
+    command: ["{{testd}}"]
+    depends_on: {{ db: healthy }}
+"#
+    ));
+    p.file(
+        ".procs/logs/api.log",
+        "[procs] 2026-01-01T00:00:00Z started pid 1\nstale line of an earlier run\n",
+    );
+    let up = p
+        .command(procs_bin())
+        .args(["up", "--timeout", "60s"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn procs up");
+    let mut up = crate::harness::KillOnDrop(up);
+    wait_until("db to be started by up", WAIT, || {
+        p.read_log("db").contains("started pid")
+    });
+    p.procs(["down"]).success();
+    wait_until("up to return after the down", WAIT, || {
+        up.try_wait().expect("try_wait").is_some()
+    });
+    let mut err = String::new();
+    std::io::Read::read_to_string(up.stderr.as_mut().expect("stderr"), &mut err)
+        .expect("read up's stderr");
+    assert_eq!(up.wait().expect("wait").code(), Some(1), "{err}");
+    assert!(
+        err.contains("`db` is stopped: by a `down` or `stop` before it was ready"),
+        "{err}"
+    );
+    assert!(err.contains("`api` is"), "{err}");
+    assert!(
+        !err.contains("stale line"),
+        "api did not run for this up: {err}"
+    );
+    assert!(!err.contains("no reason recorded"), "{err}");
+    p.assert_no_survivors();
+}
+
+#[test]
 fn a_typo_in_the_program_fails_up_within_seconds() {
     let mut p = Project::new().config(
         "
