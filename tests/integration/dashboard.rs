@@ -303,6 +303,34 @@ fn the_api_serves_status_actions_and_streams_of_a_real_stack() {
         !lines.is_empty() && lines.iter().all(|l| l["line"] == "worker-up"),
         "{tail}"
     );
+    // `since`: the worker wrote its line at the restart, well over a millisecond ago.
+    let lines_since = |since: &str| -> usize {
+        d.json(
+            "GET",
+            &format!("/api/v1/projects/{id}/processes/worker/logs?grep=worker-up&since={since}"),
+        )["lines"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    assert!(lines_since("1h") >= 2, "both runs' lines within the hour");
+    assert_eq!(
+        lines_since("1ms"),
+        0,
+        "no worker-up line in the last millisecond"
+    );
+    // The merged log of every process, not followed.
+    let merged = d.json("GET", &format!("/api/v1/projects/{id}/logs?n=1000"));
+    let procs_seen: std::collections::BTreeSet<&str> = merged["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .filter_map(|l| l["process"].as_str())
+        .collect();
+    assert_eq!(
+        procs_seen.into_iter().collect::<Vec<_>>(),
+        ["web", "worker"],
+        "{merged}"
+    );
     let (code, _, body) = d.raw(
         "GET",
         &format!("/api/v1/projects/{id}/processes/worker/logs?since=soon"),
@@ -679,4 +707,38 @@ fn the_dashboard_covers_every_project_on_the_port_asked_and_acts_on_each() {
     }
     drop(d);
     p.assert_no_survivors();
+}
+
+#[test]
+fn the_dashboard_prints_its_link_on_the_port_asked() {
+    let p = Project::new().config("processes:\n  a:\n    command: \"{testd}\"\n");
+    let port = free_port();
+    let mut child = p
+        .command(p.procs_path())
+        .args(["dashboard", "--port", &port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn procs dashboard");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(WAIT);
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = line.unwrap_or_else(|e| panic!("no link printed within {WAIT:?}: {e}"));
+    let prefix = format!("dashboard: http://127.0.0.1:{port}/?token=");
+    let token = line
+        .trim_end()
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("{line:?} starts with {prefix:?}"));
+    assert!(
+        token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()),
+        "a 256-bit hex token: {token:?}"
+    );
 }
