@@ -298,7 +298,10 @@ fn io_under_the_state_lock(text: &str) -> Vec<String> {
 #[test]
 fn the_orchestrators_state_lock_is_never_held_across_io_or_a_wait() {
     let dir = src_dir().join("supervisor");
-    for file in [dir.join("orchestrator.rs"), dir.join("orchestrator/restart.rs")] {
+    for file in [
+        dir.join("orchestrator.rs"),
+        dir.join("orchestrator/restart.rs"),
+    ] {
         let text = strip(&std::fs::read_to_string(&file).expect("read the orchestrator"));
         let found = io_under_the_state_lock(&text);
         assert!(found.is_empty(), "{}: {found:?}", file.display());
