@@ -5,11 +5,12 @@ Usage: python3 bench/dashboard_idle.py [--procs target/release/procs] [--seconds
 
 Everything runs in a temporary HOME/XDG directory (its own project index), so nothing of
 yours is listed or touched. Measured on the dashboard process alone (utime+stime from
-/proc/PID/stat over the window, VmRSS at its end), in two states:
+/proc/PID/stat over the window, VmRSS at its end), in three states:
   1. no client connected;
   2. what an open page keeps connected: the state stream (/api/v1/events) and one merged
-     log stream (/api/v1/projects/ID/logs?follow=true) — the page's 5 s status reads are not
-     made here, so that row is the streams' cost only.
+     log stream (/api/v1/projects/ID/logs?follow=true), the streams' cost only;
+  3. the same plus what a visible page also does: read every project's status route
+     (/api/v1/projects/ID/processes, CPU and memory of each process tree) every 5 s.
 Timings are printed, never checked.
 """
 
@@ -20,6 +21,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -104,6 +106,23 @@ def main():
             time.sleep(2)
             cpu, rss = measure(dash.pid, args.seconds)
             print(f"page's two streams:  CPU {cpu:.3f}% of one core, RSS {rss / 1024:.1f} MiB")
+            stop = threading.Event()
+
+            def status_reads():
+                while not stop.wait(5.0):
+                    for p in ids:
+                        r = urllib.request.Request(
+                            f"http://{addr}/api/v1/projects/{p['id']}/processes",
+                            headers={"Authorization": f"Bearer {token}"})
+                        with urllib.request.urlopen(r, timeout=10) as resp:
+                            resp.read()
+
+            reader = threading.Thread(target=status_reads, daemon=True)
+            reader.start()
+            cpu, rss = measure(dash.pid, args.seconds)
+            stop.set()
+            reader.join()
+            print(f"+ 5 s status reads:  CPU {cpu:.3f}% of one core, RSS {rss / 1024:.1f} MiB")
             for s in streams:
                 s.close()
         finally:

@@ -207,6 +207,7 @@ fn stop_locally(project: &ProjectInfo, names: &[String]) -> anyhow::Result<Outco
                 ok: true,
                 port_conflict: false,
                 log_from: None,
+                not_run: false,
             })
             .collect(),
         notes: vec![note],

@@ -254,7 +254,7 @@ pub fn report(
                 .clone()
                 .unwrap_or_else(|| "no reason recorded".to_owned()),
         });
-        if p.port_conflict {
+        if p.port_conflict || p.not_run {
             continue;
         }
         let log = std::path::Path::new(&p.log);

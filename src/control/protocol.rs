@@ -157,6 +157,10 @@ pub struct ProcessOutcome {
     /// before ready): the failure shows that run's lines only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_from: Option<u64>,
+    /// Not ready, and did not run at all for this request (stopped or never started
+    /// meanwhile): its log holds nothing of this request, so no tail is shown.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub not_run: bool,
 }
 
 /// An error the supervisor could not turn into an outcome.

@@ -5,7 +5,9 @@
 //! [`FileChanges::entry`], the wait of a `daemon: true` process for its `pid_file` (a file
 //! that may not exist yet, or be replaced by a rename: its directory is watched).
 //!
-//! Invariant: [`FileChanges::changed`] returns only after an event, having read every queued
+//! Invariant: one inotify instance per [`FileChanges`] for its whole life ([`FileChanges::rewatch`]
+//! re-aims it after a rotation; events of a removed watch are ignored);
+//! [`FileChanges::changed`] returns only after an event, having read every queued
 //! event; [`FileChanges::replaced`] says the watched inode was moved or deleted (the caller
 //! watches the path again).
 
@@ -21,6 +23,9 @@ pub struct FileChanges {
     fd: tokio::io::unix::AsyncFd<InotifyFd>,
     /// Watching a directory for one entry: only events naming it count.
     entry: Option<std::ffi::OsString>,
+    /// The current watch and its flags (for [`FileChanges::rewatch`]).
+    wd: Option<nix::sys::inotify::WatchDescriptor>,
+    flags: AddWatchFlags,
 }
 
 /// What [`FileChanges::changed`] saw.
@@ -79,7 +84,7 @@ impl FileChanges {
     ) -> io::Result<Self> {
         let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
             .map_err(io::Error::from)?;
-        inotify.add_watch(path, flags).map_err(io::Error::from)?;
+        let wd = inotify.add_watch(path, flags).map_err(io::Error::from)?;
         // SAFETY: the `AsyncFd` owns the `Inotify`, whose descriptor is open and stays the
         // same until the `AsyncFd` (and with it the `Inotify`) is dropped; `as_raw_fd`
         // always returns that descriptor.
@@ -89,7 +94,29 @@ impl FileChanges {
                 tokio::io::Interest::READABLE,
             )
         }?;
-        Ok(Self { fd, entry })
+        Ok(Self {
+            fd,
+            entry,
+            wd: Some(wd),
+            flags,
+        })
+    }
+
+    /// Watch whatever file `path` names now (after [`Change::Replaced`]: a rotation moved the
+    /// old one away), on the same inotify instance: the old inode's watch is removed, so its
+    /// later writes wake nobody. One instance serves a watcher's whole life.
+    pub fn rewatch(&mut self, path: &Path) -> io::Result<()> {
+        let inotify = &self.fd.get_ref().0;
+        if let Some(wd) = self.wd.take() {
+            // Already gone if the file was deleted (the kernel removed the watch).
+            let _ = inotify.rm_watch(wd);
+        }
+        self.wd = Some(
+            inotify
+                .add_watch(path, self.flags)
+                .map_err(io::Error::from)?,
+        );
+        Ok(())
     }
 
     /// Wait for the next change, then read every queued event. Cancel-safe.
@@ -102,6 +129,13 @@ impl FileChanges {
                     Ok(events) if events.is_empty() => break,
                     Ok(events) => {
                         for event in events {
+                            // A removed watch's last events (IN_IGNORED after `rewatch`); an
+                            // overflow names no watch and always counts.
+                            if self.wd.is_some_and(|wd| wd != event.wd)
+                                && !event.mask.contains(AddWatchFlags::IN_Q_OVERFLOW)
+                            {
+                                continue;
+                            }
                             let gone = event.mask.intersects(
                                 AddWatchFlags::IN_MOVE_SELF
                                     | AddWatchFlags::IN_DELETE_SELF
@@ -155,6 +189,49 @@ mod tests {
             .expect("an event within 5s")
             .expect("read events");
         assert_eq!(change, Change::Replaced);
+    }
+
+    #[tokio::test]
+    async fn a_rewatch_follows_the_new_file_on_the_same_instance_and_forgets_the_old() {
+        use std::os::fd::AsRawFd as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("web.log");
+        std::fs::write(&path, b"").expect("create");
+        let mut watch = FileChanges::new(&path).expect("watch");
+        let fd = watch.fd.get_ref().as_raw_fd();
+        // A rotation: the log is moved away and a new one takes its name.
+        let old = dir.path().join("web.log.1");
+        std::fs::rename(&path, &old).expect("rotate");
+        let change = tokio::time::timeout(std::time::Duration::from_secs(5), watch.changed())
+            .await
+            .expect("an event within 5s")
+            .expect("read events");
+        assert_eq!(change, Change::Replaced);
+        std::fs::write(&path, b"").expect("the new log");
+        watch.rewatch(&path).expect("rewatch");
+        assert_eq!(watch.fd.get_ref().as_raw_fd(), fd, "the same instance");
+        // The old file's writes wake nobody; the new file's do.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&old)
+            .and_then(|mut f| f.write_all(b"old\n"))
+            .expect("write the old file");
+        let quiet =
+            tokio::time::timeout(std::time::Duration::from_millis(100), watch.changed()).await;
+        assert!(
+            quiet.is_err(),
+            "a write to the rotated copy woke the watcher"
+        );
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(b"ready\n"))
+            .expect("write the new log");
+        let change = tokio::time::timeout(std::time::Duration::from_secs(5), watch.changed())
+            .await
+            .expect("an event within 5s")
+            .expect("read events");
+        assert_eq!(change, Change::Written);
     }
 
     #[tokio::test]

@@ -112,6 +112,8 @@ async fn run_log(
     state: &mut LogState,
     tx: &mpsc::Sender<Verdict>,
 ) {
+    // One inotify instance for the whole run (rotations re-aim it: `rewatch`); a new one
+    // only while the log cannot be watched at all (it does not exist).
     let mut watch = platform::FileChanges::new(&task.log).ok();
     loop {
         let verdict = log_probe(task, pattern, state);
@@ -133,9 +135,12 @@ async fn run_log(
         };
         tokio::select! {
             change = changed => {
-                // Moved or deleted (or the watch failed): watch whatever the path is now.
-                if change != Some(platform::Change::Written) {
-                    watch = platform::FileChanges::new(&task.log).ok();
+                // Moved or deleted (or the watch failed): watch whatever the path is now,
+                // on the same inotify instance (one per run of the process).
+                if change != Some(platform::Change::Written)
+                    && watch.as_mut().is_none_or(|w| w.rewatch(&task.log).is_err())
+                {
+                    watch = None;
                 }
             }
             () = tokio::time::sleep(interval) => {

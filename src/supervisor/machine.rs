@@ -54,10 +54,17 @@ pub struct Status {
     pub spawn_seq: u64,
 }
 
+static SPAWNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// The next spawn's [`Status::spawn_seq`] (increasing, never 0).
 pub fn next_spawn_seq() -> u64 {
-    static SPAWNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     SPAWNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The [`Status::spawn_seq`] the next spawn will get: a run whose `spawn_seq` is below
+/// this mark was spawned before it was taken.
+pub fn spawn_mark() -> u64 {
+    SPAWNS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// An exit before ready: why, and where that run's output starts in the log.

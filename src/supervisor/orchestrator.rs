@@ -34,6 +34,10 @@ use crate::registry::{self, ProcState, ProcessRecord, Registry, SupervisorRecord
 
 /// Longest wait, after `up` saw a failure, for the dependents that fail with it to say so.
 const CONSEQUENCES: Duration = Duration::from_secs(2);
+/// Once one process of an `up` failed, how long the others get to settle (become ready
+/// or fail too) so that the verdict names each one's real state, not a snapshot of the
+/// moment of the first failure ("`typo` is pending" while it had exited 127).
+const OTHERS_GRACE: Duration = Duration::from_secs(2);
 
 /// Shortest pause between two background registry writes.
 const WRITE_INTERVAL: Duration = Duration::from_millis(50);
@@ -304,6 +308,7 @@ impl Orchestrator {
         let selection = crate::plan::selection(&req.config, &graph, &req.names, req.no_deps);
         let order: Vec<String> = graph.start_order();
         let mut events = self.shared.events.subscribe();
+        let first_spawn = super::machine::spawn_mark();
         let notes = {
             let _guard = self.ops.lock().await;
             self.state().project.0.clone_from(&req.config.name);
@@ -386,6 +391,21 @@ impl Orchestrator {
                     () = tokio::time::sleep_until(deadline) => { timed_out = true; break; }
                 }
             }
+            // A failure ended the wait: the others get a moment to settle too, so the
+            // verdict is each one's real state (the restart policies go on meanwhile).
+            let until = deadline.min(Instant::now() + OTHERS_GRACE);
+            while !timed_out && !self.all_settled(&wanted, &ready) {
+                tokio::select! {
+                    ev = events.recv() => match ev {
+                        Ok(ev) => if selection.contains(&ev.name) {
+                            let _ = out.send(Response::Event(ev)).await;
+                        },
+                        Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(broadcast::error::RecvError::Closed) => break,
+                    },
+                    () = tokio::time::sleep_until(until) => break,
+                }
+            }
         }
         if req.wait && !timed_out {
             // A failure's consequences (dependents failing with it) are part of the verdict:
@@ -411,7 +431,7 @@ impl Orchestrator {
         }
         // `--no-wait`: accepted and not already failed is success.
         let wait = req.wait;
-        let mut outcome = self.outcome(&wanted, |spec, s| {
+        let mut outcome = self.outcome(&wanted, first_spawn, |spec, s| {
             ready(spec, s) || (!wait && !is_settled_bad(s))
         });
         outcome.notes = notes;
@@ -531,7 +551,25 @@ impl Orchestrator {
         all_ready
     }
 
-    fn outcome(&self, names: &[String], ok: impl Fn(&Process, &Status) -> bool) -> Outcome {
+    /// Is every process of `wanted` either ready or settled without being ready?
+    fn all_settled(&self, wanted: &[String], ready: &dyn Fn(&Process, &Status) -> bool) -> bool {
+        let state = self.state();
+        wanted.iter().all(|name| {
+            state.services.get(name).is_none_or(|h| {
+                let s = h.status.borrow();
+                ready(&h.spec, &s) || is_settled_bad(&s)
+            })
+        })
+    }
+
+    /// The verdict on `names`; a process not `ok` whose run is older than `first_spawn` and
+    /// that no longer runs did not run for this request at all (`not_run`).
+    fn outcome(
+        &self,
+        names: &[String],
+        first_spawn: u64,
+        ok: impl Fn(&Process, &Status) -> bool,
+    ) -> Outcome {
         let mut outcome = Outcome::default();
         let state = self.state();
         let services = &state.services;
@@ -553,7 +591,8 @@ impl Orchestrator {
                 _ => s
                     .reason
                     .clone()
-                    .or_else(|| s.waiting_for.clone().map(|w| format!("waiting for {w}"))),
+                    .or_else(|| s.waiting_for.clone().map(|w| format!("waiting for {w}")))
+                    .or_else(|| (!ok).then(|| still(s.state).to_owned())),
             };
             outcome.processes.push(ProcessOutcome {
                 name: name.clone(),
@@ -564,6 +603,11 @@ impl Orchestrator {
                 port_conflict: s.port_conflict,
                 log: self.shared.paths.log_file(name).display().to_string(),
                 log_from: early.map(|e| e.log_offset),
+                not_run: !ok
+                    && early.is_none()
+                    && s.spawn_seq < first_spawn
+                    && !s.state.is_live()
+                    && s.state != ProcState::Backoff,
             });
         }
         outcome
@@ -909,7 +953,7 @@ impl Orchestrator {
             .filter(|n| targets.contains(*n))
             .cloned()
             .collect();
-        let mut outcome = self.outcome(&order, |_, s| !s.state.is_live() && s.pid.is_none());
+        let mut outcome = self.outcome(&order, 0, |_, s| !s.state.is_live() && s.pid.is_none());
         for p in &mut outcome.processes {
             let Some(o) = outcomes.get(&p.name) else {
                 continue;
@@ -958,5 +1002,18 @@ impl Orchestrator {
             kill_port_owners: false,
         };
         self.up(req, out).await;
+    }
+}
+
+/// What a process that is not ready, and says nothing more, is doing.
+fn still(state: ProcState) -> &'static str {
+    match state {
+        ProcState::Pending => "not started yet",
+        ProcState::Starting => "still starting",
+        ProcState::Running => "running, not ready yet",
+        ProcState::Unhealthy => "its health check is failing",
+        ProcState::Stopping => "being stopped",
+        ProcState::Stopped => "by a `down` or `stop` before it was ready",
+        _ => "not ready",
     }
 }

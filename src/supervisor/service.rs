@@ -769,11 +769,18 @@ impl Actor {
         let reason = next.reason().map(str::to_owned);
         let now_ready = matches!(state, ProcState::Running | ProcState::Healthy);
         let spec = Arc::clone(&self.spec);
+        // A oneshot's program adopted after its waiting parent was killed stays in that
+        // parent's group; everything else adopted leads its own.
+        let group = if spec.oneshot {
+            crate::platform::stat(pid).map_or(pid, |st| st.pgid)
+        } else {
+            pid
+        };
         self.set(|s| {
             s.state = state;
             s.reason = reason;
             s.pid = Some(pid);
-            s.pgid = Some(pid);
+            s.pgid = Some(group);
             s.start_time = Some(start_time);
             s.started_at = started_at;
             s.restarts = restarts;
@@ -1080,15 +1087,34 @@ impl Actor {
     async fn on_exit(&mut self, mut run: Running, info: Option<ExitInfo>) -> Mode {
         // A oneshot's waiting parent recorded the program's real exit: it is the truth (an
         // adopted one's exit is known only from there).
-        let info = if self.spec.oneshot {
+        let record = if self.spec.oneshot {
             let start_time = self.status.borrow().start_time.unwrap_or(0);
             registry::runs::read(&self.shared.paths.run_file(&self.spec.name))
                 .filter(|rec| rec.is_run_of(run.pid, start_time))
-                .and_then(|rec| rec.exit())
-                .or(info)
         } else {
-            info
+            None
         };
+        // The waiting parent was killed (SIGKILL) before it recorded an exit, and its program
+        // lives on: the program is watched from now on (by a verified pidfd), never left
+        // running unsupervised for a later `up` to run again; its exit status will be unknown.
+        if let Some(rec) = &record
+            && rec.state == registry::runs::RunState::Running
+            && rec.pid == Some(run.pid)
+            && let Some((pid, start_time)) = rec.program_alive()
+            && let Ok(Some(fd)) = PidFd::open_verified(pid, start_time)
+        {
+            self.event(&format!(
+                "its waiting parent was killed; watching its program, pid {pid} (its exit status will be unknown)"
+            ));
+            self.set(|s| {
+                s.pid = Some(pid);
+                s.start_time = Some(start_time);
+            });
+            run.pid = pid;
+            run.exit = Exit::Adopted(fd);
+            return Mode::Running(run);
+        }
+        let info = record.and_then(|rec| rec.exit()).or(info);
         if self.spec.oneshot {
             self.mark_run_seen(run.pid, info, false).await;
         }
@@ -1524,11 +1550,18 @@ impl Actor {
             }
             None => Some(spec.stop_signal.number),
         };
+        // A oneshot's program watched after its waiting parent was killed is in that
+        // parent's group (which outlives it): the stop signals that group.
+        let pgid = if spec.oneshot {
+            self.status.borrow().pgid.unwrap_or(run.pid)
+        } else {
+            run.pid
+        };
         let target = stop::Target {
             project_id: &self.ctx.project_id,
             name: &spec.name,
             pid: Some(run.pid),
-            pgid: Some(run.pid),
+            pgid: Some(pgid),
             signal,
             timeout: timeout.unwrap_or(spec.stop_timeout),
         };

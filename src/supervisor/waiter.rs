@@ -28,10 +28,12 @@ pub const ROLE: &str = "__oneshot";
 
 /// Run the role with the arguments after [`ROLE`]; returns the exit code.
 pub fn run(args: &[OsString]) -> i32 {
-    platform::outlast_signals();
     // A stop that arrives from here until the program runs stays pending (not swallowed by
-    // the handler): it is seen before the program is started, or it reaches the program.
+    // a handler): it is seen before the program is started, or it reaches the program. Held
+    // before the handlers exist, so no stop can reach one first (one that arrived even
+    // earlier ended this process by its default action).
     let held = platform::HeldStops::hold().ok();
+    platform::outlast_signals();
     let [record, hash, program, rest @ ..] = args else {
         eprintln!("usage: procs {ROLE} RECORD HASH PROGRAM [ARG…]");
         return 2;
@@ -117,7 +119,11 @@ fn start(program: &OsString, rest: &[OsString], held: Option<&platform::HeldStop
         abort_on_pending: held.is_some(),
     };
     loop {
-        if let Some(sig) = held.and_then(platform::HeldStops::pending) {
+        // Pending while held; or, if holding failed, noted by a handler.
+        if let Some(sig) = held
+            .and_then(platform::HeldStops::pending)
+            .or_else(platform::received)
+        {
             return Started::Stopped(sig);
         }
         match platform::spawn_child(&spec) {

@@ -1,6 +1,7 @@
 //! The module boundaries of `docs/architecture.md`, checked on the source text: the CLI
 //! imports nothing of the supervisor, system calls stay in `platform/`, and no module imports
-//! one that imports it back (directly or around a longer circle).
+//! one that imports it back (directly or around a longer circle); the orchestrator holds its
+//! state lock through no I/O and no wait.
 //!
 //! A module is a file (`src/cli/up.rs` is `cli::up`; `mod.rs` is its directory). An import is a
 //! `crate::…` or `super::…` path outside `#[cfg(test)]` code, resolved to the longest module
@@ -250,4 +251,67 @@ fn the_checker_sees_a_circle_when_there_is_one() {
     );
     // And the resolver finds real imports: the supervisor imports the registry.
     assert!(imports()["supervisor"].contains("registry"));
+}
+
+/// The I/O (and waits) found inside each section of `text` that holds the orchestrator's state
+/// lock through a named guard (`let state = self.state();` to the end of its block).
+fn io_under_the_state_lock(text: &str) -> Vec<String> {
+    const IO: [&str; 7] = [
+        ".await",
+        "std::fs::",
+        "runs::",
+        "write_pid_file",
+        "spawn_blocking",
+        "registry::save",
+        "File::",
+    ];
+    let guard = Regex::new(r"let (mut )?\w+ = self\.state\(\);").expect("regex");
+    let mut found = Vec::new();
+    for m in guard.find_iter(text) {
+        // The guard lives to the end of the block it was declared in.
+        let mut depth = 0i32;
+        let mut end = text.len();
+        for (i, c) in text[m.end()..].char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' if depth == 0 => {
+                    end = m.end() + i;
+                    break;
+                }
+                '}' => depth -= 1,
+                _ => {}
+            }
+        }
+        let section = &text[m.end()..end];
+        for io in IO {
+            if section.contains(io) {
+                let line = text[..m.start()].lines().count() + 1;
+                found.push(format!("`{io}` under the guard taken at line {line}"));
+            }
+        }
+    }
+    found
+}
+
+/// `docs/architecture.md`: the orchestrator's one state lock is taken for short sections
+/// that never `.await` and never do I/O (a run record's removal, a registry write).
+#[test]
+fn the_orchestrators_state_lock_is_never_held_across_io_or_a_wait() {
+    let dir = src_dir().join("supervisor");
+    for file in [
+        dir.join("orchestrator.rs"),
+        dir.join("orchestrator/restart.rs"),
+    ] {
+        let text = strip(&std::fs::read_to_string(&file).expect("read the orchestrator"));
+        let found = io_under_the_state_lock(&text);
+        assert!(found.is_empty(), "{}: {found:?}", file.display());
+    }
+}
+
+#[test]
+fn the_lock_checker_sees_io_under_the_guard_and_not_after_it() {
+    let held = "fn f(&self) {\n    {\n        let state = self.state();\n        registry::runs::remove(&p);\n    }\n}\n";
+    assert_eq!(io_under_the_state_lock(held).len(), 1, "{held}");
+    let after = "fn f(&self) {\n    {\n        let state = self.state();\n        names.push(1);\n    }\n    registry::runs::remove(&p);\n}\n";
+    assert!(io_under_the_state_lock(after).is_empty(), "{after}");
 }

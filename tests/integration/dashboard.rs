@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::harness::{Project, free_port, pid_alive, run, wait_until};
 use crate::lifecycle::pid_of;
-use crate::recovery::{daemons, kill_supervisor};
+use crate::recovery::{daemons, kill_supervisor, supervisor_pid};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -140,6 +140,32 @@ impl Drop for Dashboard {
     }
 }
 
+/// The inodes of the TCP and UDP (v4 and v6) sockets `pid` holds open.
+fn inet_sockets(pid: i32) -> Vec<u64> {
+    let mut inet = std::collections::HashSet::new();
+    for table in ["tcp", "tcp6", "udp", "udp6"] {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            if let Some(Ok(inode)) = line.split_whitespace().nth(9).map(str::parse::<u64>) {
+                inet.insert(inode);
+            }
+        }
+    }
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/fd: {e}"));
+    let mut held: Vec<u64> = fds
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter_map(|target| {
+            let t = target.to_str()?;
+            t.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+        })
+        .filter(|inode| inet.contains(inode))
+        .collect();
+    held.sort_unstable();
+    held
+}
+
 #[track_caller]
 fn until(rx: &mpsc::Receiver<Value>, what: &str, mut pred: impl FnMut(&Value) -> bool) -> Value {
     let deadline = Instant::now() + WAIT;
@@ -175,6 +201,17 @@ fn the_api_serves_status_actions_and_streams_of_a_real_stack() {
     p.procs(["up"]).success();
     let worker_pid = pid_of(&p, "worker");
     let d = Dashboard::start(&p);
+    // The dashboard listens; the supervisor it talks to opens no network port at all.
+    assert!(
+        !inet_sockets(d.child.id() as i32).is_empty(),
+        "the dashboard's listening socket is seen"
+    );
+    let supervisor = supervisor_pid(&p);
+    assert_eq!(
+        inet_sockets(supervisor),
+        Vec::<u64>::new(),
+        "the supervisor (pid {supervisor}) holds TCP/UDP sockets"
+    );
 
     let projects = d.json("GET", "/api/v1/projects");
     let list = projects["projects"].as_array().expect("projects");
@@ -265,6 +302,34 @@ fn the_api_serves_status_actions_and_streams_of_a_real_stack() {
     assert!(
         !lines.is_empty() && lines.iter().all(|l| l["line"] == "worker-up"),
         "{tail}"
+    );
+    // `since`: the worker wrote its line at the restart, well over a millisecond ago.
+    let lines_since = |since: &str| -> usize {
+        d.json(
+            "GET",
+            &format!("/api/v1/projects/{id}/processes/worker/logs?grep=worker-up&since={since}"),
+        )["lines"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    assert!(lines_since("1h") >= 2, "both runs' lines within the hour");
+    assert_eq!(
+        lines_since("1ms"),
+        0,
+        "no worker-up line in the last millisecond"
+    );
+    // The merged log of every process, not followed.
+    let merged = d.json("GET", &format!("/api/v1/projects/{id}/logs?n=1000"));
+    let procs_seen: std::collections::BTreeSet<&str> = merged["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .filter_map(|l| l["process"].as_str())
+        .collect();
+    assert_eq!(
+        procs_seen.into_iter().collect::<Vec<_>>(),
+        ["web", "worker"],
+        "{merged}"
     );
     let (code, _, body) = d.raw(
         "GET",
@@ -642,4 +707,38 @@ fn the_dashboard_covers_every_project_on_the_port_asked_and_acts_on_each() {
     }
     drop(d);
     p.assert_no_survivors();
+}
+
+#[test]
+fn the_dashboard_prints_its_link_on_the_port_asked() {
+    let p = Project::new().config("processes:\n  a:\n    command: \"{testd}\"\n");
+    let port = free_port();
+    let mut child = p
+        .command(p.procs_path())
+        .args(["dashboard", "--port", &port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn procs dashboard");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(WAIT);
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = line.unwrap_or_else(|e| panic!("no link printed within {WAIT:?}: {e}"));
+    let prefix = format!("dashboard: http://127.0.0.1:{port}/?token=");
+    let token = line
+        .trim_end()
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("{line:?} starts with {prefix:?}"));
+    assert!(
+        token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()),
+        "a 256-bit hex token: {token:?}"
+    );
 }

@@ -1,7 +1,8 @@
 //! `procs mcp` with a real MCP client: the `mcp` package from the Python package index, in the virtualenv
 //! `.ci/run` makes at `target/mcp-venv`, runs `tests/mcp/mcp_client.py`, which initializes,
 //! lists the tools, calls `status` and `restart` (the pid changes) and reads a resource.
-//! A raw JSON-RPC exchange checks what the SDK hides (errors, notifications).
+//! A raw JSON-RPC exchange checks what the SDK hides (errors, notifications), and another
+//! that `down` stops what a killed supervisor left running.
 //! The venv is required in CI; elsewhere a missing one skips the client test with a note.
 
 use std::io::{BufRead, BufReader, Write};
@@ -11,8 +12,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Project, free_port, run};
+use crate::harness::{Project, free_port, pid_alive, run};
 use crate::lifecycle::pid_of;
+use crate::recovery::{daemons, kill_supervisor};
 
 const WAIT: Duration = Duration::from_mins(2);
 
@@ -180,4 +182,53 @@ fn the_server_answers_json_rpc_errors_and_never_answers_notifications() {
         .expect("status text is JSON");
     assert_eq!(text["supervisor"]["running"], false);
     assert_eq!(answers[5]["error"]["code"], -32002);
+}
+
+#[test]
+fn the_down_tool_stops_what_a_killed_supervisor_left_running() {
+    let mut p = Project::new().config(
+        "processes:\n  a:\n    command: [\"{testd}\"]\n  b:\n    command: [\"{testd}\"]\n    depends_on: [a]\n",
+    );
+    p.procs(["up"]).success();
+    kill_supervisor(&p);
+    let left = daemons(&p);
+    assert_eq!(left.len(), 2, "a and b outlive their supervisor: {left:?}");
+    let mut child = p
+        .command(p.procs_path())
+        .arg("mcp")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn procs mcp");
+    let mut stdin = child.stdin.take().expect("stdin");
+    for line in [
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+               "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                          "clientInfo": {"name": "test", "version": "0"}}}),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+               "params": {"name": "down", "arguments": {}}}),
+    ] {
+        writeln!(stdin, "{line}").expect("write a request");
+    }
+    drop(stdin);
+    let answers: Vec<Value> = BufReader::new(child.stdout.take().expect("stdout"))
+        .lines()
+        .map(|l| serde_json::from_str(&l.expect("read")).expect("each line is JSON"))
+        .collect();
+    assert!(child.wait().expect("wait for procs mcp").success());
+    let down = &answers[1]["result"];
+    assert_eq!(down["isError"], false, "{down}");
+    let text = down["content"][0]["text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("a: stopped") && text.contains("b: stopped"),
+        "{text}"
+    );
+    let alive: Vec<i32> = left.into_iter().filter(|pid| pid_alive(*pid)).collect();
+    assert!(
+        alive.is_empty(),
+        "still running after down: {alive:?} ({text})"
+    );
+    p.assert_no_survivors();
 }

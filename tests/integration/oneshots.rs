@@ -458,3 +458,41 @@ fn a_stop_signal_at_any_moment_of_a_waiting_parents_start_ends_the_run() {
         );
     }
 }
+
+/// The waiting parent alone is killed (SIGKILL) while the supervisor runs: the supervisor
+/// goes on watching the program (same run, not failed while it runs), a second `up` does not
+/// run the oneshot again, a stop reaches the program, and its end is "status unknown".
+#[test]
+fn a_program_whose_waiting_parent_was_killed_under_a_live_supervisor_is_watched() {
+    let mut p = Project::new().config(WAITING_SEED);
+    let waiter = seed_running(&p);
+    let program = program_of(&p, "seed");
+    kill9(waiter);
+    wait_until("the supervisor to watch the program", WAIT, || {
+        let seed = proc_status(&p, "seed");
+        seed["state"] == "running" && seed["pid"] == program
+    });
+    assert!(pid_alive(program));
+    assert!(
+        p.read_log("seed")
+            .contains(&format!("watching its program, pid {program}")),
+        "{}",
+        p.read_log("seed")
+    );
+    p.procs(["up", "--no-wait"]).success();
+    assert_eq!(
+        lines(&p, "runs.txt"),
+        1,
+        "not run again while its program runs"
+    );
+    let stop = p.procs(["stop", "seed"]).success();
+    assert!(
+        !stop.stdout.contains("killed after") && !stop.stderr.contains("killed after"),
+        "the stop signal reached the program: {stop:?}"
+    );
+    assert!(!pid_alive(program));
+    assert_eq!(proc_status(&p, "seed")["state"], "stopped");
+    assert_eq!(lines(&p, "runs.txt"), 1);
+    p.procs(["down"]).success();
+    p.assert_no_survivors();
+}

@@ -59,6 +59,107 @@ processes:
 }
 
 #[test]
+fn ups_verdict_names_every_processs_real_state_not_the_moment_of_the_first_failure() {
+    // Two processes fail within milliseconds of each other while a third becomes healthy
+    // a moment later: the verdict used to be a snapshot of the first failure ("`typo` is
+    // pending: no reason recorded" although it had exited 127, "`web` is pending" although
+    // it was starting).
+    let port = crate::harness::free_port();
+    let mut p = Project::new().config(&format!(
+        r#"
+processes:
+  crasher:
+    command: 'echo "boom: config missing" >&2; exit 3'
+  typo:
+    command: pythn3 -m http.server
+  web:
+    command: ["{{testd}}", "--listen", "{port}"]
+    ports: [{port}]
+    healthcheck: {{ tcp: "127.0.0.1:{port}" }}
+"#
+    ));
+    let out = procs_within(&p, &["up", "--timeout", "60s"], Duration::from_secs(20)).code(1);
+    let err = &out.stderr;
+    assert!(err.contains("2 of 3 processes not ready"), "{err}");
+    assert!(
+        err.contains("`crasher` is backoff: exited with code 3 before it was ready"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`typo` is backoff: exited with code 127 before it was ready"),
+        "{err}"
+    );
+    // `web` normally became healthy within the grace; on a slow machine it may still be
+    // starting, which the verdict must then say in so many words.
+    assert!(
+        !err.contains("`web`") || err.contains("`web` is starting: waiting for tcp"),
+        "{err}"
+    );
+    assert!(!err.contains("no reason recorded"), "{err}");
+    wait_until(
+        "web to be healthy (the failures go on in the background)",
+        WAIT,
+        || proc_status(&p, "web")["state"] == "healthy",
+    );
+    p.procs(["down"]).success();
+    p.assert_no_survivors();
+}
+
+#[test]
+fn a_down_during_up_is_named_in_ups_verdict_without_an_earlier_runs_lines() {
+    // `db` never becomes healthy (nothing listens on its port), `api` waits for it; a
+    // `down` meanwhile: `up` says each was stopped before it was ready, and shows no log
+    // lines for `api`, which did not run for this `up` (its log holds an earlier run).
+    let port = crate::harness::free_port();
+    let mut p = Project::new().config(&format!(
+        r#"
+processes:
+  db:
+    command: ["{{testd}}"]
+    healthcheck: {{ tcp: "127.0.0.1:{port}" }}
+  api:
+    command: ["{{testd}}"]
+    depends_on: {{ db: healthy }}
+"#
+    ));
+    p.file(
+        ".procs/logs/api.log",
+        "[procs] 2026-01-01T00:00:00Z started pid 1\nstale line of an earlier run\n",
+    );
+    let up = p
+        .command(procs_bin())
+        .args(["up", "--timeout", "60s"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn procs up");
+    let mut up = crate::harness::KillOnDrop(up);
+    wait_until("db to be started by up", WAIT, || {
+        p.read_log("db").contains("started pid")
+    });
+    p.procs(["down"]).success();
+    wait_until("up to return after the down", WAIT, || {
+        up.try_wait().expect("try_wait").is_some()
+    });
+    let mut err = String::new();
+    std::io::Read::read_to_string(up.stderr.as_mut().expect("stderr"), &mut err)
+        .expect("read up's stderr");
+    assert_eq!(up.wait().expect("wait").code(), Some(1), "{err}");
+    assert!(
+        err.contains("`db` is stopped: by a `down` or `stop` before it was ready"),
+        "{err}"
+    );
+    assert!(err.contains("`api` is"), "{err}");
+    assert!(
+        !err.contains("stale line"),
+        "api did not run for this up: {err}"
+    );
+    assert!(!err.contains("no reason recorded"), "{err}");
+    p.assert_no_survivors();
+}
+
+#[test]
 fn a_typo_in_the_program_fails_up_within_seconds() {
     let mut p = Project::new().config(
         "
@@ -129,6 +230,39 @@ processes:
         procs_within(&p, &["down"], Duration::from_secs(20)).success();
         p.assert_no_survivors();
     }
+}
+
+/// SIGHUP (decided and documented in docs/lifecycle.md, "Signals to the supervisor") is
+/// logged and otherwise ignored: the supervisor and its processes go on, and it still
+/// answers.
+#[test]
+fn sighup_to_the_supervisor_is_logged_and_changes_nothing() {
+    let mut p = Project::new().config(
+        r#"
+processes:
+  a:
+    command: ["{testd}"]
+    ready_after: 0s
+"#,
+    );
+    p.procs(["up"]).success();
+    let sup = supervisor_pid(&p);
+    let a = pid_of(&p, "a");
+    signal(sup, Signal::SIGHUP);
+    wait_until("the supervisor to log the SIGHUP", WAIT, || {
+        p.read_log("procs").contains("SIGHUP received: ignored")
+    });
+    assert!(pid_alive(sup), "the supervisor survived SIGHUP");
+    assert!(pid_alive(a), "`a` survived the supervisor's SIGHUP");
+    assert!(
+        !p.read_log("a").contains("got SIGHUP"),
+        "no signal was passed on"
+    );
+    procs_within(&p, &["up"], Duration::from_secs(20)).success();
+    assert_eq!(supervisor_pid(&p), sup, "the same supervisor answers");
+    assert_eq!(pid_of(&p, "a"), a, "nothing restarted");
+    procs_within(&p, &["down"], Duration::from_secs(20)).success();
+    p.assert_no_survivors();
 }
 
 #[test]
