@@ -299,9 +299,13 @@ async fn wait_all(
                 return still_alive(pids, target);
             }
         }
-        // Confirm with a fresh scan: forks made during the stop are caught here.
-        let now = Instant::now();
-        let left = scanner.members(target, now);
+        // Confirm with a fresh scan: forks made during the stop are caught here. As at the
+        // start, the stops whose waits end in this tick ask first, so that a stack-wide
+        // `down` confirms with a few scans, not one per process (a scan reads every
+        // process's environment and stat, and blocks the supervisor while it does).
+        let asked = Instant::now();
+        tokio::task::yield_now().await;
+        let left = scanner.members(target, asked);
         let left: BTreeSet<i32> = left
             .into_iter()
             .filter(|pid| !(Some(*pid) == target.pid && report.exit.is_some()))

@@ -117,7 +117,7 @@ fn own_listener_is_no_conflict(mech: Mechanism) {
 }
 
 /// A `daemon: true` process whose daemon (a Python HTTP server that the main process started
-/// with `setsid … &`) is `SIGKILLed`: restarted under `always` and `on-failure` (a new daemon,
+/// with `setsid … &`) is killed (`SIGKILL`): restarted under `always` and `on-failure` (a new daemon,
 /// healthy again), `exited` with nothing left under `no`.
 fn daemon_death(mech: Mechanism, restart: &str) {
     let port = free_port();
