@@ -124,8 +124,7 @@ fn status_comes_from_the_event_stream_and_falls_back_to_the_registry_without_a_s
     p.procs(["up"]).success();
     let old_pid = pid_of(&p, "worker");
     let state_file = p.state_dir().join("state.json");
-    let script =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/mcp_stream_client.py");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/mcp_stream_client.py");
     let mut cmd = p.command(&python);
     cmd.arg(&script)
         .arg(p.procs_path())
