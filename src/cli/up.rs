@@ -106,12 +106,12 @@ pub fn start(
     let timeout_ms = timeout.as_millis() as u64;
     let request = if restart {
         Request::Restart {
-            names: names.to_vec(),
+            names: names.clone(),
             timeout_ms,
         }
     } else {
         Request::Start {
-            names: names.to_vec(),
+            names: names.clone(),
             timeout_ms,
         }
     };
