@@ -57,13 +57,6 @@ pub struct ChildSpec<'a> {
     /// An open `cgroup.procs` of the leaf the child must enter before it runs anything.
     pub cgroup_procs: Option<BorrowedFd<'a>>,
     pub announce: Option<&'a Announce>,
-    /// The child leads a new process group (`false`: it stays in the caller's, as a
-    /// oneshot's program stays in its waiting parent's group, which a stop signals).
-    pub own_group: bool,
-    /// Refuse to spawn (`ErrorKind::Interrupted`) if a signal is pending for the caller at
-    /// the last moment before the `clone`: a caller that blocks its stop signals learns of
-    /// a stop that arrived before the child existed (which the child would never get).
-    pub abort_on_pending: bool,
 }
 
 /// Everything the child touches, built by the parent before the `clone`.
@@ -76,7 +69,6 @@ struct Prepared {
     stdout: RawFd,
     stderr: RawFd,
     cgroup_procs: Option<RawFd>,
-    own_group: bool,
     /// The announce line without the pid: `prefix` bytes, then `suffix` bytes.
     prefix: Vec<u8>,
     suffix: Vec<u8>,
@@ -127,7 +119,6 @@ pub fn spawn_child(spec: &ChildSpec<'_>) -> io::Result<i32> {
         stdout: spec.stdout.as_raw_fd(),
         stderr: spec.stderr.as_raw_fd(),
         cgroup_procs: spec.cgroup_procs.map(|fd| fd.as_raw_fd()),
-        own_group: spec.own_group,
         prefix: spec
             .announce
             .map(|a| a.prefix.as_bytes().to_vec())
@@ -142,9 +133,6 @@ pub fn spawn_child(spec: &ChildSpec<'_>) -> io::Result<i32> {
     let stack = Stack::new()?;
     let pid = {
         let _blocked = BlockedSignals::all()?;
-        if spec.abort_on_pending && signal_pending() {
-            return Err(io::Error::from(io::ErrorKind::Interrupted));
-        }
         // SAFETY: `child_main` gets a pointer to `prepared`, which outlives the call: with
         // CLONE_VFORK this thread is suspended until the child has `exec`'d or exited, and
         // the child only reads `prepared` (and stores into its atomic) before that. The
@@ -202,7 +190,7 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
                 fail(p);
             }
         }
-        if (p.own_group && libc::setpgid(0, 0) != 0) || libc::chdir(p.cwd.as_ptr()) != 0 {
+        if libc::setpgid(0, 0) != 0 || libc::chdir(p.cwd.as_ptr()) != 0 {
             fail(p);
         }
         if p.announce {
@@ -341,17 +329,6 @@ fn page_size() -> usize {
     usize::try_from(n).unwrap_or(4096)
 }
 
-/// Is any signal pending for the calling thread or its process (blocked, so not delivered)?
-fn signal_pending() -> bool {
-    // SAFETY: sigpending fills a stack-allocated set; sigisemptyset only reads it.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&raw mut set);
-        libc::sigpending(&raw mut set) == 0
-            && (1..=libc::SIGRTMAX()).any(|sig| libc::sigismember(&raw const set, sig) == 1)
-    }
-}
-
 /// Every signal blocked for the calling thread while this lives.
 struct BlockedSignals {
     old: libc::sigset_t,
@@ -410,8 +387,6 @@ mod tests {
             stderr: out.as_fd(),
             cgroup_procs: None,
             announce: Some(&announce),
-            own_group: true,
-            abort_on_pending: false,
         })?;
         nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).expect("our child");
         Ok(pid)

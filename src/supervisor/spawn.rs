@@ -214,8 +214,6 @@ pub fn spawn(
             .as_ref()
             .map(platform::cgroup::Placement::procs_fd),
         announce: Some(&announce),
-        own_group: true,
-        abort_on_pending: false,
     };
     let guard = reaper.begin_spawn();
     let pid = platform::spawn_child(&child)?;

@@ -17,7 +17,6 @@
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
-use std::os::fd::AsFd as _;
 use std::path::{Path, PathBuf};
 
 use crate::platform::{self, ExitInfo};
@@ -99,40 +98,27 @@ fn start(program: &OsString, rest: &[OsString], held: Option<&platform::HeldStop
     let env: BTreeMap<String, String> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
-    let Ok(cwd) = std::env::current_dir() else {
-        return Started::Failed(std::io::Error::other("no working directory"));
-    };
     let mut argv: Vec<&OsStr> = vec![program.as_os_str()];
     argv.extend(rest.iter().map(OsString::as_os_str));
-    let stdout = std::io::stdout();
-    let stderr = std::io::stderr();
-    let spec = platform::ChildSpec {
-        program: Path::new(program),
-        argv,
-        env: &env,
-        cwd: &cwd,
-        stdout: stdout.as_fd(),
-        stderr: stderr.as_fd(),
-        cgroup_procs: None,
-        announce: None,
-        own_group: false,
-        abort_on_pending: held.is_some(),
+    // Pending while held; or, if holding failed, noted by a handler.
+    if let Some(sig) = held
+        .and_then(platform::HeldStops::pending)
+        .or_else(platform::received)
+    {
+        return Started::Stopped(sig);
+    }
+    let spawned = match held {
+        Some(held) => held.spawn(Path::new(program), &argv, &env),
+        // Holding failed: an ordinary spawn (the stop may then be missed in its window).
+        None => std::process::Command::new(program)
+            .args(rest)
+            .spawn()
+            .map(|child| platform::HeldSpawn::Started(child.id() as i32)),
     };
-    loop {
-        // Pending while held; or, if holding failed, noted by a handler.
-        if let Some(sig) = held
-            .and_then(platform::HeldStops::pending)
-            .or_else(platform::received)
-        {
-            return Started::Stopped(sig);
-        }
-        match platform::spawn_child(&spec) {
-            Ok(pid) => return Started::Program(pid),
-            // Some signal was pending at the last moment: a stop is seen above; any other
-            // (it was blocked only for the `clone`) has been delivered by now.
-            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(err) => return Started::Failed(err),
-        }
+    match spawned {
+        Ok(platform::HeldSpawn::Started(pid)) => Started::Program(pid),
+        Ok(platform::HeldSpawn::Stopped(sig)) => Started::Stopped(sig),
+        Err(err) => Started::Failed(err),
     }
 }
 
