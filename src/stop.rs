@@ -116,7 +116,9 @@ impl Scanner {
     /// A pidfd on a member, opened only while the pid still has the start time the latest
     /// scan saw (`PidFd::open_verified`): a pid that was reused since the scan is never
     /// signalled or waited on. A pid the scan did not see (a cgroup member that appeared
-    /// since) is opened now.
+    /// since) is opened now and kept only if, with the descriptor pinning it, it is in this
+    /// project's cgroup (only procs puts processes there): a stranger that took the pid of a
+    /// member that left the cgroup meanwhile is not.
     fn open_member(&self, pid: i32) -> std::io::Result<Option<PidFd>> {
         let seen = self.last.lock().ok().and_then(|last| {
             let (_, scan) = last.as_ref()?;
@@ -125,10 +127,16 @@ impl Scanner {
                 .find(|s| s.pid == pid)
                 .map(|s| s.start_time)
         });
-        match seen {
-            Some(start) => PidFd::open_verified(pid, start),
-            None => PidFd::open(pid),
+        if let Some(start) = seen {
+            return PidFd::open_verified(pid, start);
         }
+        let fd = PidFd::open(pid)?;
+        // Without cgroups every member comes from the scan's table.
+        Ok(fd.filter(|_| {
+            self.membership.project_cgroup().is_none_or(|project| {
+                platform::cgroup::cgroup_of(pid).is_some_and(|cg| cg.starts_with(project))
+            })
+        }))
     }
 
     /// Send `sig` to a member through a verified pidfd ([`Self::open_member`]). Without
