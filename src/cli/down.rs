@@ -39,6 +39,18 @@ pub fn down(
     let paths = &project.paths;
     check_names(global, &project, names)?;
     if let Ok(supervisor) = crate::control::client::ping(paths) {
+        // A name of procs.yaml that the running stack does not have (added since the
+        // last `up`) is not running: nothing to stop, and not an unknown name.
+        let (names, not_running) = project::split_by_running_stack(paths, names);
+        for name in &not_running {
+            if !out.quiet && !out.json {
+                println!("{name}: not running (not in the running stack)");
+            }
+        }
+        if names.is_empty() && !not_running.is_empty() {
+            return Ok(exit::OK);
+        }
+        let names = names.as_slice();
         let timeout_ms = timeout.map(|t| t.as_millis() as u64);
         let request = if full {
             Request::Down {

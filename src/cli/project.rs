@@ -109,3 +109,23 @@ pub fn invoking_env() -> std::collections::BTreeMap<String, String> {
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect()
 }
+
+/// `names` split into those the running stack has (its registry records them) and those
+/// it does not. With no names, or an unreadable registry, every name is the stack's (the
+/// supervisor then answers for them).
+pub fn split_by_running_stack(
+    paths: &crate::paths::Paths,
+    names: &[String],
+) -> (Vec<String>, Vec<String>) {
+    if names.is_empty() {
+        return (Vec::new(), Vec::new());
+    }
+    let Ok(crate::registry::Loaded::Ok(reg)) = crate::registry::load(&paths.state_file, false)
+    else {
+        return (names.to_vec(), Vec::new());
+    };
+    names
+        .iter()
+        .cloned()
+        .partition(|n| reg.processes.contains_key(n))
+}

@@ -83,25 +83,46 @@ pub fn start(
         };
         return up(global, out, &args);
     }
+    // Names added to procs.yaml since the last `up` are unknown to the running stack:
+    // they are brought up with the current procs.yaml, as `procs up NAMES` would.
+    let (names, added) = project::split_by_running_stack(&paths, names);
+    let mut code = exit::OK;
+    if !added.is_empty() {
+        let args = UpArgs {
+            names: added,
+            attach: false,
+            ui: false,
+            no_wait: false,
+            timeout,
+            no_deps: false,
+            kill_port_owners: false,
+            dry_run: false,
+        };
+        code = up(global, out, &args)?;
+        if names.is_empty() {
+            return Ok(code);
+        }
+    }
     let timeout_ms = timeout.as_millis() as u64;
     let request = if restart {
         Request::Restart {
-            names: names.to_vec(),
+            names: names.clone(),
             timeout_ms,
         }
     } else {
         Request::Start {
-            names: names.to_vec(),
+            names: names.clone(),
             timeout_ms,
         }
     };
     let response = render::request_until(&paths, request, out, render::deadline_after(timeout))?;
-    render::report(
+    let verdict = render::report(
         &response,
         out,
         if restart { "restart" } else { "start" },
         timeout,
-    )
+    )?;
+    Ok(verdict.max(code))
 }
 
 fn dry_run(

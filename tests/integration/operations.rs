@@ -489,3 +489,29 @@ processes:
     p.procs(["down"]).success();
     p.assert_no_survivors();
 }
+
+#[test]
+fn start_stop_and_restart_of_a_process_added_since_the_last_up() {
+    // The running stack was brought up with `a` only; procs.yaml then gained `b` and `c`.
+    // They used to be "no process named `b` in procs.yaml" (which names it).
+    let mut p = Project::new().config("processes:\n  a: {command: [\"{testd}\"]}\n");
+    p.procs(["up"]).success();
+    p.write_config(
+        "processes:\n  a: {command: [\"{testd}\"]}\n  b: {command: [\"{testd}\"]}\n  c: {command: [\"{testd}\"]}\n",
+    );
+    let a = pid_of(&p, "a");
+    p.procs(["stop", "c"])
+        .success()
+        .stdout_contains("c: not running");
+    let out = p.procs(["restart", "a", "b"]).success();
+    assert!(!out.stderr.contains("no process named"), "{}", out.stderr);
+    assert_ne!(pid_of(&p, "a"), a, "a was restarted");
+    assert_eq!(proc_status(&p, "b")["state"], "running");
+    p.procs(["start", "c"]).success();
+    assert_eq!(proc_status(&p, "c")["state"], "running");
+    p.procs(["stop", "zz"])
+        .code(2)
+        .stderr_contains("no process named `zz`");
+    p.procs(["down"]).success();
+    p.assert_no_survivors();
+}
