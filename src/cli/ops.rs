@@ -2,8 +2,9 @@
 //! projects, read a project's status and logs, and send it lifecycle requests.
 //!
 //! Owns: the mapping from an API-level operation to a control request or a file read.
-//! Invariants: state comes from the registry (read once per call, verified like
-//! `status --json`) or from the supervisor's answer; nothing here polls. Every failure is
+//! Invariants: state comes from the supervisor (its answer, or a live view of its event
+//! stream the caller keeps: [`status_from_stream`]) or, with no supervisor, from the
+//! registry (read once per call, verified like `status --json`); nothing here polls. Every failure is
 //! a catalogue [`Error`] so callers render it in the project's wording. Blocking: callers
 //! on an async runtime run these on a blocking thread.
 
@@ -15,7 +16,7 @@ use serde::Serialize;
 use super::{down, launch, project, status};
 use crate::config;
 use crate::control::client::Connection;
-use crate::control::protocol::{Outcome, ProcessOutcome, Request, Response, UpRequest};
+use crate::control::protocol::{Outcome, ProcessOutcome, Request, Response, Snapshot, UpRequest};
 use crate::error::{Error, exit};
 use crate::index;
 use crate::logs;
@@ -83,6 +84,24 @@ pub fn status(project: &ProjectInfo, name: Option<&str>) -> anyhow::Result<serde
         return Err(unknown(project, name, registry.processes.keys().cloned().collect()).into());
     }
     let json = status::collect(&project.paths, &registry, &names);
+    Ok(serde_json::to_value(json)?)
+}
+
+/// `status --json` of the project from a supervisor's live view (its subscription's
+/// snapshot with every later event applied): no registry read; CPU and memory from /proc.
+pub fn status_from_stream(
+    project: &ProjectInfo,
+    view: &Snapshot,
+    name: Option<&str>,
+) -> anyhow::Result<serde_json::Value> {
+    let names: Vec<String> = name.map(str::to_owned).into_iter().collect();
+    if let Some(name) = name
+        && !view.processes.iter().any(|p| p.name == name)
+    {
+        let known = view.processes.iter().map(|p| p.name.clone()).collect();
+        return Err(unknown(project, name, known).into());
+    }
+    let json = status::collect_live(&project.paths, view, &names);
     Ok(serde_json::to_value(json)?)
 }
 

@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::args::Global;
 use super::out::Out;
 use super::{project, render};
+use crate::control::protocol::Snapshot;
 use crate::error::exit;
 use crate::membership::Membership;
 use crate::paths::Paths;
@@ -257,30 +258,9 @@ pub(super) fn collect(paths: &Paths, registry: &Registry, names: &[String]) -> S
             _ => None,
         };
         let verified = usage.and(rec.pid);
-        let mut count = None;
-        let usage = usage.map(|main| {
-            let members: Vec<i32> = membership
-                .leaf_members(name, verified)
-                .unwrap_or_else(|| {
-                    membership.members_of(
-                        name,
-                        verified,
-                        &[],
-                        table.get_or_init(platform::process_table),
-                    )
-                })
-                .into_iter()
-                .filter(|p| Some(*p) != verified)
-                .collect();
-            count = Some(1 + members.len());
-            platform::usages(&members)
-                .into_iter()
-                .flatten()
-                .fold(main, |sum, u| platform::Usage {
-                    cpu_percent: sum.cpu_percent + u.cpu_percent,
-                    memory_bytes: sum.memory_bytes + u.memory_bytes,
-                })
-        });
+        let tree = usage.map(|main| tree_usage(&membership, name, verified, main, &table));
+        let count = tree.map(|(_, count)| count);
+        let usage = tree.map(|(usage, _)| usage);
         let (mut state, mut reason, pid) = effective(rec, verified, supervised);
         let (mut exit_code, mut signal) = (rec.exit_code, rec.signal);
         if rec.oneshot
@@ -303,9 +283,7 @@ pub(super) fn collect(paths: &Paths, registry: &Registry, names: &[String]) -> S
             exit_code,
             signal,
             ports: rec.ports.clone(),
-            cpu_percent: usage
-                .as_ref()
-                .map(|u| (u.cpu_percent * 10.0).round() / 10.0),
+            cpu_percent: usage.as_ref().map(rounded_cpu),
             memory_bytes: usage.map(|u| u.memory_bytes),
             processes: count,
             log: rec.log.display().to_string(),
@@ -322,6 +300,112 @@ pub(super) fn collect(paths: &Paths, registry: &Registry, names: &[String]) -> S
         supervisor: SupervisorJson {
             running: supervised,
             pid: supervisor_pid,
+        },
+        processes: rows,
+    }
+}
+
+/// One decimal of CPU percent, as `status --json` shows it.
+fn rounded_cpu(u: &platform::Usage) -> f64 {
+    (u.cpu_percent * 10.0).round() / 10.0
+}
+
+/// CPU, memory and the live process count of `name`'s whole tree, given the usage of its
+/// main pid `main_pid`: every member, from the cgroup leaf where it is the whole answer,
+/// else from one process table (read at most once per call through `table`).
+fn tree_usage(
+    membership: &Membership,
+    name: &str,
+    main_pid: Option<i32>,
+    main: platform::Usage,
+    table: &std::cell::OnceCell<Vec<platform::ProcStat>>,
+) -> (platform::Usage, usize) {
+    let members: Vec<i32> = membership
+        .leaf_members(name, main_pid)
+        .unwrap_or_else(|| {
+            membership.members_of(
+                name,
+                main_pid,
+                &[],
+                table.get_or_init(platform::process_table),
+            )
+        })
+        .into_iter()
+        .filter(|p| Some(*p) != main_pid)
+        .collect();
+    let count = 1 + members.len();
+    let usage = platform::usages(&members)
+        .into_iter()
+        .flatten()
+        .fold(main, |sum, u| platform::Usage {
+            cpu_percent: sum.cpu_percent + u.cpu_percent,
+            memory_bytes: sum.memory_bytes + u.memory_bytes,
+        });
+    (usage, count)
+}
+
+/// The project cgroup the processes of a live view run in: the parent of a main pid's
+/// cgroup leaf, when it is this project's (`None`: lineage mechanism, or nothing runs).
+fn live_project_cgroup(paths: &Paths, view: &Snapshot) -> Option<std::path::PathBuf> {
+    view.processes.iter().filter_map(|p| p.pid).find_map(|pid| {
+        let leaf = platform::cgroup::cgroup_of(pid)?;
+        let project = leaf.parent()?.to_path_buf();
+        platform::cgroup::is_project_cgroup(&project, &paths.project_id).then_some(project)
+    })
+}
+
+/// What `status --json` prints for `names` (all when empty), from a supervisor's
+/// subscription (its snapshot with every later event applied) instead of the registry:
+/// the state is the supervisor's own, read from no file; CPU, memory, the process count
+/// and the pgid are read from /proc now, as [`collect`] does (metrics are not state).
+pub(super) fn collect_live(paths: &Paths, view: &Snapshot, names: &[String]) -> StatusJson {
+    let cgroup = live_project_cgroup(paths, view);
+    let (membership, _) = Membership::for_cli(
+        &paths.project_id,
+        cgroup.as_deref(),
+        None,
+        Some(view.supervisor_pid),
+        crate::membership::Lineage::new(),
+    );
+    let table: std::cell::OnceCell<Vec<platform::ProcStat>> = std::cell::OnceCell::new();
+    let rows = view
+        .processes
+        .iter()
+        .filter(|p| names.is_empty() || names.contains(&p.name))
+        .map(|p| {
+            let stat = p.pid.and_then(platform::stat).filter(|s| !s.is_zombie());
+            let main = p.pid.and_then(platform::usage);
+            let tree = main.map(|main| tree_usage(&membership, &p.name, p.pid, main, &table));
+            ProcessJson {
+                name: p.name.clone(),
+                state: p.state,
+                reason: p.reason.clone(),
+                pid: p.pid,
+                pgid: stat.map(|s| s.pgid),
+                supervised: p.pid.is_some(),
+                started_at: p.pid.and(p.started_at.clone()),
+                restarts: p.restarts,
+                exit_code: p.exit_code,
+                signal: p.signal,
+                ports: p.ports.clone(),
+                cpu_percent: tree.as_ref().map(|(u, _)| rounded_cpu(u)),
+                memory_bytes: tree.map(|(u, _)| u.memory_bytes),
+                processes: tree.map(|(_, count)| count),
+                log: paths.log_file(&p.name).display().to_string(),
+                next_restart_at: p
+                    .next_restart_at
+                    .clone()
+                    .filter(|_| p.state == ProcState::Backoff),
+            }
+        })
+        .collect();
+    StatusJson {
+        project: view.project.clone(),
+        project_dir: paths.project_dir.display().to_string(),
+        project_id: paths.project_id.clone(),
+        supervisor: SupervisorJson {
+            running: true,
+            pid: Some(view.supervisor_pid),
         },
         processes: rows,
     }

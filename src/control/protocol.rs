@@ -119,6 +119,9 @@ pub struct Event {
     /// RFC 3339: when this status was published (for a snapshot: when it was last changed).
     #[serde(default)]
     pub at: Option<String>,
+    /// The ports the process declares (`ports:`), as `status --json` lists them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<u16>,
 }
 
 /// Every process of the stack, in start order, as one frame of a subscription.

@@ -147,6 +147,7 @@ pub fn event(spec: &Process, s: &Status) -> Event {
         next_restart_at: s.next_restart_at.clone(),
         has_health: has_health(spec),
         at: s.changed_at.clone(),
+        ports: spec.ports.iter().map(|p| p.port).collect(),
     }
 }
 

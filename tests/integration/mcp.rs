@@ -118,6 +118,99 @@ fn a_real_mcp_client_lists_tools_reads_status_and_restarts_a_process() {
 }
 
 #[test]
+fn status_comes_from_the_event_stream_and_falls_back_to_the_registry_without_a_supervisor() {
+    let Some(python) = venv_python() else { return };
+    let mut p = Project::new().config(&config(free_port()));
+    p.procs(["up"]).success();
+    let old_pid = pid_of(&p, "worker");
+    let state_file = p.state_dir().join("state.json");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/mcp_stream_client.py");
+    let mut cmd = p.command(&python);
+    cmd.arg(&script)
+        .arg(p.procs_path())
+        .arg(p.path())
+        .arg("worker")
+        .arg(&state_file);
+    let out = run(&mut cmd, WAIT).success();
+    let seen: Value = serde_json::from_str(out.stdout.trim())
+        .unwrap_or_else(|e| panic!("the client prints JSON ({e}): {}", out.stdout));
+
+    let first = &seen["first"];
+    assert_eq!(first["source"], "event_stream", "{first:#}");
+    assert_eq!(seen["pid_before"], old_pid, "{seen:#}");
+    let worker = first["processes"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|w| w["name"] == "worker"))
+        .unwrap_or_else(|| panic!("no worker in {first:#}"));
+    assert_eq!(worker["state"], "running", "{worker}");
+    assert_eq!(worker["supervised"], true, "{worker}");
+    assert!(
+        worker["memory_bytes"].as_u64().is_some_and(|m| m > 0),
+        "metrics are read from /proc: {worker}"
+    );
+    assert!(
+        worker["log"]
+            .as_str()
+            .is_some_and(|l| l.ends_with("worker.log")),
+        "{worker}"
+    );
+    let web = first["processes"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|w| w["name"] == "web"))
+        .unwrap_or_else(|| panic!("no web in {first:#}"));
+    assert_eq!(web["ports"].as_array().map(Vec::len), Some(1), "{web}");
+
+    // Restarted from outside, read with the registry replaced by a directory: the new
+    // pid comes from the stream.
+    let new_pid = seen["pid_outside"].as_i64().unwrap_or_default();
+    assert!(
+        new_pid > 0 && new_pid != i64::from(old_pid),
+        "procs restart gave worker a new pid: {seen:#}"
+    );
+    assert_eq!(seen["registry_was_unreadable"], true, "{seen:#}");
+    let after = &seen["after_restart"];
+    assert_eq!(after["source"], "event_stream", "{after:#}");
+    let worker = after["processes"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|w| w["name"] == "worker"))
+        .unwrap_or_else(|| panic!("no worker in {after:#}"));
+    assert_eq!(
+        worker["pid"], new_pid,
+        "the stream shows the new pid within 10 s ({} calls): {after:#}",
+        seen["after_restart_calls"]
+    );
+    assert_eq!(worker["state"], "running", "{worker}");
+    assert!(worker["restarts"].as_u64().is_some(), "{worker}");
+
+    // The supervisor stopped while mcp ran: the registry, verified, and said so.
+    let down = &seen["after_down"];
+    assert_eq!(down["source"], "registry", "{down:#}");
+    assert_eq!(down["supervisor"]["running"], false, "{down:#}");
+    assert!(
+        down["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("no supervisor is running")),
+        "{down:#}"
+    );
+    assert!(
+        down["processes"]
+            .as_array()
+            .is_some_and(|ps| ps.iter().all(|w| w["pid"].is_null())),
+        "{down:#}"
+    );
+
+    // A new supervisor is picked up at the next call: a new subscription.
+    let up = &seen["after_up"];
+    assert_eq!(up["source"], "event_stream", "{up:#}");
+    assert_ne!(
+        up["supervisor"]["pid"], first["supervisor"]["pid"],
+        "a new supervisor: {up:#}"
+    );
+    p.procs(["down"]).success();
+    p.assert_no_survivors();
+}
+
+#[test]
 fn the_server_answers_json_rpc_errors_and_never_answers_notifications() {
     let p = Project::new().config("processes:\n  a:\n    command: \"{testd}\"\n");
     let mut child = p
@@ -181,6 +274,13 @@ fn the_server_answers_json_rpc_errors_and_never_answers_notifications() {
     let text: Value = serde_json::from_str(status["content"][0]["text"].as_str().expect("text"))
         .expect("status text is JSON");
     assert_eq!(text["supervisor"]["running"], false);
+    assert_eq!(text["source"], "registry", "{text}");
+    assert!(
+        text["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("no supervisor is running")),
+        "{text}"
+    );
     assert_eq!(answers[5]["error"]["code"], -32002);
 }
 

@@ -5,8 +5,12 @@
 //! message per line from stdin and writing each answer as one line to stdout.
 //! Invariants: stdout carries only protocol messages (diagnostics go to stderr); requests
 //! are answered in order, one at a time; the tools are [`crate::cli::ops`], the same
-//! operations as the dashboard's API. The loop ends when stdin closes.
+//! operations as the dashboard's API. While a supervisor runs, state (`status`) comes
+//! from its event stream ([`live`]), never from the registry; without one it is the
+//! registry verified against /proc, as `procs status` does. The loop ends when stdin
+//! closes.
 
+mod live;
 mod rpc;
 mod tools;
 
@@ -36,6 +40,8 @@ pub fn negotiate(asked: Option<&str>) -> &'static str {
 struct Session {
     project: ProjectInfo,
     version: Option<&'static str>,
+    /// The supervisor's event stream, the source of `status` while one runs.
+    live: live::Live,
 }
 
 impl Session {
@@ -68,9 +74,15 @@ impl Session {
                 })?;
                 // Dates order as strings.
                 let structured = self.version.is_some_and(|v| v >= "2025-06-18");
-                tools::call(&self.project, name, &params["arguments"], structured)
+                tools::call(
+                    &self.project,
+                    &mut self.live,
+                    name,
+                    &params["arguments"],
+                    structured,
+                )
             }
-            "resources/list" => Ok(tools::resources(&self.project)),
+            "resources/list" => Ok(tools::resources(&self.project, &mut self.live)),
             "resources/templates/list" => Ok(json!({ "resourceTemplates": [] })),
             "resources/read" => {
                 let uri = params["uri"].as_str().ok_or_else(|| {
@@ -91,6 +103,7 @@ pub fn mcp(global: &Global) -> anyhow::Result<i32> {
     let mut session = Session {
         project,
         version: None,
+        live: live::Live::default(),
     };
     let stdin = std::io::stdin();
     let mut stdout = std::io::stdout().lock();

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use super::live::Live;
 use super::rpc::{INVALID_PARAMS, RESOURCE_NOT_FOUND, RpcError};
 use crate::cli::ops::{self, Action, LogLine, LogQuery, ProjectInfo};
 use crate::control::protocol::Outcome;
@@ -113,12 +114,13 @@ struct Answer {
 /// `tools/call`. `structured`: the client speaks a version with `structuredContent`.
 pub fn call(
     project: &ProjectInfo,
+    live: &mut Live,
     name: &str,
     arguments: &Value,
     structured: bool,
 ) -> Result<Value, RpcError> {
     let answer = match name {
-        "status" => status(project, arguments),
+        "status" => status(project, live, arguments),
         "logs" => logs(project, arguments),
         "start" => act(project, Action::Start, arguments, true),
         "stop" => act(project, Action::Stop, arguments, true),
@@ -147,9 +149,29 @@ pub fn call(
     Ok(result)
 }
 
-fn status(project: &ProjectInfo, arguments: &Value) -> anyhow::Result<Answer> {
+/// `source` of a `status` answer taken from the supervisor's subscription.
+pub const SOURCE_STREAM: &str = "event_stream";
+/// `source` of a `status` answer read from the registry (no supervisor runs).
+pub const SOURCE_REGISTRY: &str = "registry";
+
+/// `status`: the object `status --json` prints, plus `source` (where the state came
+/// from) and, without a supervisor, a `note` saying so. CPU and memory are read from
+/// /proc either way.
+fn status(project: &ProjectInfo, live: &mut Live, arguments: &Value) -> anyhow::Result<Answer> {
     let a: StatusArgs = args(arguments)?;
-    let data = ops::status(project, a.name.as_deref())?;
+    let name = a.name.as_deref();
+    let data = if let Some(view) = live.view(&project.paths) {
+        let mut data = ops::status_from_stream(project, view, name)?;
+        data["source"] = SOURCE_STREAM.into();
+        data
+    } else {
+        let mut data = ops::status(project, name)?;
+        data["source"] = SOURCE_REGISTRY.into();
+        data["note"] = "no supervisor is running: this is the registry (.procs/state.json) \
+                        verified against /proc, as `procs status` shows it"
+            .into();
+        data
+    };
     Ok(Answer {
         text: serde_json::to_string_pretty(&data)?,
         data,
@@ -242,15 +264,20 @@ fn outcome_text(outcome: &Outcome) -> String {
 const CONFIG_URI: &str = "procs://config";
 const LOG_URI: &str = "procs://logs/";
 
-/// `resources/list`: the config and each process's log.
-pub fn resources(project: &ProjectInfo) -> Value {
+/// `resources/list`: the config and each process's log (the processes the supervisor
+/// runs while one does, else the recorded or configured ones).
+pub fn resources(project: &ProjectInfo, live: &mut Live) -> Value {
     let mut list = vec![json!({
         "uri": CONFIG_URI,
         "name": "procs.yaml",
         "description": format!("the configuration of {}", project.name),
         "mimeType": "application/yaml",
     })];
-    for name in ops::names(project).unwrap_or_default() {
+    let names = match live.view(&project.paths) {
+        Some(view) => view.processes.iter().map(|p| p.name.clone()).collect(),
+        None => ops::names(project).unwrap_or_default(),
+    };
+    for name in names {
         list.push(json!({
             "uri": format!("{LOG_URI}{name}"),
             "name": format!("{name}.log"),

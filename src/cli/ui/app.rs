@@ -571,6 +571,7 @@ pub mod tests {
             next_restart_at: None,
             has_health: false,
             at: Some("2026-01-01T12:00:01Z".to_owned()),
+            ports: Vec::new(),
         }
     }
 

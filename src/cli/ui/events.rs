@@ -129,6 +129,7 @@ pub fn registry_rows(paths: &Paths, order: &[String]) -> Vec<Row> {
                 next_restart_at: None,
                 has_health: rec.has_health,
                 at: rec.updated_at.clone(),
+                ports: rec.ports.clone(),
             };
             Some(Row::from_event(&ev))
         })
