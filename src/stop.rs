@@ -202,16 +202,23 @@ pub async fn stop_tree(
     tokio::task::yield_now().await;
     let members = scanner.members(target, asked);
 
+    // The recorded process group is signalled as a group only while a member of ours is
+    // in it: a group that emptied may have had its id reused by a stranger's.
+    let group = target.pgid.filter(|&pgid| {
+        members
+            .iter()
+            .any(|&m| platform::stat(m).is_some_and(|s| s.pgid == pgid))
+    });
     let sig = target.signal.and_then(Signal::from_number);
     if let Some(sig) = sig {
-        if let Some(pgid) = target.pgid {
+        if let Some(pgid) = group {
             let _ = platform::kill_group(pgid, sig);
             // A stopped process (SIGSTOP, Ctrl-Z) acts on the signal only once continued.
             let _ = platform::kill_group(pgid, Signal::CONT);
         }
         // Members outside the group — escapees, and a main process that moved to
         // another group — one by one.
-        signal_outside_group(target, &members, sig, scanner);
+        signal_outside_group(group, &members, sig, scanner);
     }
 
     let deadline = Instant::now() + target.timeout;
@@ -232,7 +239,7 @@ pub async fn stop_tree(
 
     report.killed = true;
     scanner.kill_cgroup(target);
-    if let Some(pgid) = target.pgid {
+    if let Some(pgid) = group {
         let _ = platform::kill_group(pgid, Signal::KILL);
     }
     for &pid in &graceful {
@@ -260,10 +267,10 @@ pub async fn stop_tree(
     report
 }
 
-/// Send `sig` (and SIGCONT) to each of `pids` that is not in the target's group.
-fn signal_outside_group(target: &Target<'_>, pids: &BTreeSet<i32>, sig: Signal, scanner: &Scanner) {
+/// Send `sig` (and SIGCONT) to each of `pids` that is not in `group` (the group signalled as one).
+fn signal_outside_group(group: Option<i32>, pids: &BTreeSet<i32>, sig: Signal, scanner: &Scanner) {
     for &pid in pids {
-        if platform::stat(pid).map(|s| s.pgid) != target.pgid {
+        if platform::stat(pid).map(|s| s.pgid) != group {
             scanner.signal_member(pid, sig);
             scanner.signal_member(pid, Signal::CONT);
         }

@@ -15,6 +15,7 @@
 //!  any live state ──stop──▶ stopping ──tree gone──▶ stopped
 //! ```
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -1279,25 +1280,43 @@ impl Actor {
     /// a pidfd. Returns whether one was found.
     async fn take_daemon(&mut self, run: &mut Running, main_start: u64, wait: Duration) -> bool {
         let reaper = Arc::clone(&self.shared.reaper);
-        // Held from before the look until the daemon is watched: an exit reaped meanwhile
-        // is kept for `watch`, never dropped as an orphan's.
-        let guard = reaper.begin_spawn();
-        let gone = run.daemonized.then_some(run.pid);
-        let Some((pid, start_time)) = self.find_daemon(main_start, wait, gone).await else {
-            return false;
-        };
         let me = std::process::id() as i32;
-        let seen = crate::platform::stat(pid).filter(|st| st.start_time == start_time);
-        let exit = match &seen {
-            Some(st) if st.ppid == me => Exit::Child(reaper.watch(pid)),
-            _ => match PidFd::open_verified(pid, start_time) {
-                Ok(Some(fd))
-                    if crate::platform::is_alive_same(pid, start_time, &self.shared.boot_id) =>
-                {
-                    Exit::Adopted(fd)
+        // Not the daemon: the one that just exited, and candidates gone before they could be
+        // watched (a double fork's intermediate may exit between the look and the watch:
+        // then its successor is looked for).
+        let mut not: BTreeSet<i32> = run.daemonized.then_some(run.pid).into_iter().collect();
+        let mut wait = wait;
+        let (pid, start_time, seen, exit, guard) = loop {
+            let Some((pid, start_time)) = self.find_daemon(main_start, wait, &not).await else {
+                return false;
+            };
+            wait = Duration::ZERO;
+            // From here until the daemon is watched, an exit reaped is kept for `watch`,
+            // never dropped as an orphan's; a candidate seen alive (or as a zombie) after
+            // this point has its status delivered.
+            let guard = reaper.begin_spawn();
+            let seen = crate::platform::stat(pid).filter(|st| st.start_time == start_time);
+            let exit = match &seen {
+                Some(st) if st.ppid == me => Some(Exit::Child(reaper.watch(pid))),
+                _ => match PidFd::open_verified(pid, start_time) {
+                    Ok(Some(fd))
+                        if crate::platform::is_alive_same(
+                            pid,
+                            start_time,
+                            &self.shared.boot_id,
+                        ) =>
+                    {
+                        Some(Exit::Adopted(fd))
+                    }
+                    _ => None,
+                },
+            };
+            match exit {
+                Some(exit) => break (pid, start_time, seen, exit, guard),
+                None => {
+                    not.insert(pid);
                 }
-                _ => return false,
-            },
+            }
         };
         drop(guard);
         self.shared
@@ -1351,7 +1370,7 @@ impl Actor {
         &self,
         main_start: u64,
         wait: Duration,
-        gone: Option<i32>,
+        not: &BTreeSet<i32>,
     ) -> Option<(i32, u64)> {
         let deadline = Instant::now() + wait;
         // Watched before the first look, so that a write between that look and the wait is
@@ -1363,7 +1382,7 @@ impl Actor {
             .as_deref()
             .and_then(|file| crate::platform::FileChanges::entry(file).ok());
         loop {
-            if let Some(found) = self.look_for_daemon(main_start, gone).await {
+            if let Some(found) = self.look_for_daemon(main_start, not.clone()).await {
                 return Some(found);
             }
             if wait.is_zero() {
@@ -1381,15 +1400,12 @@ impl Actor {
     }
 
     /// One look for the daemon (see [`Self::find_daemon`]).
-    async fn look_for_daemon(&self, main_start: u64, gone: Option<i32>) -> Option<(i32, u64)> {
+    async fn look_for_daemon(&self, main_start: u64, not: BTreeSet<i32>) -> Option<(i32, u64)> {
         let scanner = Arc::clone(&self.shared.scanner);
         let (project_id, name) = (self.ctx.project_id.clone(), self.spec.name.clone());
         let pid_file = self.spec.pid_file.clone();
         tokio::task::spawn_blocking(move || {
             let mut members = scanner.members_of(&project_id, &name, None, Instant::now());
-            if let Some(pid) = gone {
-                members.remove(&pid);
-            }
             let table = crate::platform::process_table();
             let me = std::process::id() as i32;
             if scanner.membership().project_cgroup().is_none() {
@@ -1405,6 +1421,7 @@ impl Actor {
                         .map(|st| st.pid),
                 );
             }
+            members.retain(|pid| !not.contains(pid));
             let start = |pid: i32| {
                 table
                     .iter()
