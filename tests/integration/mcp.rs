@@ -105,7 +105,12 @@ fn a_real_mcp_client_lists_tools_reads_status_and_restarts_a_process() {
     );
     assert_eq!(
         seen["resources"],
-        json!(["procs://config", "procs://logs/web", "procs://logs/worker"])
+        json!([
+            "procs://config",
+            "procs://status",
+            "procs://logs/web",
+            "procs://logs/worker"
+        ])
     );
     assert!(
         seen["config_text"]
@@ -118,7 +123,8 @@ fn a_real_mcp_client_lists_tools_reads_status_and_restarts_a_process() {
 }
 
 #[test]
-fn status_comes_from_the_event_stream_and_falls_back_to_the_registry_without_a_supervisor() {
+fn status_comes_from_the_event_stream_is_notified_and_falls_back_to_the_registry_without_a_supervisor()
+ {
     let Some(python) = venv_python() else { return };
     let mut p = Project::new().config(&config(free_port()));
     p.procs(["up"]).success();
@@ -159,6 +165,19 @@ fn status_comes_from_the_event_stream_and_falls_back_to_the_registry_without_a_s
         .and_then(|ps| ps.iter().find(|w| w["name"] == "web"))
         .unwrap_or_else(|| panic!("no web in {first:#}"));
     assert_eq!(web["ports"].as_array().map(Vec::len), Some(1), "{web}");
+
+    // Subscribed to procs://status: the restart from outside is notified.
+    assert_eq!(seen["updates_before_restart"], json!([]), "{seen:#}");
+    assert!(
+        seen["updates_after_restart"]
+            .as_array()
+            .is_some_and(|u| !u.is_empty() && u.iter().all(|uri| uri == "procs://status")),
+        "a notifications/resources/updated within 10 s of the restart: {seen:#}"
+    );
+    assert_eq!(
+        seen["status_resource"]["source"], "event_stream",
+        "{seen:#}"
+    );
 
     // Restarted from outside, read with the registry replaced by a directory: the new
     // pid comes from the stream.

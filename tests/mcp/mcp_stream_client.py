@@ -3,8 +3,9 @@ from the supervisor's event stream, not from the registry.
 
 Run by tests/integration/mcp.rs as:
     mcp_stream_client.py PROCS_BINARY PROJECT_DIR PROCESS STATE_FILE
-With the stack up, it calls `status` (which opens the subscription), restarts PROCESS with
-`procs restart` from outside, notes the new pid `procs status --json` reports, then replaces
+With the stack up, it calls `status` (which opens the subscription) and subscribes to the
+resource procs://status, restarts PROCESS with `procs restart` from outside, waits for a
+`notifications/resources/updated` of procs://status (deadline 10 s), reads that resource, notes the new pid `procs status --json` reports, then replaces
 STATE_FILE (.procs/state.json) with a non-empty directory so nothing can read the registry,
 and calls `status` until it shows the new pid (deadline 10 s). It puts the registry back,
 runs `procs down` from outside and calls `status` (the registry fallback), then `procs up`
@@ -23,6 +24,7 @@ from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
 DEADLINE_SECS = 10
+STATUS_URI = "procs://status"
 
 
 def text_of(result):
@@ -62,14 +64,31 @@ async def main():
         command=procs, args=["mcp"], cwd=project_dir, env=dict(os.environ)
     )
     seen = {}
+    updates = []
+    updated = asyncio.Event()
+
+    async def on_message(message):
+        if getattr(message, "method", "") == "notifications/resources/updated":
+            updates.append(str(message.params.uri))
+            updated.set()
+
     async with stdio_client(params) as (read, write):
-        async with ClientSession(read, write) as session:
+        async with ClientSession(read, write, message_handler=on_message) as session:
             await session.initialize()
             first = await status(session)
             seen["first"] = first
             seen["pid_before"] = entry(first, process).get("pid")
+            await session.subscribe_resource(STATUS_URI)
+            seen["updates_before_restart"] = list(updates)
 
             outside(procs, project_dir, "restart", process)
+            try:
+                await asyncio.wait_for(updated.wait(), DEADLINE_SECS)
+            except asyncio.TimeoutError:
+                pass
+            seen["updates_after_restart"] = list(updates)
+            resource = await session.read_resource(STATUS_URI)
+            seen["status_resource"] = json.loads(resource.contents[0].text)
             truth = json.loads(outside(procs, project_dir, "status", "--json"))
             seen["pid_outside"] = entry(truth, process).get("pid")
 

@@ -3,18 +3,20 @@
 //!
 //! Owns: the session (protocol version negotiation) and the loop reading one JSON-RPC
 //! message per line from stdin and writing each answer as one line to stdout.
-//! Invariants: stdout carries only protocol messages (diagnostics go to stderr); requests
-//! are answered in order, one at a time; the tools are [`crate::cli::ops`], the same
+//! Invariants: stdout carries only protocol messages, one per line (diagnostics go to
+//! stderr); requests are answered in order, one at a time; the tools are [`crate::cli::ops`], the same
 //! operations as the dashboard's API. While a supervisor runs, state (`status`) comes
 //! from its event stream ([`live`]), never from the registry; without one it is the
-//! registry verified against /proc, as `procs status` does. The loop ends when stdin
-//! closes.
+//! registry verified against /proc, as `procs status` does. A client subscribed to
+//! `procs://status` gets a `notifications/resources/updated` per state change
+//! ([`notify`]), written between whole answers. The loop ends when stdin closes.
 
 mod live;
+mod notify;
 mod rpc;
 mod tools;
 
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 
 use serde_json::{Value, json};
 
@@ -42,6 +44,9 @@ struct Session {
     version: Option<&'static str>,
     /// The supervisor's event stream, the source of `status` while one runs.
     live: live::Live,
+    /// Resource-update notifications for `procs://status`, when subscribed.
+    notifier: notify::Notifier,
+    out: notify::Out,
 }
 
 impl Session {
@@ -54,7 +59,7 @@ impl Session {
                     "protocolVersion": version,
                     "capabilities": {
                         "tools": { "listChanged": false },
-                        "resources": { "subscribe": false, "listChanged": false },
+                        "resources": { "subscribe": true, "listChanged": false },
                     },
                     "serverInfo": { "name": "procs", "version": env!("CARGO_PKG_VERSION") },
                     "instructions": format!(
@@ -83,12 +88,27 @@ impl Session {
                 )
             }
             "resources/list" => Ok(tools::resources(&self.project, &mut self.live)),
+            "resources/subscribe" | "resources/unsubscribe" => {
+                let uri = params["uri"].as_str().unwrap_or_default();
+                if uri != notify::STATUS_URI {
+                    return Err(RpcError::new(
+                        rpc::INVALID_PARAMS,
+                        format!("only `{}` can be subscribed to", notify::STATUS_URI),
+                    ));
+                }
+                if method == "resources/subscribe" {
+                    self.notifier.subscribe(&self.project.paths, &self.out);
+                } else {
+                    self.notifier.unsubscribe();
+                }
+                Ok(json!({}))
+            }
             "resources/templates/list" => Ok(json!({ "resourceTemplates": [] })),
             "resources/read" => {
                 let uri = params["uri"].as_str().ok_or_else(|| {
                     RpcError::new(rpc::INVALID_PARAMS, "resources/read needs a `uri`")
                 })?;
-                tools::read(&self.project, uri)
+                tools::read(&self.project, &mut self.live, uri)
             }
             other => Err(RpcError::new(
                 METHOD_NOT_FOUND,
@@ -104,9 +124,10 @@ pub fn mcp(global: &Global) -> anyhow::Result<i32> {
         project,
         version: None,
         live: live::Live::default(),
+        notifier: notify::Notifier::default(),
+        out: notify::Out::stdout(),
     };
     let stdin = std::io::stdin();
-    let mut stdout = std::io::stdout().lock();
     for line in stdin.lock().lines() {
         let line = line?;
         if line.trim().is_empty() {
@@ -120,10 +141,14 @@ pub fn mcp(global: &Global) -> anyhow::Result<i32> {
             Incoming::Notification { .. } | Incoming::Response => None,
         };
         if let Some(reply) = reply {
-            writeln!(stdout, "{reply}")?;
-            stdout.flush()?;
+            session.out.line(&reply.to_string())?;
         }
+        // A supervisor started since the last request: its changes are notified too.
+        session
+            .notifier
+            .ensure(&session.project.paths, &session.out);
     }
+    session.notifier.stop();
     Ok(exit::OK)
 }
 

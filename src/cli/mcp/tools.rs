@@ -1,7 +1,7 @@
 //! The tools and resources `procs mcp` offers, each one of [`crate::cli::ops`] (the same
 //! operations as the dashboard's API).
 //!
-//! Owns: the tool list with its input schemas, argument parsing, and the wording of each
+//! Owns: the tool list with its input schemas, the resources (config, status, logs), argument parsing, and the wording of each
 //! answer. A failing operation is a tool result with `isError: true` whose text is the
 //! error in procs' grammar (`error:` / `caused by:` / `hint:`), so the agent reads what a
 //! developer would; only an unknown tool or resource is a protocol error.
@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::live::Live;
+use super::notify::STATUS_URI;
 use super::rpc::{INVALID_PARAMS, RESOURCE_NOT_FOUND, RpcError};
 use crate::cli::ops::{self, Action, LogLine, LogQuery, ProjectInfo};
 use crate::control::protocol::Outcome;
@@ -267,12 +268,20 @@ const LOG_URI: &str = "procs://logs/";
 /// `resources/list`: the config and each process's log (the processes the supervisor
 /// runs while one does, else the recorded or configured ones).
 pub fn resources(project: &ProjectInfo, live: &mut Live) -> Value {
-    let mut list = vec![json!({
-        "uri": CONFIG_URI,
-        "name": "procs.yaml",
-        "description": format!("the configuration of {}", project.name),
-        "mimeType": "application/yaml",
-    })];
+    let mut list = vec![
+        json!({
+            "uri": CONFIG_URI,
+            "name": "procs.yaml",
+            "description": format!("the configuration of {}", project.name),
+            "mimeType": "application/yaml",
+        }),
+        json!({
+            "uri": STATUS_URI,
+            "name": "status",
+            "description": "the `status` tool's answer; subscribe to be notified of every state change",
+            "mimeType": "application/json",
+        }),
+    ];
     let names = match live.view(&project.paths) {
         Some(view) => view.processes.iter().map(|p| p.name.clone()).collect(),
         None => ops::names(project).unwrap_or_default(),
@@ -289,9 +298,12 @@ pub fn resources(project: &ProjectInfo, live: &mut Live) -> Value {
 }
 
 /// `resources/read`.
-pub fn read(project: &ProjectInfo, uri: &str) -> Result<Value, RpcError> {
+pub fn read(project: &ProjectInfo, live: &mut Live, uri: &str) -> Result<Value, RpcError> {
     let not_found = |why: String| RpcError::new(RESOURCE_NOT_FOUND, why);
-    let (mime, text) = if uri == CONFIG_URI {
+    let (mime, text) = if uri == STATUS_URI {
+        let answer = status(project, live, &Value::Null).map_err(|e| not_found(e.to_string()))?;
+        ("application/json", answer.text)
+    } else if uri == CONFIG_URI {
         let (_, text) = ops::config_text(project).map_err(|e| not_found(e.to_string()))?;
         ("application/yaml", text)
     } else if let Some(name) = uri.strip_prefix(LOG_URI) {
