@@ -32,6 +32,8 @@ struct Finding {
     what: String,
     hint: Option<String>,
     fixed: Option<String>,
+    /// Not for `--fix`: only the user can act (a stranger holding a declared port).
+    manual: bool,
 }
 
 impl Finding {
@@ -41,6 +43,7 @@ impl Finding {
             what: err.one_line(),
             hint: err.hint(),
             fixed: None,
+            manual: false,
         }
     }
 }
@@ -66,6 +69,7 @@ pub fn doctor(global: &Global, out: &Out, fix_requested: bool) -> anyhow::Result
                 hint: None,
                 what: format!("the registry is corrupt: {error}"),
                 fixed: None,
+                manual: false,
             });
             None
         }
@@ -86,6 +90,7 @@ pub fn doctor(global: &Global, out: &Out, fix_requested: bool) -> anyhow::Result
                         rec.pid, rec.state
                     ),
                     fixed: None,
+                    manual: false,
                 });
             }
         }
@@ -111,6 +116,7 @@ pub fn doctor(global: &Global, out: &Out, fix_requested: bool) -> anyhow::Result
                     hint: None,
                     what: format!("stale pid file {} (pid {pid:?})", entry.path().display()),
                     fixed: None,
+                    manual: false,
                 });
             }
         }
@@ -165,6 +171,7 @@ pub fn doctor(global: &Global, out: &Out, fix_requested: bool) -> anyhow::Result
                 cmds.join(", ")
             ),
             fixed: None,
+            manual: false,
         });
     }
     let project_members = membership.members_of("", None, &tagged, &table);
@@ -210,6 +217,7 @@ pub fn doctor(global: &Global, out: &Out, fix_requested: bool) -> anyhow::Result
                 hint: None,
                 what: format!("zombie children of the supervisor (pid {}): {zombies:?}; it reaps them on the next SIGCHLD", sup.pid),
                 fixed: None,
+                manual: false,
             });
         }
     }
@@ -234,12 +242,18 @@ pub fn doctor(global: &Global, out: &Out, fix_requested: bool) -> anyhow::Result
                         },
                     );
                     findings.push(Finding {
-                        hint: None,
+                        hint: Some(
+                            "stop that process, or run `procs up --kill-port-owners` to have \
+                             procs stop it; `--fix` never stops a process that is not the \
+                             project's"
+                                .to_owned(),
+                        ),
                         what: format!(
                             "port {} declared by `{}` is held by {who}",
                             port.port, spec.name
                         ),
                         fixed: None,
+                        manual: true,
                     });
                 }
             }
@@ -255,6 +269,7 @@ pub fn doctor(global: &Global, out: &Out, fix_requested: bool) -> anyhow::Result
                 paths.socket.display()
             ),
             fixed: None,
+            manual: false,
         });
     }
 
@@ -324,7 +339,7 @@ pub fn doctor(global: &Global, out: &Out, fix_requested: bool) -> anyhow::Result
                 (None, None) => {}
             }
         }
-        if !fix_requested {
+        if !fix_requested && findings.iter().any(|f| !f.manual) {
             println!("hint: run `procs doctor --fix` to clean these up");
         }
     }

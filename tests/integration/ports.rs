@@ -365,3 +365,30 @@ processes:
     );
     p.assert_no_survivors();
 }
+
+#[test]
+fn doctor_names_a_foreign_port_holder_without_promising_that_fix_will_stop_it() {
+    let port = free_port();
+    let mut p = Project::new().config(&web(port));
+    let foreign = foreign_listener(&p, port);
+    let fpid = foreign.id() as i32;
+    let out = p.procs(["doctor"]).code(1);
+    assert!(
+        out.stdout.contains(&format!(
+            "problem: port {port} declared by `web` is held by pid {fpid}"
+        )),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("--kill-port-owners"), "{}", out.stdout);
+    assert!(
+        !out.stdout
+            .contains("run `procs doctor --fix` to clean these up"),
+        "--fix would not stop it: {}",
+        out.stdout
+    );
+    p.procs(["doctor", "--fix"]).code(1);
+    assert!(pid_alive(fpid), "--fix never stops a foreign holder");
+    finish(foreign);
+    p.assert_no_survivors();
+}
