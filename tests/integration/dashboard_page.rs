@@ -2,6 +2,7 @@
 //! the `DevTools` protocol over `--remote-debugging-pipe` (no debugging port that another
 //! local user could connect to): it loads through the printed token link, shows every process and
 //! its state, a restart clicked on the page (and confirmed in its dialog) changes the pid,
+//! a restart from a terminal shows with the registry unreadable (state from the stream),
 //! and a line a process writes to its log appears in the page. Screenshots are kept under
 //! `target/dashboard-screenshots/` (CI artifacts).
 
@@ -440,6 +441,34 @@ processes:
         "page width {width} in a 390 px window"
     );
     b.screenshot("5-narrow");
+
+    // The table's state comes from the event stream, not from the status route: with the
+    // registry replaced by a directory (nothing can read it, so the route fails), a restart
+    // from a terminal still shows its new pid.
+    let state_file = p.state_dir().join("state.json");
+    let away = p.state_dir().join("state.json.away");
+    std::fs::rename(&state_file, &away).expect("move the registry away");
+    std::fs::create_dir(&state_file).expect("a directory in its place");
+    std::fs::write(state_file.join("not-a-registry"), "x").expect("keep it non-empty");
+    let out = p.procs(["restart", "worker"]).success();
+    let outside_pid = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("worker: running (pid "))
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("procs restart names the new pid: {}", out.stdout))
+        .to_owned();
+    assert_ne!(outside_pid, new_pid.to_string());
+    b.wait_for(
+        "the restart from outside in the table, with no registry to read",
+        WAIT,
+        &format!(
+            "(() => {{ const r = document.querySelector('tr[data-process=\"worker\"]'); \
+             return r.dataset.state === 'running' && r.dataset.pid === '{outside_pid}'; }})()"
+        ),
+    );
+    std::fs::remove_dir_all(&state_file).expect("remove the directory");
+    std::fs::rename(&away, &state_file).expect("put the registry back");
 
     drop(b);
     drop(d);

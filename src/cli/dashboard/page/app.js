@@ -182,8 +182,9 @@ function render(row) {
 
 const METRICS = ["cpu_percent", "memory_bytes", "ports", "processes", "log"];
 
-// A status read: everything when no stream tells the state, else only the metrics (an
-// event may be newer than the registry this read saw).
+// A status read: only the metrics while a supervisor runs (its state comes from the
+// stream alone: the snapshot, then events; a read's state is the registry's, maybe older),
+// everything when none runs (no stream: the registry, verified against /proc).
 function applyStatus(p, status) {
   const running = !!(status.supervisor && status.supervisor.running);
   const was = p.supervisor;
@@ -192,7 +193,7 @@ function applyStatus(p, status) {
     ? `supervisor pid ${status.supervisor.pid}` : "supervisor not running";
   for (const entry of status.processes || []) {
     const row = rowView(p, entry.name);
-    if (p.live) {
+    if (p.live || running) {
       for (const k of METRICS) row.data[k] = entry[k];
       if (row.data.pid !== entry.pid) { row.data.cpu_percent = null; row.data.memory_bytes = null; }
     } else {
