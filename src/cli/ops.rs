@@ -174,6 +174,24 @@ pub fn act(project: &ProjectInfo, action: Action, names: &[String]) -> anyhow::R
     for name in names {
         check_process(project, name)?;
     }
+    act_checked(project, action, names)
+}
+
+/// An unknown name among `names` is an error naming the `known` ones (a caller's own
+/// list, such as the processes of a supervisor's live view).
+pub fn check_among(project: &ProjectInfo, names: &[String], known: &[String]) -> Result<(), Error> {
+    match names.iter().find(|n| !known.contains(n)) {
+        Some(name) => Err(unknown(project, name, known.to_vec())),
+        None => Ok(()),
+    }
+}
+
+/// [`act`] for names the caller already checked ([`check_among`]): no registry read.
+pub fn act_checked(
+    project: &ProjectInfo,
+    action: Action,
+    names: &[String],
+) -> anyhow::Result<Outcome> {
     let timeout_ms = ACTION_TIMEOUT.as_millis() as u64;
     let running = launch::running(&project.paths);
     let request = match action {

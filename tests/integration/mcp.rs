@@ -200,6 +200,23 @@ fn status_comes_from_the_event_stream_is_notified_and_falls_back_to_the_registry
     );
     assert_eq!(worker["state"], "running", "{worker}");
     assert!(worker["restarts"].as_u64().is_some(), "{worker}");
+    // The tools check names against the stream's view too: no registry needed.
+    assert_eq!(seen["restart_without_registry_is_error"], false, "{seen:#}");
+    assert!(
+        seen["restart_without_registry_text"]
+            .as_str()
+            .is_some_and(
+                |t| t.contains("worker: running (pid ") && !t.contains(&format!("(pid {new_pid})"))
+            ),
+        "a restart with the registry unreadable gives yet another pid: {seen:#}"
+    );
+    assert_eq!(seen["logs_without_registry_is_error"], false, "{seen:#}");
+    assert!(
+        seen["logs_without_registry_text"]
+            .as_str()
+            .is_some_and(|t| t.contains("worker-up")),
+        "{seen:#}"
+    );
 
     // The supervisor stopped while mcp ran: the registry, verified, and said so.
     let down = &seen["after_down"];

@@ -7,7 +7,8 @@ With the stack up, it calls `status` (which opens the subscription) and subscrib
 resource procs://status, restarts PROCESS with `procs restart` from outside, waits for a
 `notifications/resources/updated` of procs://status (deadline 10 s), reads that resource, notes the new pid `procs status --json` reports, then replaces
 STATE_FILE (.procs/state.json) with a non-empty directory so nothing can read the registry,
-and calls `status` until it shows the new pid (deadline 10 s). It puts the registry back,
+and calls `status` until it shows the new pid (deadline 10 s), then the `restart` and `logs`
+tools. It puts the registry back,
 runs `procs down` from outside and calls `status` (the registry fallback), then `procs up`
 and `status` again (a new subscription). It prints one JSON object with what it saw.
 """
@@ -109,6 +110,13 @@ async def main():
                     break
             seen["after_restart"] = now
             seen["after_restart_calls"] = calls
+            # Actions and logs need no registry either while the supervisor runs.
+            restart = await session.call_tool("restart", {"names": [process]})
+            seen["restart_without_registry_is_error"] = is_error(restart)
+            seen["restart_without_registry_text"] = text_of(restart)
+            logs = await session.call_tool("logs", {"name": process, "n": 20})
+            seen["logs_without_registry_is_error"] = is_error(logs)
+            seen["logs_without_registry_text"] = text_of(logs)
             seen["registry_was_unreadable"] = os.path.isdir(state_file)
             shutil.rmtree(state_file)
             os.rename(away, state_file)

@@ -122,12 +122,12 @@ pub fn call(
 ) -> Result<Value, RpcError> {
     let answer = match name {
         "status" => status(project, live, arguments),
-        "logs" => logs(project, arguments),
-        "start" => act(project, Action::Start, arguments, true),
-        "stop" => act(project, Action::Stop, arguments, true),
-        "restart" => act(project, Action::Restart, arguments, true),
-        "up" => act(project, Action::Up, arguments, false),
-        "down" => act(project, Action::Down, arguments, false),
+        "logs" => logs(project, live, arguments),
+        "start" => act(project, live, Action::Start, arguments, true),
+        "stop" => act(project, live, Action::Stop, arguments, true),
+        "restart" => act(project, live, Action::Restart, arguments, true),
+        "up" => act(project, live, Action::Up, arguments, false),
+        "down" => act(project, live, Action::Down, arguments, false),
         other => {
             return Err(RpcError::new(
                 INVALID_PARAMS,
@@ -180,12 +180,30 @@ fn status(project: &ProjectInfo, live: &mut Live, arguments: &Value) -> anyhow::
     })
 }
 
-fn logs(project: &ProjectInfo, arguments: &Value) -> anyhow::Result<Answer> {
+/// The names of the processes the running supervisor has, from its live view (`None`
+/// without one, or while it has none: the caller checks names against the registry or
+/// the config, as ops does).
+fn live_names(project: &ProjectInfo, live: &mut Live) -> Option<Vec<String>> {
+    live.view(&project.paths)
+        .filter(|v| !v.processes.is_empty())
+        .map(|v| v.processes.iter().map(|p| p.name.clone()).collect())
+}
+
+fn logs(project: &ProjectInfo, live: &mut Live, arguments: &Value) -> anyhow::Result<Answer> {
     let a: LogsArgs = args(arguments)?;
     let query = LogQuery::parse(a.n, a.grep.as_deref(), a.since.as_deref())?;
-    let lines = match &a.name {
-        Some(name) => ops::log_lines(project, name, &query)?,
-        None => ops::log_lines_all(project, &query)?,
+    let lines = match (&a.name, live_names(project, live)) {
+        (Some(name), Some(known)) => {
+            let one = [name.clone()];
+            ops::check_among(project, &one, &known)?;
+            ops::tail_until(project, &[(name.clone(), None)], &query)
+        }
+        (None, Some(known)) => {
+            let all: Vec<(String, Option<u64>)> = known.into_iter().map(|n| (n, None)).collect();
+            ops::tail_until(project, &all, &query)
+        }
+        (Some(name), None) => ops::log_lines(project, name, &query)?,
+        (None, None) => ops::log_lines_all(project, &query)?,
     };
     Ok(Answer {
         text: log_text(&lines, a.name.is_none()),
@@ -212,8 +230,11 @@ fn log_text(lines: &[LogLine], merged: bool) -> String {
     text
 }
 
+/// An action; while a supervisor runs (other than for `up`, whose names are the config's)
+/// its names are checked against the live view, not the registry.
 fn act(
     project: &ProjectInfo,
+    live: &mut Live,
     action: Action,
     arguments: &Value,
     need_names: bool,
@@ -225,7 +246,16 @@ fn act(
         }
         .into());
     }
-    let outcome = ops::act(project, action, &a.names)?;
+    let known = (action != Action::Up)
+        .then(|| live_names(project, live))
+        .flatten();
+    let outcome = match known {
+        Some(known) => {
+            ops::check_among(project, &a.names, &known)?;
+            ops::act_checked(project, action, &a.names)?
+        }
+        None => ops::act(project, action, &a.names)?,
+    };
     Ok(Answer {
         text: outcome_text(&outcome),
         failed: outcome.timed_out || outcome.processes.iter().any(|p| !p.ok),
