@@ -508,31 +508,44 @@ impl Rotator {
                     touched = self.known_logs();
                 }
                 Some(joined) = self.jobs.join_next() => {
-                    let Ok((name, result)) = joined else { continue };
-                    self.busy.remove(&name);
-                    // The rotation rewrote the index: read its tip again.
-                    self.tips.remove(&name);
-                    // A failed retention sets no timer: it runs again after the next
-                    // rotation (or start), never in a loop.
-                    match result.as_ref().ok().and_then(|(_, expiry)| *expiry) {
-                        Some(expiry) => self.expiries.insert(name.clone(), expiry),
-                        None => self.expiries.remove(&name),
-                    };
-                    match result.map(|(rotation, _)| rotation) {
-                        Ok(Rotation { moved: 0, .. }) => {}
-                        Ok(Rotation { moved, collapsed }) => tracing::info!(
-                            "rotated {} ({}): {moved} bytes moved to the first copy",
-                            name.to_string_lossy(),
-                            if collapsed { "collapse" } else { "copytruncate" }
-                        ),
-                        Err(err) => tracing::warn!(
-                            "cannot rotate {}: {err}",
-                            name.to_string_lossy()
-                        ),
+                    // Every job that finished meanwhile too: a first look at 100 logs is
+                    // 100 jobs, handled in one wakeup, not one per CHECK_PAUSE.
+                    let mut next = Some(joined);
+                    while let Some(joined) = next {
+                        if let Ok((name, result)) = joined {
+                            self.finished(&name, result);
+                            touched.insert(name);
+                        }
+                        next = self.jobs.try_join_next();
                     }
-                    touched.insert(name);
                 }
             }
+        }
+    }
+
+    /// A rotation/retention job of `name` is done: its tip, its next expiry, its log line.
+    fn finished(&mut self, name: &OsString, result: io::Result<Job>) {
+        self.busy.remove(name);
+        // The rotation rewrote the index: read its tip again.
+        self.tips.remove(name);
+        // A failed retention sets no timer: it runs again after the next
+        // rotation (or start), never in a loop.
+        match result.as_ref().ok().and_then(|(_, expiry)| *expiry) {
+            Some(expiry) => self.expiries.insert(name.clone(), expiry),
+            None => self.expiries.remove(name),
+        };
+        match result.map(|(rotation, _)| rotation) {
+            Ok(Rotation { moved: 0, .. }) => {}
+            Ok(Rotation { moved, collapsed }) => tracing::info!(
+                "rotated {} ({}): {moved} bytes moved to the first copy",
+                name.to_string_lossy(),
+                if collapsed {
+                    "collapse"
+                } else {
+                    "copytruncate"
+                }
+            ),
+            Err(err) => tracing::warn!("cannot rotate {}: {err}", name.to_string_lossy()),
         }
     }
 
