@@ -37,12 +37,18 @@ pub fn config_hash(spec: &Process) -> String {
     format!("{:016x}", crate::paths::fnv1a(&bytes))
 }
 
-/// Does `spec` run as the process recorded with `old_hash` (and, where known, its spec
-/// `old`) did? The same hash, or — for a hash written by a version that also hashed
-/// `logs` — the same spec but for what the supervisor applies itself.
-pub fn unchanged(old_hash: &str, old: Option<serde_json::Value>, spec: &Process) -> bool {
-    old_hash == config_hash(spec)
-        || old.is_some_and(|old| {
+/// Does `spec` (whose config hash is `hash`) run as the process recorded with `old_hash`
+/// (and, where known, its spec `old`, parsed only when the hashes differ) did? The same
+/// hash, or — for a hash written by a version that also hashed `logs` — the same spec but
+/// for what the supervisor applies itself.
+fn unchanged(
+    old_hash: &str,
+    old: impl FnOnce() -> Option<serde_json::Value>,
+    spec: &Process,
+    hash: &str,
+) -> bool {
+    old_hash == hash
+        || old().is_some_and(|old| {
             serde_json::to_value(spec).is_ok_and(|new| hashed_part(old) == hashed_part(new))
         })
 }
@@ -147,11 +153,13 @@ pub fn plan(
             continue;
         };
         let rec = registry.and_then(|r| r.processes.get(name));
+        let hash = config_hash(spec);
         let same = |rec: &crate::registry::ProcessRecord| {
             unchanged(
                 &rec.config_hash,
-                rec.spec.as_ref().and_then(StoredSpec::value),
+                || rec.spec.as_ref().and_then(StoredSpec::value),
                 spec,
+                &hash,
             )
         };
         let action = match rec {
@@ -237,18 +245,33 @@ mod tests {
         new.logs.keep = old.logs.keep + 5;
         new.logs.compress = !old.logs.compress;
         assert_eq!(config_hash(&old), config_hash(&new));
-        assert!(unchanged(&config_hash(&old), None, &new));
+        assert!(unchanged(
+            &config_hash(&old),
+            || None,
+            &new,
+            &config_hash(&new)
+        ));
         // A hash from a version that also hashed `logs`: the stored spec decides.
         let legacy = "0123456789abcdef";
         let stored = serde_json::to_value(&old).ok();
-        assert!(unchanged(legacy, stored.clone(), &new));
+        assert!(unchanged(
+            legacy,
+            || stored.clone(),
+            &new,
+            &config_hash(&new)
+        ));
         assert!(
-            !unchanged(legacy, None, &new),
+            !unchanged(legacy, || None, &new, &config_hash(&new)),
             "no spec: only the hash can tell"
         );
         let mut moved = new.clone();
         moved.cwd = std::path::PathBuf::from("/elsewhere");
-        assert!(!unchanged(&config_hash(&old), stored.clone(), &moved));
+        assert!(!unchanged(
+            &config_hash(&old),
+            || stored.clone(),
+            &moved,
+            &config_hash(&moved)
+        ));
         assert_ne!(config_hash(&old), config_hash(&moved));
         let reasons = diff_reasons(&stored.unwrap_or_default(), &moved);
         assert_eq!(reasons, ["cwd changed"], "logs is never a reason");

@@ -37,11 +37,17 @@ pub fn down(
 ) -> anyhow::Result<i32> {
     let project = project::locate(global)?;
     let paths = &project.paths;
-    check_names(global, &project, names)?;
+    let recorded = project::recorded_names(paths);
+    check_names(
+        global,
+        &project,
+        names,
+        recorded.as_ref().unwrap_or(&BTreeSet::new()),
+    )?;
     if let Ok(supervisor) = crate::control::client::ping(paths) {
         // A name of procs.yaml that the running stack does not have (added since the
         // last `up`) is not running: nothing to stop, and not an unknown name.
-        let (names, not_running) = project::split_by_running_stack(paths, names);
+        let (names, not_running) = project::split_by_running_stack(recorded.as_ref(), names);
         for name in &not_running {
             if !out.quiet && !out.json {
                 println!("{name}: not running (not in the running stack)");
@@ -96,13 +102,10 @@ fn check_names(
     global: &Global,
     project: &project::Project,
     names: &[String],
+    recorded: &BTreeSet<String>,
 ) -> anyhow::Result<()> {
     let paths = &project.paths;
-    let recorded = match registry::load(&paths.state_file, false) {
-        Ok(Loaded::Ok(reg)) => reg.processes.keys().cloned().collect(),
-        _ => BTreeSet::new(),
-    };
-    project::check_names(&project.file, names, &recorded, || {
+    project::check_names(&project.file, names, recorded, || {
         let mut known: BTreeSet<String> = project::load(global)
             .map(|c| project::defined(&c))
             .unwrap_or_default();

@@ -110,22 +110,23 @@ pub fn invoking_env() -> std::collections::BTreeMap<String, String> {
         .collect()
 }
 
-/// `names` split into those the running stack has (its registry records them) and those
-/// it does not. With no names, or an unreadable registry, every name is the stack's (the
-/// supervisor then answers for them).
+/// The process names the registry records (`None` if it is missing or unreadable).
+pub fn recorded_names(paths: &crate::paths::Paths) -> Option<BTreeSet<String>> {
+    match crate::registry::load(&paths.state_file, false) {
+        Ok(crate::registry::Loaded::Ok(reg)) => Some(reg.processes.into_keys().collect()),
+        _ => None,
+    }
+}
+
+/// `names` split into those the running stack has (`recorded`: its registry's names) and
+/// those it does not. With no names, or no readable registry, every name is the stack's
+/// (the supervisor then answers for them).
 pub fn split_by_running_stack(
-    paths: &crate::paths::Paths,
+    recorded: Option<&BTreeSet<String>>,
     names: &[String],
 ) -> (Vec<String>, Vec<String>) {
-    if names.is_empty() {
-        return (Vec::new(), Vec::new());
+    match recorded {
+        Some(recorded) => names.iter().cloned().partition(|n| recorded.contains(n)),
+        None => (names.to_vec(), Vec::new()),
     }
-    let Ok(crate::registry::Loaded::Ok(reg)) = crate::registry::load(&paths.state_file, false)
-    else {
-        return (names.to_vec(), Vec::new());
-    };
-    names
-        .iter()
-        .cloned()
-        .partition(|n| reg.processes.contains_key(n))
 }

@@ -70,9 +70,10 @@ pub fn start(
     let config = project::load(global)?;
     check_names(&config, names)?;
     let paths = Paths::new(&config.project_dir);
-    if !launch::running(&paths) {
+    // `procs up NAMES`, waiting for readiness as `start` does.
+    let up_names = |names: Vec<String>| {
         let args = UpArgs {
-            names: names.to_vec(),
+            names,
             attach: false,
             ui: false,
             no_wait: false,
@@ -81,24 +82,18 @@ pub fn start(
             kill_port_owners: false,
             dry_run: false,
         };
-        return up(global, out, &args);
+        up(global, out, &args)
+    };
+    if !launch::running(&paths) {
+        return up_names(names.to_vec());
     }
     // Names added to procs.yaml since the last `up` are unknown to the running stack:
     // they are brought up with the current procs.yaml, as `procs up NAMES` would.
-    let (names, added) = project::split_by_running_stack(&paths, names);
+    let (names, added) =
+        project::split_by_running_stack(project::recorded_names(&paths).as_ref(), names);
     let mut code = exit::OK;
     if !added.is_empty() {
-        let args = UpArgs {
-            names: added,
-            attach: false,
-            ui: false,
-            no_wait: false,
-            timeout,
-            no_deps: false,
-            kill_port_owners: false,
-            dry_run: false,
-        };
-        code = up(global, out, &args)?;
+        code = up_names(added)?;
         if names.is_empty() {
             return Ok(code);
         }

@@ -124,6 +124,28 @@ pub struct Event {
     pub ports: Vec<u16>,
 }
 
+#[cfg(test)]
+impl Event {
+    /// An event with only a name, a state and a pid (tests of its readers).
+    pub fn sample(name: &str, state: ProcState, pid: Option<i32>) -> Self {
+        Self {
+            name: name.to_owned(),
+            state,
+            reason: None,
+            pid,
+            waiting_for: None,
+            restarts: 0,
+            exit_code: None,
+            signal: None,
+            started_at: None,
+            next_restart_at: None,
+            has_health: false,
+            at: None,
+            ports: Vec::new(),
+        }
+    }
+}
+
 /// Every process of the stack, in start order, as one frame of a subscription.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {

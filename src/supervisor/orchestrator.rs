@@ -28,7 +28,9 @@ use super::service::{self, Adopt, Cmd, DepWatch, Handle, Shared, Status, StopOut
 use super::spawn::Context;
 use crate::config::graph::Graph;
 use crate::config::{Condition, Config, Process};
-use crate::control::protocol::{ErrorBody, Outcome, ProcessOutcome, Response, Snapshot, UpRequest};
+use crate::control::protocol::{
+    ErrorBody, Event, Outcome, ProcessOutcome, Response, Snapshot, UpRequest,
+};
 use crate::error::exit;
 use crate::registry::{self, ProcState, ProcessRecord, Registry, SupervisorRecord};
 
@@ -370,59 +372,29 @@ impl Orchestrator {
         let mut timed_out = false;
         if req.wait {
             let deadline = Instant::now() + Duration::from_millis(req.timeout_ms);
-            loop {
-                // Show every change that already happened before deciding we are done.
-                while let Ok(ev) = events.try_recv() {
-                    if selection.contains(&ev.name) {
-                        let _ = out.send(Response::Event(ev)).await;
-                    }
-                }
-                if self.settled(&wanted, &ready) {
-                    break;
-                }
-                tokio::select! {
-                    ev = events.recv() => match ev {
-                        Ok(ev) => if selection.contains(&ev.name) {
-                            let _ = out.send(Response::Event(ev)).await;
-                        },
-                        Err(broadcast::error::RecvError::Lagged(_)) => {}
-                        Err(broadcast::error::RecvError::Closed) => break,
-                    },
-                    () = tokio::time::sleep_until(deadline) => { timed_out = true; break; }
-                }
-            }
+            let wait_end = relay_until(&mut events, &out, &selection, deadline, || {
+                self.settled(&wanted, &ready)
+            })
+            .await;
+            timed_out = wait_end == Relayed::Deadline;
             // A failure ended the wait: the others get a moment to settle too, so the
             // verdict is each one's real state (the restart policies go on meanwhile).
-            let until = deadline.min(Instant::now() + OTHERS_GRACE);
-            while !timed_out && !self.all_settled(&wanted, &ready) {
-                tokio::select! {
-                    ev = events.recv() => match ev {
-                        Ok(ev) => if selection.contains(&ev.name) {
-                            let _ = out.send(Response::Event(ev)).await;
-                        },
-                        Err(broadcast::error::RecvError::Lagged(_)) => {}
-                        Err(broadcast::error::RecvError::Closed) => break,
-                    },
-                    () = tokio::time::sleep_until(until) => break,
-                }
+            if wait_end == Relayed::Done {
+                let until = deadline.min(Instant::now() + OTHERS_GRACE);
+                relay_until(&mut events, &out, &selection, until, || {
+                    self.all_settled(&wanted, &ready)
+                })
+                .await;
             }
         }
         if req.wait && !timed_out {
             // A failure's consequences (dependents failing with it) are part of the verdict:
             // never report a dependent as pending that is about to fail.
             let until = Instant::now() + CONSEQUENCES;
-            while self.propagating(&wanted) {
-                tokio::select! {
-                    ev = events.recv() => match ev {
-                        Ok(ev) => if selection.contains(&ev.name) {
-                            let _ = out.send(Response::Event(ev)).await;
-                        },
-                        Err(broadcast::error::RecvError::Lagged(_)) => {}
-                        Err(broadcast::error::RecvError::Closed) => break,
-                    },
-                    () = tokio::time::sleep_until(until) => break,
-                }
-            }
+            relay_until(&mut events, &out, &selection, until, || {
+                !self.propagating(&wanted)
+            })
+            .await;
             while let Ok(ev) = events.try_recv() {
                 if selection.contains(&ev.name) {
                     let _ = out.send(Response::Event(ev)).await;
@@ -1015,5 +987,48 @@ fn still(state: ProcState) -> &'static str {
         ProcState::Stopping => "being stopped",
         ProcState::Stopped => "by a `down` or `stop` before it was ready",
         _ => "not ready",
+    }
+}
+
+/// How [`relay_until`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Relayed {
+    /// Its condition held.
+    Done,
+    /// `until` passed first.
+    Deadline,
+    /// The event stream closed (the supervisor is going away).
+    Closed,
+}
+
+/// Relay the events of `selection` to `out` until `done()` holds, `until` passes or the
+/// stream closes. Every event already queued is relayed before `done` is asked, so the
+/// client sees each change that led to the answer.
+async fn relay_until(
+    events: &mut broadcast::Receiver<Event>,
+    out: &mpsc::Sender<Response>,
+    selection: &BTreeSet<String>,
+    until: Instant,
+    done: impl Fn() -> bool,
+) -> Relayed {
+    loop {
+        while let Ok(ev) = events.try_recv() {
+            if selection.contains(&ev.name) {
+                let _ = out.send(Response::Event(ev)).await;
+            }
+        }
+        if done() {
+            return Relayed::Done;
+        }
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Ok(ev) => if selection.contains(&ev.name) {
+                    let _ = out.send(Response::Event(ev)).await;
+                },
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return Relayed::Closed,
+            },
+            () = tokio::time::sleep_until(until) => return Relayed::Deadline,
+        }
     }
 }

@@ -139,21 +139,7 @@ mod tests {
     use crate::registry::ProcState;
 
     fn ev(name: &str, state: ProcState, pid: Option<i32>) -> Event {
-        Event {
-            name: name.into(),
-            state,
-            reason: None,
-            pid,
-            waiting_for: None,
-            restarts: 0,
-            exit_code: None,
-            signal: None,
-            started_at: None,
-            next_restart_at: None,
-            has_health: false,
-            at: None,
-            ports: Vec::new(),
-        }
+        Event::sample(name, state, pid)
     }
 
     fn frame(r: &Response) -> Vec<u8> {

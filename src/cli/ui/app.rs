@@ -559,19 +559,8 @@ pub mod tests {
 
     pub fn event(name: &str, state: ProcState, pid: Option<i32>) -> Event {
         Event {
-            name: name.to_owned(),
-            state,
-            reason: None,
-            pid,
-            waiting_for: None,
-            restarts: 0,
-            exit_code: None,
-            signal: None,
-            started_at: None,
-            next_restart_at: None,
-            has_health: false,
             at: Some("2026-01-01T12:00:01Z".to_owned()),
-            ports: Vec::new(),
+            ..Event::sample(name, state, pid)
         }
     }
 
